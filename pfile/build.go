@@ -1,0 +1,856 @@
+package pfile
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Build gives a Source its meaning: every global parameter, process entry
+// and block is checked and typed here, and every default is filled in.
+// All problems are reported, each with its position; the File is nil when
+// any of them is an error.
+func Build(src *Source) (*File, Diagnostics) {
+	b := &builder{f: &File{Path: src.Path, Params: DefaultParams()}, seenParam: map[string]Pos{}}
+	var procs []*procBuild
+	for _, st := range src.Statements {
+		switch {
+		case st.Param != nil:
+			if len(procs) > 0 {
+				b.errorf(st.Param.Key.Pos, "parameter %s after the first process entry: global parameters go before the process entries", st.Param.Key.Text)
+				continue
+			}
+			b.param(st.Param)
+		case st.Process != nil:
+			if p := b.process(st.Process); p != nil {
+				procs = append(procs, p)
+			}
+		case st.Block != nil:
+			if len(procs) == 0 {
+				b.errorf(st.Block.Name.Pos, "block %s before any process entry: a block applies to the process entry above it", st.Block.Name.Text)
+				continue
+			}
+			if blk := b.block(st.Block); blk != nil {
+				procs[len(procs)-1].p.Blocks = append(procs[len(procs)-1].p.Blocks, blk)
+			}
+		}
+	}
+	if len(procs) == 0 && len(b.diags.Errors()) == 0 {
+		b.errorf(Pos{File: src.Path, Line: 1, Col: 1}, "no process entry: a pfile names at least one process and its restart script")
+	}
+	b.checkDuplicates(procs)
+	for _, p := range procs {
+		b.fillDefaults(p)
+		b.f.Processes = append(b.f.Processes, p.p)
+	}
+	Sort(b.diags)
+	if b.diags.HasErrors() {
+		return nil, b.diags
+	}
+	return b.f, b.diags
+}
+
+// Sort orders diagnostics by file, line and column.
+func Sort(ds Diagnostics) {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := ds[i].Pos, ds[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+}
+
+type builder struct {
+	f         *File
+	diags     Diagnostics
+	seenParam map[string]Pos
+}
+
+// procBuild is a process entry being built: which per-entry values the
+// pfile set, so that the others are filled from the parameters at the end.
+type procBuild struct {
+	p                                  *Process
+	setRetry, setGrace, setAct, setTmo bool
+}
+
+func (b *builder) errorf(pos Pos, format string, args ...any) {
+	b.diags = append(b.diags, Diagnostic{Pos: pos, Severity: Error, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (b *builder) warnf(pos Pos, format string, args ...any) {
+	b.diags = append(b.diags, Diagnostic{Pos: pos, Severity: Warning, Msg: fmt.Sprintf(format, args...)})
+}
+
+// paramSpec describes one global parameter: how to read its value.
+type paramSpec struct {
+	name string
+	set  func(b *builder, p *Params, key Word, v Word)
+}
+
+var params = []paramSpec{
+	{"MonitorInterval", secondsParam(1, func(p *Params) *time.Duration { return &p.MonitorInterval })},
+	{"MsgCheckInterval", secondsParam(1, func(p *Params) *time.Duration { return &p.MsgCheckInterval })},
+	{"RetryCount", intParam(0, func(p *Params) *int { return &p.RetryCount })},
+	{"Grace", secondsParam(1, func(p *Params) *time.Duration { return &p.Grace })},
+	{"retry_over_action", actionParam},
+	{"RetryOverAction", actionParam},
+	{"RestartTimeout", secondsParam(1, func(p *Params) *time.Duration { return &p.RestartTimeout })},
+	{"StartWait", secondsParam(1, func(p *Params) *time.Duration { return &p.StartWait })},
+	{"KillWait", secondsParam(0, func(p *Params) *time.Duration { return &p.KillWait })},
+	{"DumpFileName", pathParam(func(p *Params) *string { return &p.DumpFileName })},
+	{"SyslogFacility", facilityParam},
+	{"AutoReboot", boolParam(func(p *Params) *bool { return &p.AutoReboot })},
+	{"RebootCommand", func(b *builder, p *Params, key Word, v Word) { p.RebootCommand = v.Text }},
+	{"RebootLimit", intParam(1, func(p *Params) *int { return &p.RebootLimit })},
+	{"RebootWindow", secondsParam(1, func(p *Params) *time.Duration { return &p.RebootWindow })},
+	{"RebootStateFile", pathParam(func(p *Params) *string { return &p.RebootStateFile })},
+}
+
+// Facilities are the accepted SyslogFacility values.
+var Facilities = []string{"daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
+
+func (b *builder) param(st *ParamStmt) {
+	key := st.Key
+	if strings.EqualFold(key.Text, "Cleanup") {
+		b.cleanup(st)
+		return
+	}
+	var spec *paramSpec
+	for i := range params {
+		if strings.EqualFold(params[i].name, key.Text) {
+			spec = &params[i]
+		}
+	}
+	if spec == nil {
+		b.warnf(key.Pos, "unknown parameter %s (ignored)", key.Text)
+		return
+	}
+	if len(st.Values) == 0 {
+		b.errorf(key.Pos, "%s needs a value", spec.name)
+		return
+	}
+	canon := strings.ToLower(spec.name)
+	if canon == "retryoveraction" {
+		canon = "retry_over_action"
+	}
+	if first, dup := b.seenParam[canon]; dup {
+		b.warnf(key.Pos, "%s is set again (first at line %d); the last value is used", key.Text, first.Line)
+	}
+	b.seenParam[canon] = key.Pos
+	v := st.Values[0]
+	if len(st.Values) > 1 {
+		if !strings.EqualFold(spec.name, "RebootCommand") {
+			b.errorf(st.Values[1].Pos, "%s takes one value; quote a value that contains spaces", spec.name)
+			return
+		}
+		// RebootCommand may be written unquoted: /sbin/shutdown -r now.
+		words := make([]string, len(st.Values))
+		for i, w := range st.Values {
+			words[i] = w.Text
+		}
+		v = Word{Text: strings.Join(words, " "), Pos: v.Pos}
+	}
+	spec.set(b, &b.f.Params, key, v)
+}
+
+func (b *builder) cleanup(st *ParamStmt) {
+	if len(st.Values) != 2 {
+		b.errorf(st.Key.Pos, `Cleanup takes a quoted pattern and minutes: Cleanup "<pattern>" <minutes>`)
+		return
+	}
+	pat, min := st.Values[0], st.Values[1]
+	if pat.Text == "" {
+		b.errorf(pat.Pos, "Cleanup pattern is empty: it would match every process")
+		return
+	}
+	n, ok := b.integer(min, "Cleanup minutes", 1, 1<<31-1)
+	if !ok {
+		return
+	}
+	b.f.Params.Cleanup = append(b.f.Params.Cleanup, Cleanup{Pos: st.Key.Pos, Pattern: pat.Text, Age: time.Duration(n) * time.Minute})
+}
+
+func secondsParam(min int, field func(*Params) *time.Duration) func(*builder, *Params, Word, Word) {
+	return func(b *builder, p *Params, key Word, v Word) {
+		if n, ok := b.integer(v, key.Text, min, maxSeconds); ok {
+			*field(p) = time.Duration(n) * time.Second
+		}
+	}
+}
+
+func intParam(min int, field func(*Params) *int) func(*builder, *Params, Word, Word) {
+	return func(b *builder, p *Params, key Word, v Word) {
+		if n, ok := b.integer(v, key.Text, min, 1<<31-1); ok {
+			*field(p) = n
+		}
+	}
+}
+
+func pathParam(field func(*Params) *string) func(*builder, *Params, Word, Word) {
+	return func(b *builder, p *Params, key Word, v Word) {
+		if !strings.HasPrefix(v.Text, "/") {
+			b.errorf(v.Pos, "%s must be an absolute path, not %q", key.Text, v.Text)
+			return
+		}
+		*field(p) = v.Text
+	}
+}
+
+func boolParam(field func(*Params) *bool) func(*builder, *Params, Word, Word) {
+	return func(b *builder, p *Params, key Word, v Word) {
+		if on, ok := b.onOff(v, key.Text); ok {
+			*field(p) = on
+		}
+	}
+}
+
+func actionParam(b *builder, p *Params, key Word, v Word) {
+	if a, ok := b.action(v, key.Text); ok {
+		p.RetryOverAction = a
+	}
+}
+
+func facilityParam(b *builder, p *Params, key Word, v Word) {
+	for _, f := range Facilities {
+		if strings.EqualFold(f, v.Text) {
+			p.SyslogFacility = f
+			return
+		}
+	}
+	b.errorf(v.Pos, "unknown SyslogFacility %q (one of %s)", v.Text, strings.Join(Facilities, ", "))
+}
+
+// maxSeconds bounds every duration so that it fits a time.Duration.
+const maxSeconds = 100 * 365 * 86400
+
+func (b *builder) integer(v Word, what string, min, max int) (int, bool) {
+	n, err := strconv.Atoi(v.Text)
+	if err != nil {
+		b.errorf(v.Pos, "%s must be a whole number, not %q", what, v.Text)
+		return 0, false
+	}
+	if n < min || n > max {
+		if max == maxSeconds || max == 1<<31-1 {
+			b.errorf(v.Pos, "%s must be at least %d, not %d", what, min, n)
+		} else {
+			b.errorf(v.Pos, "%s must be between %d and %d, not %d", what, min, max, n)
+		}
+		return 0, false
+	}
+	return n, true
+}
+
+func (b *builder) onOff(v Word, what string) (bool, bool) {
+	switch strings.ToLower(v.Text) {
+	case "on", "yes", "true", "1":
+		return true, true
+	case "off", "no", "false", "0":
+		return false, true
+	}
+	b.errorf(v.Pos, "%s must be on or off, not %q", what, v.Text)
+	return false, false
+}
+
+func (b *builder) action(v Word, what string) (Action, bool) {
+	for i, n := range actionNames {
+		if strings.EqualFold(n, v.Text) {
+			return Action(i), true
+		}
+	}
+	b.errorf(v.Pos, "unknown %s %q (one of continue, shutdown, exit)", what, v.Text)
+	return 0, false
+}
+
+func (b *builder) process(st *ProcessStmt) *procBuild {
+	t := st.Target
+	p := &Process{Pos: t.Pos, Name: t.Text, ByName: t.Quoted, Count: 1}
+	ok := true
+	if t.Quoted && t.Text == "" {
+		b.errorf(t.Pos, "process name is empty")
+		ok = false
+	}
+	if st.Script == nil {
+		b.errorf(t.Pos, "process entry %s has no restart script: <process> <restart-script> [option=value ...]", t.Text)
+		return nil
+	}
+	if !strings.HasPrefix(st.Script.Text, "/") {
+		b.errorf(st.Script.Pos, "restart script must be an absolute path, not %q", st.Script.Text)
+		ok = false
+	}
+	p.Script = st.Script.Text
+	pb := &procBuild{p: p}
+	seen := map[string]Pos{}
+	for _, o := range st.Options {
+		name := strings.ToLower(o.Name.Text)
+		if first, dup := seen[name]; dup {
+			b.errorf(o.Name.Pos, "option %s is given twice (first at column %d)", o.Name.Text, first.Col)
+			ok = false
+			continue
+		}
+		seen[name] = o.Name.Pos
+		v := o.Value
+		switch name {
+		case "args":
+			if v.Text == "" {
+				b.errorf(v.Pos, "args is empty")
+				ok = false
+			}
+			p.Args = v.Text
+		case "pidfile":
+			if !strings.HasPrefix(v.Text, "/") {
+				b.errorf(v.Pos, "pidfile must be an absolute path, not %q", v.Text)
+				ok = false
+			}
+			p.PidFile = v.Text
+		case "user":
+			if v.Text == "" {
+				b.errorf(v.Pos, "user is empty")
+				ok = false
+			}
+			p.User = v.Text
+		case "count":
+			n, good := b.integer(v, "count", 1, 1<<20)
+			ok = ok && good
+			p.Count = n
+		case "retry":
+			n, good := b.integer(v, "retry", 0, 1<<31-1)
+			ok = ok && good
+			p.Retry, pb.setRetry = n, true
+		case "grace":
+			n, good := b.integer(v, "grace", 1, maxSeconds)
+			ok = ok && good
+			p.Grace, pb.setGrace = time.Duration(n)*time.Second, true
+		case "action":
+			a, good := b.action(v, "action")
+			ok = ok && good
+			p.Action, pb.setAct = a, true
+		case "timeout":
+			n, good := b.integer(v, "timeout", 1, maxSeconds)
+			ok = ok && good
+			p.Timeout, pb.setTmo = time.Duration(n)*time.Second, true
+		default:
+			b.warnf(o.Name.Pos, "unknown option %s (ignored)", o.Name.Text)
+		}
+	}
+	if !ok {
+		// The entry is still returned so that its blocks are checked.
+		return pb
+	}
+	return pb
+}
+
+func (b *builder) fillDefaults(pb *procBuild) {
+	prm := b.f.Params
+	if !pb.setRetry {
+		pb.p.Retry = prm.RetryCount
+	}
+	if !pb.setGrace {
+		pb.p.Grace = prm.Grace
+	}
+	if !pb.setAct {
+		pb.p.Action = prm.RetryOverAction
+	}
+	if !pb.setTmo {
+		pb.p.Timeout = prm.RestartTimeout
+	}
+}
+
+// checkDuplicates rejects two entries that would watch the same processes.
+func (b *builder) checkDuplicates(procs []*procBuild) {
+	type key struct{ name, args, user, pidfile string }
+	first := map[key]Pos{}
+	for _, pb := range procs {
+		p := pb.p
+		k := key{p.Name, p.Args, p.User, p.PidFile}
+		if pos, dup := first[k]; dup {
+			b.errorf(p.Pos, "duplicate process entry %s (first at line %d): add args= or user= to tell them apart", p.Name, pos.Line)
+			continue
+		}
+		first[k] = p.Pos
+	}
+}
+
+// library is one built-in monitor: its block name, its library file, and
+// how its PS_EXEC arguments are read.
+type library struct {
+	block, file string
+	kind        Kind
+	minArgc     int
+	maxArgc     int // -1: no limit
+}
+
+var libraries = []library{
+	{"_bi_webserv", "lib_bi_webserv.so", KindWebserv, 2, 3},
+	{"_bi_webservs", "lib_bi_webservs.so", KindWebservs, 2, 5},
+	{"_bi_websevs", "lib_bi_websevs.so", KindWebservs, 2, 5}, // the guide's spelling in its prose
+	{"_bi_socket", "lib_bi_socket.so", KindSocket, 2, 2},
+	{"_bi_heartbeat", "lib_bi_heartbeat.so", KindHeartbeat, 2, 2},
+	{"_bi_listen", "lib_bi_listen.so", KindListen, 2, 3},
+	{"_bi_children", "lib_bi_children.so", KindChildren, 2, -1},
+}
+
+func libraryByFile(file string) *library {
+	base := path.Base(file)
+	for i := range libraries {
+		if strings.EqualFold(libraries[i].file, base) {
+			return &libraries[i]
+		}
+	}
+	return nil
+}
+
+func libraryByBlock(name string) *library {
+	for i := range libraries {
+		if strings.EqualFold(libraries[i].block, name) {
+			return &libraries[i]
+		}
+	}
+	return nil
+}
+
+func (b *builder) block(st *BlockStmt) *Block {
+	blk := &Block{Pos: st.Name.Pos, Name: st.Name.Text}
+	if !strings.HasPrefix(strings.ToLower(st.Name.Text), "_bi_") {
+		b.errorf(st.Name.Pos, "unknown block %s: block names start with _bi_ (_bi_webserv, _bi_webservs, _bi_socket, ...)", st.Name.Text)
+		return nil
+	}
+	byKind := map[EntryKind]*Entry{}
+	ok := true
+	var tlsVerify, tlsCA *Word
+	for i := range st.Lines {
+		l := &st.Lines[i]
+		kind := EntryKind(strings.ToUpper(l.Key.Text))
+		switch kind {
+		case EntryInit, EntryExec, EntryAction, EntryQuit:
+		default:
+			switch strings.ToLower(l.Key.Text) {
+			case "tlsverify":
+				tlsVerify = b.blockOption(l)
+			case "tlscafile":
+				tlsCA = b.blockOption(l)
+			default:
+				if strings.HasPrefix(strings.ToUpper(l.Key.Text), "PS_") {
+					b.errorf(l.Key.Pos, "unknown entry %s (one of PS_INIT, PS_EXEC, PS_ACTION, PS_QUIT)", l.Key.Text)
+					ok = false
+				} else {
+					b.warnf(l.Key.Pos, "unknown block option %s (ignored)", l.Key.Text)
+				}
+			}
+			continue
+		}
+		if prev, dup := byKind[kind]; dup {
+			b.errorf(l.Key.Pos, "%s appears twice in %s (first at line %d)", kind, st.Name.Text, prev.Pos.Line)
+			ok = false
+			continue
+		}
+		e := b.entry(kind, l)
+		if e == nil {
+			ok = false
+			continue
+		}
+		byKind[kind] = e
+		blk.Entries = append(blk.Entries, e)
+	}
+	exec := byKind[EntryExec]
+	if exec == nil {
+		if ok {
+			b.errorf(st.Name.Pos, "block %s has no PS_EXEC entry: nothing to monitor", st.Name.Text)
+		}
+		return nil
+	}
+	// Which monitor: CMD entries run a command; DLL entries name a library
+	// that must agree with the block name.
+	var lib *library
+	if strings.EqualFold(exec.Type, "CMD") {
+		blk.Monitor.Kind = KindCommand
+	} else {
+		blockLib := libraryByBlock(st.Name.Text)
+		if blockLib == nil {
+			b.errorf(st.Name.Pos, "unknown block %s (known: _bi_webserv, _bi_webservs, _bi_socket, _bi_heartbeat, _bi_listen, _bi_children)", st.Name.Text)
+			return nil
+		}
+		lib = blockLib
+		blk.Monitor.Kind = lib.kind
+	}
+	for _, e := range blk.Entries {
+		if strings.EqualFold(e.Type, "CMD") {
+			if e.Kind == EntryExec {
+				continue
+			}
+			if lib != nil {
+				b.errorf(e.Pos, "%s is a CMD entry in a %s block whose PS_EXEC is DLL", e.Kind, st.Name.Text)
+				ok = false
+			}
+			continue
+		}
+		l := libraryByFile(e.File)
+		if l == nil {
+			b.errorf(e.Pos, "unknown library %s in %s (known: lib_bi_webserv.so, lib_bi_webservs.so, lib_bi_socket.so, lib_bi_heartbeat.so, lib_bi_listen.so, lib_bi_children.so)", path.Base(e.File), e.Kind)
+			ok = false
+			continue
+		}
+		if lib == nil {
+			if blk.Monitor.Kind != KindCommand || e.Kind == EntryExec {
+				continue
+			}
+			// A DLL INIT/ACTION/QUIT beside a CMD PS_EXEC is harmless.
+			continue
+		}
+		if l.kind != lib.kind {
+			b.errorf(e.Pos, "%s names %s but the block is %s (use %s)", e.Kind, path.Base(e.File), st.Name.Text, lib.file)
+			ok = false
+		}
+	}
+	// The guide's blocks have all four entries; ours and CMD blocks may
+	// leave out the ones that only carry defaults.
+	if lib != nil && ok && (lib.kind == KindWebserv || lib.kind == KindWebservs || lib.kind == KindSocket) {
+		var missing []string
+		for _, k := range []EntryKind{EntryInit, EntryAction, EntryQuit} {
+			if byKind[k] == nil {
+				missing = append(missing, string(k))
+			}
+		}
+		if len(missing) > 0 {
+			b.warnf(st.Name.Pos, "block %s has no %s; defaults are used", st.Name.Text, strings.Join(missing, ", "))
+		}
+	}
+	if !ok {
+		return nil
+	}
+	if !b.monitor(blk, lib, exec, byKind[EntryAction]) {
+		return nil
+	}
+	if tlsVerify != nil || tlsCA != nil {
+		if blk.Monitor.Kind != KindWebservs {
+			w := tlsVerify
+			if w == nil {
+				w = tlsCA
+			}
+			b.errorf(w.Pos, "TLSVerify and TLSCAFile apply to _bi_webservs only")
+			return nil
+		}
+		if tlsVerify != nil {
+			on, good := b.onOff(*tlsVerify, "TLSVerify")
+			if !good {
+				return nil
+			}
+			blk.Monitor.TLSVerify = on
+		}
+		if tlsCA != nil {
+			if !strings.HasPrefix(tlsCA.Text, "/") {
+				b.errorf(tlsCA.Pos, "TLSCAFile must be an absolute path, not %q", tlsCA.Text)
+				return nil
+			}
+			blk.Monitor.TLSCAFile = tlsCA.Text
+			blk.Monitor.TLSVerify = true
+		}
+	}
+	return blk
+}
+
+func (b *builder) blockOption(l *BlockLine) *Word {
+	if len(l.Values) != 1 {
+		b.errorf(l.Key.Pos, "%s takes one value", l.Key.Text)
+		return nil
+	}
+	v := l.Values[0]
+	return &v
+}
+
+// isDefault reports whether a field means "default": "-" or empty.
+func isDefault(s string) bool { return s == "" || s == "-" }
+
+// entry reads one block entry by the rule documented in docs/pfile.md:
+//
+//	<type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv0>:...
+//
+// PS_EXEC is read from the left. PS_INIT, PS_ACTION and PS_QUIT take no
+// arguments, so they end in <error>:<argc> with argc 0 and are read from
+// the right; the fields before error are timeout and interval, and extra
+// default fields ("-" or empty) before them are ignored. A field "--" is
+// two default fields whose colon was lost (the guide's _bi_socket sample).
+// This reads the guide's PS_ACTION "DIRECT:-::-:1:0" as error 1, argc 0,
+// as its table says, and "DIRECT:-:--:1:0" as the same entry.
+func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
+	e := &Entry{Pos: l.Key.Pos, Kind: kind, Error: -1}
+	if len(l.Values) == 0 {
+		b.errorf(l.Key.Pos, "%s has no fields: %s <type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv>...", kind, kind)
+		return nil
+	}
+	if len(l.Values) > 1 {
+		b.errorf(l.Values[1].Pos, "unexpected %q after the fields of %s: fields are separated by ':' with no spaces", l.Values[1].Text, kind)
+		return nil
+	}
+	if l.Values[0].Quoted {
+		b.errorf(l.Values[0].Pos, "the fields of %s are not quoted", kind)
+		return nil
+	}
+	f := l.Fields
+	if len(f) < 4 {
+		b.errorf(l.Values[0].Pos, "%s needs at least <type>:<file>:<call>:<timeout>, found %d field(s)", kind, len(f))
+		return nil
+	}
+	e.Type = strings.ToUpper(f[0].Text)
+	if e.Type != "DLL" && e.Type != "CMD" {
+		b.errorf(f[0].Pos, "unknown entry type %q (DLL or CMD)", f[0].Text)
+		return nil
+	}
+	e.File = f[1].Text
+	if !strings.HasPrefix(e.File, "/") {
+		b.errorf(f[1].Pos, "%s file must be an absolute path, not %q", kind, e.File)
+		return nil
+	}
+	e.Call = strings.ToUpper(f[2].Text)
+	if !isDefault(e.Call) && e.Call != "DIRECT" {
+		b.errorf(f[2].Pos, "unknown call %q (DIRECT)", f[2].Text)
+		return nil
+	}
+	e.Call = "DIRECT"
+	tail := f[3:]
+	var timeout, interval, errF, argc *Word
+	if kind == EntryExec {
+		head, rest := expandHead(tail, 4)
+		if len(head) < 4 {
+			b.errorf(tail[len(tail)-1].Pos, "PS_EXEC needs <timeout>:<interval>:<error>:<argc> after %s", f[2].Text)
+			return nil
+		}
+		timeout, interval, errF, argc = &head[0], &head[1], &head[2], &head[3]
+		for _, w := range rest {
+			e.Argv = append(e.Argv, w.Text)
+			e.argvPos = append(e.argvPos, w.Pos)
+		}
+	} else {
+		all, _ := expandHead(tail, len(tail)*2)
+		n := len(all)
+		if n < 2 {
+			b.errorf(tail[0].Pos, "%s needs <error>:<argc> at its end", kind)
+			return nil
+		}
+		argc, errF = &all[n-1], &all[n-2]
+		if n >= 3 {
+			interval = &all[n-3]
+		}
+		if n >= 4 {
+			timeout = &all[n-4]
+		}
+		for i := 0; i < n-4; i++ {
+			if !isDefault(all[i].Text) {
+				b.errorf(all[i].Pos, "unexpected field %q in %s: it takes no arguments", all[i].Text, kind)
+				return nil
+			}
+		}
+	}
+	good := true
+	if timeout != nil && !isDefault(timeout.Text) {
+		n, ok := b.integer(*timeout, kind.String()+" timeout", 1, maxSeconds)
+		e.Timeout, good = time.Duration(n)*time.Second, good && ok
+	}
+	if interval != nil && !isDefault(interval.Text) {
+		n, ok := b.integer(*interval, kind.String()+" interval", 1, maxSeconds)
+		e.Interval, good = time.Duration(n)*time.Second, good && ok
+	}
+	if !isDefault(errF.Text) {
+		n, ok := b.integer(*errF, kind.String()+" error", 0, 1)
+		e.Error, good = n, good && ok
+	}
+	if isDefault(argc.Text) {
+		e.Argc = len(e.Argv)
+	} else {
+		n, ok := b.integer(*argc, kind.String()+" argc", 0, 1<<16)
+		e.Argc, good = n, good && ok
+		if ok && n != len(e.Argv) {
+			if kind == EntryExec {
+				b.errorf(argc.Pos, "argc is %d but %d argument(s) follow", n, len(e.Argv))
+			} else {
+				b.errorf(argc.Pos, "%s takes no arguments: argc must be 0, not %d", kind, n)
+			}
+			good = false
+		}
+	}
+	if !good {
+		return nil
+	}
+	return e
+}
+
+// String returns the entry kind as written in a pfile.
+func (k EntryKind) String() string { return string(k) }
+
+// expandHead reads up to n fields, taking "--" as two default fields; the
+// fields after the first n are returned as they are.
+func expandHead(fields []Word, n int) (head, rest []Word) {
+	for i, w := range fields {
+		if len(head) >= n {
+			return head, fields[i:]
+		}
+		if w.Text == "--" {
+			head = append(head, Word{Text: "-", Pos: w.Pos}, Word{Text: "-", Pos: Pos{File: w.Pos.File, Line: w.Pos.Line, Col: w.Pos.Col + 1}})
+			continue
+		}
+		head = append(head, w)
+	}
+	return head, nil
+}
+
+// The guide's limits and defaults for PS_EXEC.
+const (
+	defaultInterval = 60 * time.Second
+	defaultFailover = 600 * time.Second
+	guideMinimum    = 10 * time.Second
+	maxAttempt      = 10 * time.Second
+)
+
+// monitor resolves PS_EXEC (and PS_ACTION's error) into a Monitor.
+func (b *builder) monitor(blk *Block, lib *library, exec, action *Entry) bool {
+	m := &blk.Monitor
+	m.Interval = exec.Interval
+	if m.Interval == 0 {
+		m.Interval = defaultInterval
+	}
+	if m.Interval < guideMinimum {
+		b.warnf(exec.Pos, "interval %s is below the guide's minimum of 10 s", secs(m.Interval))
+	}
+	m.StopAfterStall = exec.Error == 1
+	m.RetryOverOnKillFailure = action == nil || action.Error != 0
+	args := exec.Argv
+	argPos := func(i int) Pos {
+		if i < len(exec.argvPos) {
+			return exec.argvPos[i]
+		}
+		return exec.Pos
+	}
+	if exec.Argc < 1 {
+		b.errorf(exec.Pos, "PS_EXEC of %s needs at least the failover seconds as argv[0]", blk.Name)
+		return false
+	}
+	if lib != nil && (exec.Argc < lib.minArgc || (lib.maxArgc >= 0 && exec.Argc > lib.maxArgc)) {
+		b.errorf(exec.Pos, "%s takes %s, not %d", blk.Name, argcText(lib), exec.Argc)
+		return false
+	}
+	if m.Kind == KindWebservs && exec.Argc == 4 {
+		b.errorf(exec.Pos, "%s takes %s, not 4", blk.Name, argcText(lib))
+		return false
+	}
+	m.Failover = defaultFailover
+	if !isDefault(args[0]) {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > maxSeconds {
+			b.errorf(argPos(0), "failover (argv[0]) must be a whole number of seconds, not %q", args[0])
+			return false
+		}
+		m.Failover = time.Duration(n) * time.Second
+	}
+	if m.Failover < m.Interval {
+		b.errorf(argPos(0), "failover %s is shorter than the interval %s: it must be at least the interval", secs(m.Failover), secs(m.Interval))
+		return false
+	}
+	port := func(i int) bool {
+		if i >= len(args) || isDefault(args[i]) {
+			b.errorf(argPos(i), "%s needs a port as argv[%d]", blk.Name, i)
+			return false
+		}
+		n, err := strconv.Atoi(args[i])
+		if err != nil || n < 1 || n > 65535 {
+			b.errorf(argPos(i), "port (argv[%d]) must be between 1 and 65535, not %q", i, args[i])
+			return false
+		}
+		m.Port = n
+		return true
+	}
+	arg := func(i int, def string) string {
+		if i < len(args) && !isDefault(args[i]) {
+			return args[i]
+		}
+		return def
+	}
+	switch m.Kind {
+	case KindWebserv, KindSocket:
+		if !port(1) {
+			return false
+		}
+		m.Host = unbracket(arg(2, "localhost"))
+	case KindWebservs:
+		if !port(1) {
+			return false
+		}
+		m.Host = unbracket(arg(2, "localhost"))
+		if t := arg(3, ""); t != "" {
+			n, err := strconv.Atoi(t)
+			if err != nil || n < 1 || n > maxSeconds {
+				b.errorf(argPos(3), "attempt timeout (argv[3]) must be a whole number of seconds, not %q", t)
+				return false
+			}
+			m.Timeout = time.Duration(n) * time.Second
+		}
+		m.Path = arg(4, "/")
+		if !strings.HasPrefix(m.Path, "/") {
+			b.errorf(argPos(4), "HTML path (argv[4]) must start with '/', not %q", m.Path)
+			return false
+		}
+	case KindHeartbeat:
+		m.File = arg(1, "")
+		if !strings.HasPrefix(m.File, "/") {
+			b.errorf(argPos(1), "heartbeat file (argv[1]) must be an absolute path, not %q", m.File)
+			return false
+		}
+	case KindListen:
+		if !port(1) {
+			return false
+		}
+		m.Address = unbracket(arg(2, ""))
+		if m.Address != "" && net.ParseIP(m.Address) == nil {
+			b.errorf(argPos(2), "listen address (argv[2]) must be an IP address, not %q", m.Address)
+			return false
+		}
+	case KindChildren:
+		for _, c := range args[1:] {
+			if isDefault(c) {
+				b.errorf(exec.Pos, "a child name in %s is empty", blk.Name)
+				return false
+			}
+			m.Children = append(m.Children, c)
+		}
+	case KindCommand:
+		m.File = exec.File
+		m.Args = append([]string(nil), args[1:]...)
+	}
+	if exec.Timeout > 0 {
+		m.Timeout = exec.Timeout
+	}
+	if m.Timeout == 0 {
+		m.Timeout = min(m.Interval, maxAttempt)
+	}
+	return true
+}
+
+func argcText(l *library) string {
+	switch {
+	case l.maxArgc < 0:
+		return fmt.Sprintf("argc %d or more", l.minArgc)
+	case l.minArgc == l.maxArgc:
+		return fmt.Sprintf("argc %d", l.minArgc)
+	case l.kind == KindWebservs:
+		return "argc 5 (2 or 3 accepted)"
+	default:
+		return fmt.Sprintf("argc %d to %d", l.minArgc, l.maxArgc)
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%d s", int64(d/time.Second)) }
+
+// unbracket removes the brackets of an IPv6 literal: a field list is split
+// on ':', so an IPv6 address is written [::1].
+func unbracket(s string) string {
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
