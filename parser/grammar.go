@@ -5,106 +5,160 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
-// The lexer. Newlines are tokens (a statement is a line); comments,
-// blanks and continuations are elided.
+// The grammar is LL(1): a statement is a line of items, or an item and a
+// block. What a line means (a parameter, a process entry with its options,
+// a block entry) is decided by convert from its first token, which keeps
+// the grammar small and the parse fast (BenchmarkLoad1000).
 //
-//   - A comment is a # at the start of a word; it runs to the end of the
-//     line. A comment line that ends in ':' continues onto the next line
-//     when that line is indented and starts with a character no statement
-//     can start with (the guide's https sample breaks its template
-//     comment so: "...:<host>:" then "  <timeout>:<html path>").
-//   - A backslash at the end of a line joins the next line.
-//   - Inside a block, an entry field list that ends in ':' continues on the
-//     next line (the guide's PS_EXEC sample breaks after "lib_bi_webserv.so:").
-var pfileLexer = lexer.MustStateful(lexer.Rules{
-	"Root": {
-		{Name: "Comment", Pattern: commentPattern},
-		{Name: "Continue", Pattern: `\\[ \t]*\r?\n`},
-		{Name: "EOL", Pattern: `\r?\n`},
-		{Name: "Whitespace", Pattern: `[ \t\r\f\v]+`},
-		{Name: "String", Pattern: `"(?:\\.|[^"\\\r\n])*"`},
-		{Name: "Open", Pattern: `\{`, Action: lexer.Push("Block")},
-		{Name: "Close", Pattern: `\}`},
-		{Name: "Eq", Pattern: `=`},
-		{Name: "Path", Pattern: `/` + wordRest},
-		{Name: "Word", Pattern: wordFirst + wordRest},
-	},
-	"Block": {
-		{Name: "Comment", Pattern: commentPattern},
-		{Name: "Continue", Pattern: `\\[ \t]*\r?\n`},
-		{Name: "EOL", Pattern: `\r?\n`},
-		{Name: "Whitespace", Pattern: `[ \t\r\f\v]+`},
-		{Name: "String", Pattern: `"(?:\\.|[^"\\\r\n])*"`},
-		{Name: "Close", Pattern: `\}`, Action: lexer.Pop()},
-		{Name: "Open", Pattern: `\{`},
-		{Name: "Eq", Pattern: `=`},
-		{Name: "Fields", Pattern: `(?:` + wordFirst + wordRest + `:[ \t]*\r?\n[ \t]*)*` + wordFirst + wordRest},
-	},
-})
-
-const (
-	commentPattern = `#(?:[^\r\n]*:[ \t]*\r?\n[ \t]+[^\s/"_}{#A-Za-z\\])*[^\r\n]*`
-	wordFirst      = `(?:[^\s"={}#\\]|\\\S)`
-	wordRest       = `(?:[^\s"={}\\]|\\\S)*`
-)
-
-// ast is the grammar's view of a pfile: lines of statements.
+//	file      = EOL* ( stmt EOL+ )*
+//	stmt      = item block? item*
+//	block     = "{" EOL* ( item+ EOL+ )* "}"   (one Block token; blockBody.Parse)
+//	item      = value ( Eq value )?          (item.Parse)
+//	value     = Word | Path | String | Fields
 type ast struct {
 	Stmts []*stmt `parser:"EOL* ( @@ EOL+ )*"`
 }
 
 type stmt struct {
-	Block   *blockStmt   `parser:"  @@"`
-	Process *processStmt `parser:"| @@"`
-	Param   *paramStmt   `parser:"| @@"`
+	First *item      `parser:"@@"`
+	Block *blockBody `parser:"@@?"`
+	Rest  []item     `parser:"@@*"`
 }
 
-// token is any value; the typed variants below restrict what may start a
-// statement so that the grammar tells a block, a process entry and a
-// parameter apart by their first token.
-type token struct {
-	Pos  lexer.Position
-	Text string `parser:"@(Word | Path | String | Fields)"`
-}
-
-type wordToken struct {
-	Pos  lexer.Position
-	Text string `parser:"@Word"`
-}
-
-type targetToken struct {
-	Pos  lexer.Position
-	Text string `parser:"@(Path | String)"`
-}
-
-type blockStmt struct {
-	Name  wordToken    `parser:"@@ Open EOL*"`
-	Lines []*blockLine `parser:"( @@ EOL+ )* Close"`
+// blockBody is a block: the Block token from '{' to '}', whose inside is
+// EOL* ( item+ EOL+ )* Close. It parses itself (participle.Parseable)
+// with a lexer of its own over the token's text: a pfile is mostly block
+// lines, and participle's generic machinery would allocate for each.
+type blockBody struct {
+	Lines []blockLine
 }
 
 type blockLine struct {
-	Key    token    `parser:"@@ Eq?"`
-	Values []*token `parser:"@@*"`
+	Items []item
 }
 
-type processStmt struct {
-	Target  targetToken `parser:"@@"`
-	Script  *token      `parser:"( @@ ( ?! Eq ) )?"`
-	Options []*option   `parser:"@@*"`
+// Parse implements participle.Parseable.
+func (b *blockBody) Parse(lex *lexer.PeekingLexer) error {
+	t := lex.Peek()
+	if t.Type != tokBlock {
+		return participle.NextMatch
+	}
+	lex.Next()
+	in := &tokens{lex: blockLexer(t.Value, lexer.Position{Filename: t.Pos.Filename, Line: t.Pos.Line, Column: t.Pos.Column})}
+	for {
+		t, err := in.peek()
+		if err != nil {
+			return err
+		}
+		switch {
+		case t.Type == tokEOL:
+			in.next()
+		case t.Type == tokClose:
+			return nil
+		case isValue(t.Type):
+			line := blockLine{Items: make([]item, 0, 2)}
+			for {
+				t, err := in.peek()
+				if err != nil {
+					return err
+				}
+				if !isValue(t.Type) {
+					break
+				}
+				var it item
+				if err := it.parse(in); err != nil {
+					return err
+				}
+				line.Items = append(line.Items, it)
+			}
+			if n, _ := in.peek(); n.Type != tokEOL && n.Type != tokClose {
+				return &participle.UnexpectedTokenError{Unexpected: n}
+			}
+			b.Lines = append(b.Lines, line)
+		default:
+			return &participle.UnexpectedTokenError{Unexpected: t}
+		}
+	}
 }
 
-type option struct {
-	Name  wordToken `parser:"@@ Eq"`
-	Value token     `parser:"@@"`
+// tokens gives one token of lookahead over a lexer.
+type tokens struct {
+	lex    *pfileLexer
+	ahead  lexer.Token
+	peeked bool
+	err    error
 }
 
-type paramStmt struct {
-	Key    wordToken `parser:"@@ Eq?"`
-	Values []*token  `parser:"@@*"`
+func (ts *tokens) peek() (lexer.Token, error) {
+	if !ts.peeked {
+		ts.ahead, ts.err = ts.lex.Next()
+		ts.peeked = true
+	}
+	return ts.ahead, ts.err
+}
+
+func (ts *tokens) next() lexer.Token {
+	t, _ := ts.peek()
+	ts.peeked = false
+	return t
+}
+
+// item is a value, or name=value (also written name = value). It parses
+// itself (participle.Parseable): items are most of a pfile's tokens, and
+// the generic machinery would branch and allocate for each optional "=".
+type item struct {
+	Key   token
+	Value *token
+}
+
+type token struct {
+	Pos  lexer.Position
+	Text string
+}
+
+func isValue(t lexer.TokenType) bool {
+	return t == tokWord || t == tokPath || t == tokString || t == tokFields
+}
+
+// Parse implements participle.Parseable: value ( Eq value )?.
+func (it *item) Parse(lex *lexer.PeekingLexer) error {
+	if !isValue(lex.Peek().Type) {
+		return participle.NextMatch
+	}
+	return it.parse(peeking{lex})
+}
+
+// tokenSource is what item.parse reads from: participle's PeekingLexer
+// at the top level, a block's own lexer inside blocks.
+type tokenSource interface {
+	peek() (lexer.Token, error)
+	next() lexer.Token
+}
+
+type peeking struct{ lex *lexer.PeekingLexer }
+
+func (p peeking) peek() (lexer.Token, error) { return *p.lex.Peek(), nil }
+func (p peeking) next() lexer.Token          { return *p.lex.Next() }
+
+func (it *item) parse(in tokenSource) error {
+	t := in.next()
+	it.Key = token{Pos: t.Pos, Text: t.Value}
+	if n, err := in.peek(); err != nil || n.Type != tokEq {
+		return err
+	}
+	in.next()
+	v, err := in.peek()
+	if err != nil {
+		return err
+	}
+	if !isValue(v.Type) {
+		return &participle.UnexpectedTokenError{Unexpected: v}
+	}
+	in.next()
+	it.Value = &token{Pos: v.Pos, Text: v.Value}
+	return nil
 }
 
 var grammar = participle.MustBuild[ast](
-	participle.Lexer(pfileLexer),
-	participle.Elide("Comment", "Continue", "Whitespace"),
-	participle.UseLookahead(3),
+	participle.Lexer(pfileDefinition{}),
 )

@@ -70,10 +70,25 @@ func Parse(path string, data []byte) (*pfile.Source, pfile.Diagnostics) {
 	for {
 		tree, err := grammar.ParseBytes(path, work)
 		if err == nil {
-			return convert(path, tree), diags
+			src, more := convert(path, tree)
+			return src, append(diags, more...)
 		}
 		pos, msg := describe(err, work)
 		diags = append(diags, pfile.Diagnostic{Pos: pfile.Pos{File: path, Line: pos.Line, Col: pos.Column}, Msg: msg})
+		var unclosed *unclosedBlockError
+		if errors.As(err, &unclosed) {
+			// The block runs to the end of the file: nothing after its
+			// name can be read as statements.
+			blankFrom(work, bytes.LastIndexByte(work[:unclosed.pos.Offset], '\n')+1)
+			continue
+		}
+		var ute *participle.UnexpectedTokenError
+		if errors.As(err, &ute) && ute.Unexpected.Type == tokBlock {
+			// A block without a name: skip all of it.
+			start := ute.Unexpected.Pos.Offset
+			blankRange(work, bytes.LastIndexByte(work[:start], '\n')+1, start+len(ute.Unexpected.Value))
+			continue
+		}
 		if len(diags) >= maxSyntaxErrors || !blankLine(work, pos.Line) {
 			return nil, diags
 		}
@@ -102,6 +117,19 @@ func blankLine(b []byte, n int) bool {
 	return changed
 }
 
+// blankFrom replaces everything from offset on with spaces, keeping line
+// ends.
+func blankFrom(b []byte, offset int) { blankRange(b, offset, len(b)) }
+
+// blankRange replaces b[from:to] with spaces, keeping line ends.
+func blankRange(b []byte, from, to int) {
+	for i := from; i < to; i++ {
+		if b[i] != '\n' {
+			b[i] = ' '
+		}
+	}
+}
+
 // describe turns a participle error into a position and a message an
 // operator can act on.
 func describe(err error, text []byte) (lexer.Position, string) {
@@ -112,33 +140,27 @@ func describe(err error, text []byte) (lexer.Position, string) {
 	var perr participle.Error
 	if errors.As(err, &perr) {
 		msg := perr.Message()
-		if i := strings.Index(msg, "invalid input text "); i >= 0 {
-			if strings.HasPrefix(msg[i+len("invalid input text "):], `"\"`) {
-				msg = "unterminated quoted string"
-			} else {
-				msg = "invalid character"
-			}
-		}
 		return perr.Position(), msg
 	}
 	return lexer.Position{Line: 1, Column: 1}, err.Error()
 }
 
 func unexpected(tok lexer.Token, line string) string {
-	switch tok.Value {
-	case "}":
+	switch {
+	case tok.Value == "}":
 		return "unexpected '}' outside a block"
-	case "{":
+	case strings.HasPrefix(tok.Value, "{"):
 		return "unexpected '{': a block needs a name (such as _bi_webserv) before '{'"
-	case "=":
-		return "unexpected '=': an option is name=value with no spaces"
 	}
 	if tok.EOF() {
 		return "unexpected end of file: block not closed with '}'"
 	}
 	what := fmt.Sprintf("%q", tok.Value)
-	if tok.Value == "\n" || tok.Value == "\r\n" {
+	switch tok.Value {
+	case "\n", "\r\n":
 		what = "end of line"
+	case "=":
+		what = "'='"
 	}
 	// Say what the line should look like, judged by how it starts.
 	trimmed := strings.TrimLeft(line, " \t")
@@ -168,46 +190,118 @@ func lineOf(text []byte, n int) string {
 }
 
 // convert turns the grammar's tree into a Source, resolving quotes and
-// splitting entry field lists into positioned fields.
-func convert(path string, tree *ast) *pfile.Source {
-	src := &pfile.Source{Path: path}
+// splitting entry field lists into positioned fields. A line's first token
+// says what it is: a Path or String starts a process entry, a Word a
+// parameter; a Word followed by '{' names a block.
+func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
+	c := converter{path: path, src: &pfile.Source{Path: path}}
 	for _, s := range tree.Stmts {
 		switch {
 		case s.Block != nil:
-			b := &pfile.BlockStmt{Name: word(path, s.Block.Name.Pos, s.Block.Name.Text)}
-			for _, l := range s.Block.Lines {
-				bl := pfile.BlockLine{Key: word(path, l.Key.Pos, l.Key.Text)}
-				for _, v := range l.Values {
-					bl.Values = append(bl.Values, word(path, v.Pos, v.Text))
-				}
-				if len(l.Values) > 0 && !bl.Values[0].Quoted {
-					bl.Fields = splitFields(path, l.Values[0].Pos, l.Values[0].Text)
-				}
-				b.Lines = append(b.Lines, bl)
-			}
-			src.Statements = append(src.Statements, pfile.Statement{Block: b})
-		case s.Process != nil:
-			p := &pfile.ProcessStmt{Target: word(path, s.Process.Target.Pos, s.Process.Target.Text)}
-			if s.Process.Script != nil {
-				w := word(path, s.Process.Script.Pos, s.Process.Script.Text)
-				p.Script = &w
-			}
-			for _, o := range s.Process.Options {
-				p.Options = append(p.Options, pfile.Option{
-					Name:  word(path, o.Name.Pos, o.Name.Text),
-					Value: word(path, o.Value.Pos, o.Value.Text),
-				})
-			}
-			src.Statements = append(src.Statements, pfile.Statement{Process: p})
-		case s.Param != nil:
-			p := &pfile.ParamStmt{Key: word(path, s.Param.Key.Pos, s.Param.Key.Text)}
-			for _, v := range s.Param.Values {
-				p.Values = append(p.Values, word(path, v.Pos, v.Text))
-			}
-			src.Statements = append(src.Statements, pfile.Statement{Param: p})
+			c.block(s)
+		case isTarget(s.First.Key.Text):
+			c.process(s)
+		default:
+			c.param(s)
 		}
 	}
-	return src
+	return c.src, c.diags
+}
+
+type converter struct {
+	path  string
+	src   *pfile.Source
+	diags pfile.Diagnostics
+}
+
+func (c *converter) errorf(t token, format string, args ...any) {
+	c.diags = append(c.diags, pfile.Diagnostic{
+		Pos: pfile.Pos{File: c.path, Line: t.Pos.Line, Col: t.Pos.Column},
+		Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+func (c *converter) word(t token) pfile.Word { return word(c.path, t.Pos, t.Text) }
+
+func isTarget(text string) bool {
+	return strings.HasPrefix(text, "/") || strings.HasPrefix(text, `"`)
+}
+
+func (c *converter) block(s *stmt) {
+	name := s.First.Key
+	if s.First.Value != nil || isTarget(name.Text) {
+		c.errorf(name, "unexpected '{': a block is _bi_<name>{ on a line of its own")
+		return
+	}
+	if len(s.Rest) > 0 {
+		c.errorf(s.Rest[0].Key, "unexpected %q after '}': a block ends with '}' on a line of its own", s.Rest[0].Key.Text)
+		return
+	}
+	b := &pfile.BlockStmt{Name: c.word(name), Lines: make([]pfile.BlockLine, 0, len(s.Block.Lines))}
+	for _, l := range s.Block.Lines {
+		first := &l.Items[0]
+		rest := l.Items[1:]
+		bl := pfile.BlockLine{Key: c.word(first.Key), Values: make([]pfile.Word, 0, len(rest)+1)}
+		if first.Value != nil {
+			// Option = value.
+			bl.Values = append(bl.Values, c.word(*first.Value))
+		}
+		for _, it := range rest {
+			if it.Value != nil {
+				c.errorf(it.Key, "unexpected '=' in a block line: a block entry is PS_<kind> <type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv>...")
+				return
+			}
+			bl.Values = append(bl.Values, c.word(it.Key))
+		}
+		if first.Value == nil && len(bl.Values) > 0 && !bl.Values[0].Quoted {
+			bl.Fields = splitFields(c.path, rest[0].Key.Pos, rest[0].Key.Text)
+		}
+		b.Lines = append(b.Lines, bl)
+	}
+	c.src.Statements = append(c.src.Statements, pfile.Statement{Block: b})
+}
+
+func (c *converter) process(s *stmt) {
+	const form = "a process entry is <process> <restart-script> [option=value ...]"
+	if s.First.Value != nil {
+		c.errorf(*s.First.Value, "unexpected '=' after the process: %s", form)
+		return
+	}
+	p := &pfile.ProcessStmt{Target: c.word(s.First.Key)}
+	rest := s.Rest
+	if len(rest) > 0 && rest[0].Value == nil {
+		w := c.word(rest[0].Key)
+		p.Script = &w
+		rest = rest[1:]
+	}
+	for _, it := range rest {
+		if it.Value == nil {
+			c.errorf(it.Key, "unexpected %q: %s", it.Key.Text, form)
+			return
+		}
+		if isTarget(it.Key.Text) {
+			c.errorf(it.Key, "unexpected %q before '=': an option name is a word such as args, user or pidfile", it.Key.Text)
+			return
+		}
+		p.Options = append(p.Options, pfile.Option{Name: c.word(it.Key), Value: c.word(*it.Value)})
+	}
+	c.src.Statements = append(c.src.Statements, pfile.Statement{Process: p})
+}
+
+func (c *converter) param(s *stmt) {
+	const form = "a parameter is Key Value or Key = Value"
+	p := &pfile.ParamStmt{Key: c.word(s.First.Key)}
+	if s.First.Value != nil {
+		p.Values = append(p.Values, c.word(*s.First.Value))
+	}
+	for _, it := range s.Rest {
+		if it.Value != nil {
+			c.errorf(it.Key, "unexpected '=' after %q: %s", it.Key.Text, form)
+			return
+		}
+		p.Values = append(p.Values, c.word(it.Key))
+	}
+	c.src.Statements = append(c.src.Statements, pfile.Statement{Param: p})
 }
 
 func word(path string, pos lexer.Position, text string) pfile.Word {
@@ -237,53 +331,47 @@ func unquote(s string) string {
 }
 
 // splitFields splits an entry's field list on ':' and gives each field the
-// position of its first character; a field list may span lines (a line
-// ending in ':' continues), and the break with its indentation is not part
-// of any field.
+// position of its first character. A field list may span lines (a line
+// ending in ':' continues); the break and its indentation belong to no
+// field. Inside [...] (an IPv6 literal) ':' does not split.
 func splitFields(path string, start lexer.Position, text string) []pfile.Word {
-	var fields []pfile.Word
+	fields := make([]pfile.Word, 0, strings.Count(text, ":")+1)
 	line, col := start.Line, start.Column
-	cur := strings.Builder{}
-	curPos := pfile.Pos{File: path, Line: line, Col: col}
-	atLineStart := false
-	depth := 0 // inside [...], an IPv6 literal, ':' does not split
-	for _, r := range text {
-		switch {
-		case r == '\n':
-			line++
-			col = 1
-			atLineStart = true
-			continue
-		case atLineStart && (r == ' ' || r == '\t' || r == '\r'):
-			col++
-			continue
-		case r == '\r' || ((r == ' ' || r == '\t') && cur.Len() == 0):
-			// trailing blanks before a line break
-			col++
-			continue
-		}
-		if atLineStart {
-			atLineStart = false
-			if cur.Len() == 0 {
-				curPos = pfile.Pos{File: path, Line: line, Col: col}
-			}
-		}
-		switch r {
-		case '[':
+	from := 0 // start of the current field in text
+	fromPos := pfile.Pos{File: path, Line: line, Col: col}
+	depth := 0
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '[':
 			depth++
-		case ']':
+		case c == ']':
 			depth--
-		}
-		if r == ':' && depth <= 0 {
-			fields = append(fields, pfile.Word{Text: cur.String(), Pos: curPos})
-			cur.Reset()
+		case c == ':' && depth <= 0:
+			fields = append(fields, pfile.Word{Text: text[from:i], Pos: fromPos})
 			col++
-			curPos = pfile.Pos{File: path, Line: line, Col: col}
+			from = i + 1
+			// A line break after ':' continues the list on the next line.
+			j := from
+			for j < len(text) && isBlank(text[j]) {
+				j++
+			}
+			if j < len(text) && text[j] == '\n' {
+				line++
+				col = 1
+				j++
+				for j < len(text) && isBlank(text[j]) {
+					j++
+					col++
+				}
+				i = j - 1
+				from = j
+			}
+			fromPos = pfile.Pos{File: path, Line: line, Col: col}
 			continue
 		}
-		cur.WriteRune(r)
-		col++
+		if text[i] < 0x80 || text[i] >= 0xC0 {
+			col++ // count runes, not bytes, as the lexer does
+		}
 	}
-	fields = append(fields, pfile.Word{Text: cur.String(), Pos: curPos})
-	return fields
+	return append(fields, pfile.Word{Text: text[from:], Pos: fromPos})
 }

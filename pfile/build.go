@@ -623,9 +623,10 @@ func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
 			return nil
 		}
 		timeout, interval, errF, argc = &head[0], &head[1], &head[2], &head[3]
-		for _, w := range rest {
-			e.Argv = append(e.Argv, w.Text)
-			e.argvPos = append(e.argvPos, w.Pos)
+		e.Argv = make([]string, len(rest))
+		e.argvPos = make([]Pos, len(rest))
+		for i, w := range rest {
+			e.Argv[i], e.argvPos[i] = w.Text, w.Pos
 		}
 	} else {
 		all, _ := expandHead(tail, len(tail)*2)
@@ -685,8 +686,21 @@ func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
 func (k EntryKind) String() string { return string(k) }
 
 // expandHead reads up to n fields, taking "--" as two default fields; the
-// fields after the first n are returned as they are.
+// fields after the first n are returned as they are. Without "--" it
+// returns sub-slices of fields and allocates nothing.
 func expandHead(fields []Word, n int) (head, rest []Word) {
+	k := min(n, len(fields))
+	plain := true
+	for _, w := range fields[:k] {
+		if w.Text == "--" {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return fields[:k], fields[k:]
+	}
+	head = make([]Word, 0, n+1)
 	for i, w := range fields {
 		if len(head) >= n {
 			return head, fields[i:]
