@@ -11,7 +11,8 @@ import (
 // the grammar small and the parse fast (BenchmarkLoad1000).
 //
 //	file      = EOL* ( stmt EOL+ )*
-//	stmt      = item block? item*
+//	stmt      = item tail
+//	tail      = block? item*                        (tail.Parse)
 //	block     = "{" EOL* ( item+ EOL+ )* "}"   (one Block token; blockBody.Parse)
 //	item      = value ( Eq value )?          (item.Parse)
 //	value     = Word | Path | String | Fields
@@ -20,9 +21,34 @@ type ast struct {
 }
 
 type stmt struct {
-	First *item      `parser:"@@"`
-	Block *blockBody `parser:"@@?"`
-	Rest  []item     `parser:"@@*"`
+	First item `parser:"@@"`
+	Tail  tail `parser:"@@"`
+}
+
+// tail is what follows a statement's first item: a block, then items.
+// It parses itself (participle.Parseable) so that the optional block and
+// the repeated items cost no lookahead branches.
+type tail struct {
+	Block *blockBody
+	Rest  []item
+}
+
+// Parse implements participle.Parseable: block? item*.
+func (t *tail) Parse(lex *lexer.PeekingLexer) error {
+	if lex.Peek().Type == tokBlock {
+		t.Block = &blockBody{}
+		if err := t.Block.Parse(lex); err != nil {
+			return err
+		}
+	}
+	for isValue(lex.Peek().Type) {
+		var it item
+		if err := it.parse(peeking{lex}); err != nil {
+			return err
+		}
+		t.Rest = append(t.Rest, it)
+	}
+	return nil
 }
 
 // blockBody is a block: the Block token from '{' to '}', whose inside is

@@ -197,7 +197,7 @@ func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
 	c := converter{path: path, src: &pfile.Source{Path: path}}
 	for _, s := range tree.Stmts {
 		switch {
-		case s.Block != nil:
+		case s.Tail.Block != nil:
 			c.block(s)
 		case isTarget(s.First.Key.Text):
 			c.process(s)
@@ -233,12 +233,12 @@ func (c *converter) block(s *stmt) {
 		c.errorf(name, "unexpected '{': a block is _bi_<name>{ on a line of its own")
 		return
 	}
-	if len(s.Rest) > 0 {
-		c.errorf(s.Rest[0].Key, "unexpected %q after '}': a block ends with '}' on a line of its own", s.Rest[0].Key.Text)
+	if len(s.Tail.Rest) > 0 {
+		c.errorf(s.Tail.Rest[0].Key, "unexpected %q after '}': a block ends with '}' on a line of its own", s.Tail.Rest[0].Key.Text)
 		return
 	}
-	b := &pfile.BlockStmt{Name: c.word(name), Lines: make([]pfile.BlockLine, 0, len(s.Block.Lines))}
-	for _, l := range s.Block.Lines {
+	b := &pfile.BlockStmt{Name: c.word(name), Lines: make([]pfile.BlockLine, 0, len(s.Tail.Block.Lines))}
+	for _, l := range s.Tail.Block.Lines {
 		first := &l.Items[0]
 		rest := l.Items[1:]
 		bl := pfile.BlockLine{Key: c.word(first.Key), Values: make([]pfile.Word, 0, len(rest)+1)}
@@ -268,7 +268,7 @@ func (c *converter) process(s *stmt) {
 		return
 	}
 	p := &pfile.ProcessStmt{Target: c.word(s.First.Key)}
-	rest := s.Rest
+	rest := s.Tail.Rest
 	if len(rest) > 0 && rest[0].Value == nil {
 		w := c.word(rest[0].Key)
 		p.Script = &w
@@ -294,7 +294,7 @@ func (c *converter) param(s *stmt) {
 	if s.First.Value != nil {
 		p.Values = append(p.Values, c.word(*s.First.Value))
 	}
-	for _, it := range s.Rest {
+	for _, it := range s.Tail.Rest {
 		if it.Value != nil {
 			c.errorf(it.Key, "unexpected '=' after %q: %s", it.Key.Text, form)
 			return
