@@ -1,0 +1,76 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// benchServer answers every request with a status line at once.
+func benchServer(b *testing.B) int {
+	return rawServer(b, "127.0.0.1:0", func(c net.Conn) {
+		var buf [512]byte
+		if _, err := c.Read(buf[:]); err == nil {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+		}
+		_, _ = io.Copy(io.Discard, c)
+	})
+}
+
+func benchmark(b *testing.B, p Prober) {
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r := p.Run(ctx)
+		cancel()
+		if !r.OK {
+			b.Fatalf("%s (%v)", r.Detail, r.Err)
+		}
+	}
+}
+
+func BenchmarkHTTP(b *testing.B) { benchmark(b, HTTP("127.0.0.1", benchServer(b))) }
+
+func BenchmarkTCP(b *testing.B) { benchmark(b, TCP("127.0.0.1", benchServer(b))) }
+
+func BenchmarkHTTPS(b *testing.B) {
+	cert, _ := selfSigned(b, b.TempDir())
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var buf [512]byte
+				if _, err := c.Read(buf[:]); err == nil {
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+				}
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	benchmark(b, HTTPS("127.0.0.1", l.Addr().(*net.TCPAddr).Port, "/", TLSOptions{}))
+}
+
+func BenchmarkCommand(b *testing.B) { benchmark(b, Command("/bin/true", nil, nil)) }
+
+func BenchmarkListen(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	self := []int{os.Getpid()}
+	benchmark(b, Listen(l.Addr().(*net.TCPAddr).Port, "", func() []int { return self }))
+}

@@ -1,0 +1,243 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+)
+
+// procRoot is where the proc file system is mounted.
+const procRoot = "/proc"
+
+// tcpListen is the state number of LISTEN in /proc/net/tcp.
+const tcpListen = 0x0A
+
+// listenProber looks for a LISTEN socket held by a process tree.
+type listenProber struct {
+	port    int
+	addr    netip.Addr // zero: any address
+	addrErr error
+	pids    func() []int
+}
+
+// Listen returns the _bi_listen probe: OK when one of pids() holds a TCP
+// socket in LISTEN state on port, and on address when it is not "" (an IPv4
+// or IPv6 literal; a wildcard listener, 0.0.0.0 or ::, covers it). pids
+// gives the monitored process and its descendants. No connection is made:
+// the sockets are found in /proc/PID/net/tcp{,6} and /proc/PID/fd.
+func Listen(port int, address string, pids func() []int) Prober {
+	p := &listenProber{port: port, pids: pids}
+	if address != "" {
+		a, err := netip.ParseAddr(address)
+		if err != nil {
+			p.addrErr = fmt.Errorf("listen address: %w", err)
+		}
+		p.addr = a.Unmap().WithZone("")
+	}
+	return p
+}
+
+// Run performs one attempt.
+func (p *listenProber) Run(ctx context.Context) Result {
+	start := time.Now()
+	if p.addrErr != nil {
+		return failure(ctx, start, p.addrErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return failure(ctx, start, err)
+	}
+	pids := p.pids()
+	inodes, err := p.listeners(pids)
+	if err != nil {
+		return failure(ctx, start, err)
+	}
+	var readErr error
+	if len(inodes) > 0 {
+		for _, pid := range pids {
+			if err := ctx.Err(); err != nil {
+				return failure(ctx, start, err)
+			}
+			found, err := holdsSocket(pid, inodes)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				readErr = err // a pid we may not read: say so if nothing is found
+			}
+			if found != 0 {
+				return success(start, fmt.Sprintf("pid %d listens on %s", pid, inodes[found]))
+			}
+		}
+	}
+	err = fmt.Errorf("%w: port %d", ErrNotListening, p.port)
+	if p.addr.IsValid() {
+		err = fmt.Errorf("%w: %s", ErrNotListening, netip.AddrPortFrom(p.addr, uint16(p.port)))
+	}
+	return failure(ctx, start, errors.Join(err, readErr))
+}
+
+// listeners returns the inodes of the LISTEN sockets on the port (and
+// address), read in the network namespace of the first live pid.
+func (p *listenProber) listeners(pids []int) (map[uint64]netip.AddrPort, error) {
+	for _, pid := range pids {
+		inodes := make(map[uint64]netip.AddrPort)
+		err := p.scan(fmt.Sprintf("%s/%d/net/tcp", procRoot, pid), inodes)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // exited meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		// tcp6 is absent when IPv6 is disabled.
+		if err := p.scan(fmt.Sprintf("%s/%d/net/tcp6", procRoot, pid), inodes); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return inodes, nil
+	}
+	return nil, nil
+}
+
+// scan adds to inodes the LISTEN entries of one /proc/net/tcp file that
+// match the port and address.
+func (p *listenProber) scan(path string, inodes map[uint64]netip.AddrPort) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		e, ok := parseTCPLine(sc.Bytes())
+		if !ok || e.state != tcpListen || int(e.local.Port()) != p.port || !p.addrMatches(e.local.Addr()) {
+			continue
+		}
+		inodes[e.inode] = e.local
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+// addrMatches reports whether a socket bound to a serves the wanted address.
+func (p *listenProber) addrMatches(a netip.Addr) bool {
+	if !p.addr.IsValid() {
+		return true
+	}
+	a = a.Unmap()
+	if a == p.addr {
+		return true
+	}
+	// 0.0.0.0 serves every IPv4 address; :: (dual stack) serves both.
+	return a.IsUnspecified() && (a.Is6() || p.addr.Is4())
+}
+
+// tcpEntry is one line of /proc/net/tcp or /proc/net/tcp6.
+type tcpEntry struct {
+	local netip.AddrPort
+	state uint8
+	inode uint64
+}
+
+// parseTCPLine reads "sl local rem st tx:rx tr:when retr uid timeout inode".
+func parseTCPLine(line []byte) (tcpEntry, bool) {
+	var fields [10][]byte
+	for i := range fields {
+		line = bytes.TrimLeft(line, " ")
+		end := bytes.IndexByte(line, ' ')
+		if end < 0 {
+			end = len(line)
+		}
+		fields[i], line = line[:end], line[end:]
+		if len(fields[i]) == 0 {
+			return tcpEntry{}, false
+		}
+	}
+	local, ok := parseHexAddrPort(fields[1])
+	if !ok {
+		return tcpEntry{}, false
+	}
+	state, err := strconv.ParseUint(string(fields[3]), 16, 8)
+	if err != nil {
+		return tcpEntry{}, false
+	}
+	inode, err := strconv.ParseUint(string(fields[9]), 10, 64)
+	if err != nil {
+		return tcpEntry{}, false
+	}
+	return tcpEntry{local: local, state: uint8(state), inode: inode}, true
+}
+
+// parseHexAddrPort reads "0100007F:1F90": the address as 32-bit words in
+// host byte order, the port in hex.
+func parseHexAddrPort(b []byte) (netip.AddrPort, bool) {
+	colon := bytes.IndexByte(b, ':')
+	if colon < 0 {
+		return netip.AddrPort{}, false
+	}
+	hexAddr := b[:colon]
+	port, err := strconv.ParseUint(string(b[colon+1:]), 16, 16)
+	if err != nil || (len(hexAddr) != 8 && len(hexAddr) != 32) {
+		return netip.AddrPort{}, false
+	}
+	var raw [16]byte
+	for i := 0; i < len(hexAddr)/8; i++ {
+		w, err := strconv.ParseUint(string(hexAddr[i*8:i*8+8]), 16, 32)
+		if err != nil {
+			return netip.AddrPort{}, false
+		}
+		binary.NativeEndian.PutUint32(raw[i*4:], uint32(w))
+	}
+	var addr netip.Addr
+	if len(hexAddr) == 8 {
+		addr = netip.AddrFrom4([4]byte(raw[:4]))
+	} else {
+		addr = netip.AddrFrom16(raw)
+	}
+	return netip.AddrPortFrom(addr, uint16(port)), true
+}
+
+// holdsSocket returns the inode of the first socket of inodes that pid has
+// open, or 0.
+func holdsSocket(pid int, inodes map[uint64]netip.AddrPort) (uint64, error) {
+	dir := fmt.Sprintf("%s/%d/fd", procRoot, pid)
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, name := range names {
+		target, err := os.Readlink(dir + "/" + name)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		inode, ok := socketInode(target)
+		if !ok {
+			continue
+		}
+		if _, ok := inodes[inode]; ok {
+			return inode, nil
+		}
+	}
+	return 0, nil
+}
+
+// socketInode reads "socket:[12345]".
+func socketInode(target string) (uint64, bool) {
+	const prefix, suffix = "socket:[", "]"
+	if len(target) <= len(prefix)+len(suffix) || target[:len(prefix)] != prefix || target[len(target)-1] != ']' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(target[len(prefix):len(target)-1], 10, 64)
+	return n, err == nil
+}

@@ -1,0 +1,122 @@
+// Package probe holds pcheck's stall-monitor probes: stateless one-shot
+// checks, each a pure function of a context carrying the attempt's deadline
+// and a target fixed when the Prober is built.
+//
+// A probe answers one question once: did the service answer? Scheduling,
+// failover time, the In doubt state and what to do after a stall belong to
+// the caller. A failed attempt is a Result with OK false; Run never panics
+// and leaves no descriptor, goroutine or child process behind.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Result is the outcome of one attempt.
+type Result struct {
+	OK      bool
+	Latency time.Duration
+	// Detail is short human text: "HTTP/1.1 200 OK",
+	// "connect: connection refused", "exit 2: CRITICAL ...", "timeout".
+	Detail string
+	// Err is the failure cause when !OK. Network errors keep their errno
+	// (errors.Is(err, syscall.ECONNREFUSED)); an attempt cut short by its
+	// deadline satisfies errors.Is(err, context.DeadlineExceeded).
+	Err error
+	// ModTime is the heartbeat file's modification time (heartbeat only).
+	// The caller decides staleness by noticing that it changes.
+	ModTime time.Time
+	// Missing lists the named children not found (children only).
+	Missing []string
+}
+
+// Prober runs one attempt; the deadline is carried by ctx.
+type Prober interface {
+	Run(ctx context.Context) Result
+}
+
+// Errors a Result may wrap, for errors.Is.
+var (
+	// ErrBadStatusLine: the server's reply does not start with an HTTP
+	// status line.
+	ErrBadStatusLine = errors.New("reply is not an HTTP status line")
+	// ErrNotListening: no process of the tree holds a LISTEN socket on
+	// the port.
+	ErrNotListening = errors.New("no LISTEN socket held by the process tree")
+	// ErrChildMissing: a named child process is not running.
+	ErrChildMissing = errors.New("child process missing")
+)
+
+// maxDetail bounds Result.Detail so that a chatty peer cannot flood logs.
+const maxDetail = 200
+
+// success builds an OK Result.
+func success(start time.Time, detail string) Result {
+	return Result{OK: true, Latency: time.Since(start), Detail: clip(detail)}
+}
+
+// failure builds a failed Result from err. An attempt cut short by ctx or by
+// a descriptor deadline is reported as "timeout" (or "canceled"), its error
+// made to satisfy errors.Is(err, context.DeadlineExceeded).
+func failure(ctx context.Context, start time.Time, err error) Result {
+	r := Result{Latency: time.Since(start), Detail: clip(detailOf(err)), Err: err}
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		r.Detail = "canceled"
+		if !errors.Is(err, context.Canceled) {
+			r.Err = fmt.Errorf("%w: %w", context.Canceled, err)
+		}
+	case ctx.Err() != nil, errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		r.Detail = "timeout"
+		if !errors.Is(err, context.DeadlineExceeded) {
+			r.Err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+	}
+	return r
+}
+
+// detailOf returns the short part of an error: "connect: connection
+// refused" rather than "dial tcp 127.0.0.1:1: connect: connection refused".
+func detailOf(err error) string {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// clip makes s fit for a log line: control characters and invalid UTF-8
+// become '?', and it is cut to at most maxDetail bytes on a rune boundary.
+func clip(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			s = strings.Map(func(r rune) rune {
+				if r == utf8.RuneError || unicode.IsControl(r) {
+					return '?'
+				}
+				return r
+			}, s)
+			break
+		}
+	}
+	if len(s) <= maxDetail {
+		return s
+	}
+	n := maxDetail
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,126 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// TreeFunc returns the monitored process first, then its descendants. It is
+// called at each attempt of a listen or children probe.
+type TreeFunc func() []ProcName
+
+// Errors of New, for errors.Is.
+var (
+	// ErrUnknownKind: no probe exists for the monitor's kind.
+	ErrUnknownKind = errors.New("unknown monitor kind")
+	// ErrInvalidMonitor: the monitor lacks a value its probe needs.
+	ErrInvalidMonitor = errors.New("invalid monitor")
+)
+
+// constructors is the registry: one probe constructor per monitor kind.
+var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, error){
+	pfile.KindWebserv: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
+		if err := checkPort(m); err != nil {
+			return nil, err
+		}
+		return HTTP(hostOf(m), m.Port), nil
+	},
+	pfile.KindWebservs: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
+		if err := checkPort(m); err != nil {
+			return nil, err
+		}
+		path := m.Path
+		if path == "" {
+			path = "/"
+		}
+		return HTTPS(hostOf(m), m.Port, path, TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile}), nil
+	},
+	pfile.KindSocket: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
+		if err := checkPort(m); err != nil {
+			return nil, err
+		}
+		return TCP(hostOf(m), m.Port), nil
+	},
+	pfile.KindHeartbeat: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
+		if m.File == "" {
+			return nil, invalid(m, "no heartbeat file")
+		}
+		return Heartbeat(m.File), nil
+	},
+	pfile.KindCommand: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
+		if m.File == "" {
+			return nil, invalid(m, "no command")
+		}
+		return Command(m.File, m.Args, nil), nil
+	},
+	pfile.KindListen: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
+		if err := checkPort(m); err != nil {
+			return nil, err
+		}
+		if m.Address != "" {
+			if _, err := netip.ParseAddr(m.Address); err != nil {
+				return nil, invalid(m, fmt.Sprintf("address %q is not an IP address", m.Address))
+			}
+		}
+		if tree == nil {
+			return nil, invalid(m, "no process tree")
+		}
+		return Listen(m.Port, m.Address, func() []int {
+			procs := tree()
+			pids := make([]int, len(procs))
+			for i, p := range procs {
+				pids[i] = p.Pid
+			}
+			return pids
+		}), nil
+	},
+	pfile.KindChildren: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
+		if len(m.Children) == 0 {
+			return nil, invalid(m, "no child names")
+		}
+		if tree == nil {
+			return nil, invalid(m, "no process tree")
+		}
+		return Children(m.Children, func() []ProcName {
+			if procs := tree(); len(procs) > 1 {
+				return procs[1:] // the monitored process is not its own child
+			}
+			return nil
+		}), nil
+	},
+}
+
+// New builds the probe of a monitor. tree gives the monitored process and
+// its descendants; only listen and children probes use it. The attempt's
+// timeout is the caller's: it goes in the context passed to Run.
+func New(m pfile.Monitor, tree TreeFunc) (Prober, error) {
+	c, ok := constructors[m.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, m.Kind)
+	}
+	return c(m, tree)
+}
+
+// hostOf returns the monitor's host, localhost by default.
+func hostOf(m pfile.Monitor) string {
+	if m.Host == "" {
+		return "localhost"
+	}
+	return m.Host
+}
+
+// checkPort rejects a port outside 1-65535.
+func checkPort(m pfile.Monitor) error {
+	if m.Port < 1 || m.Port > 65535 {
+		return invalid(m, fmt.Sprintf("port %d out of range 1-65535", m.Port))
+	}
+	return nil
+}
+
+// invalid builds an ErrInvalidMonitor error naming the monitor kind.
+func invalid(m pfile.Monitor, reason string) error {
+	return fmt.Errorf("%s monitor: %w: %s", m.Kind, ErrInvalidMonitor, reason)
+}
