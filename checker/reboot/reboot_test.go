@@ -1,0 +1,107 @@
+package reboot
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/message"
+)
+
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logs) Log(m message.Message) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, m.Text)
+}
+
+// The reboot command is harmless: it appends a line to a file, which is
+// how the test sees that it ran. Tests never reboot the machine.
+func TestCountedToLimitThenSkipped(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	l := &logs{}
+	r := &Rebooter{
+		File: filepath.Join(dir, "reboots.json"), Limit: 2, Window: time.Hour,
+		Command: "echo reboot >> " + ran, Log: l, Now: func() time.Time { return now },
+	}
+	for i := 0; i < 3; i++ {
+		did, err := r.Trigger(context.Background(), "/usr/sbin/httpd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if did != (i < 2) {
+			t.Fatalf("trigger %d: rebooted=%v", i, did)
+		}
+		now = now.Add(time.Minute)
+	}
+	data, _ := os.ReadFile(ran)
+	if got := strings.Count(string(data), "reboot"); got != 2 {
+		t.Errorf("command ran %d times, want 2", got)
+	}
+	want := []string{
+		"Auto reboot ('/usr/sbin/httpd') count=1/2",
+		"Auto reboot ('/usr/sbin/httpd') count=2/2",
+		"Auto reboot skipped ('/usr/sbin/httpd'): limit 2 reached",
+	}
+	if strings.Join(l.lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(l.lines, "\n"), strings.Join(want, "\n"))
+	}
+	// Outside the window the old reboots no longer count.
+	now = now.Add(2 * time.Hour)
+	if n, err := r.Count(); err != nil || n != 0 {
+		t.Errorf("count after the window: %d, %v", n, err)
+	}
+	if did, _ := r.Trigger(context.Background(), "/usr/sbin/httpd"); !did {
+		t.Error("no reboot after the window passed")
+	}
+}
+
+// The count is on disk before the command runs: the command sees it.
+func TestRecordedBeforeCommand(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "reboots.json")
+	seen := filepath.Join(dir, "seen")
+	r := &Rebooter{File: file, Limit: 3, Window: time.Hour, Command: "cat " + file + " > " + seen, Log: &logs{}}
+	if _, err := r.Trigger(context.Background(), "p"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(seen)
+	if !strings.Contains(string(data), `"reboots":["`) {
+		t.Errorf("the command saw %q, want the recorded reboot", data)
+	}
+}
+
+func TestResetAndCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "reboots.json")
+	r := &Rebooter{File: file, Limit: 1, Window: time.Hour, Command: "true", Log: &logs{}}
+	if _, err := r.Trigger(context.Background(), "p"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Count(); n != 1 {
+		t.Fatalf("count %d", n)
+	}
+	if err := r.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Count(); n != 0 {
+		t.Fatalf("count after reset %d", n)
+	}
+	if err := os.WriteFile(file, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	did, err := r.Trigger(context.Background(), "p")
+	if did || err == nil || !strings.Contains(err.Error(), file) {
+		t.Errorf("corrupt count: rebooted=%v err=%v; want no reboot and an error naming the file", did, err)
+	}
+}
