@@ -1,12 +1,35 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/pcheck/pcheck/checker/daemon"
 )
 
-// serve runs the daemon. It is wired to checker/daemon once the engine lands.
+// serve runs the daemon on the pfiles of the command line and returns its
+// exit status.
 func serve(o *options, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "pcheck: the monitoring engine is not built yet; use -n to check a pfile")
-	return 1
+	network, addr := "", ""
+	if o.syslog != "" {
+		var ok bool
+		network, addr, ok = strings.Cut(o.syslog, ":")
+		if !ok || network == "" || addr == "" {
+			fmt.Fprintf(stderr, "pcheck: --syslog wants NETWORK:ADDRESS (unixgram:/dev/log, udp:127.0.0.1:514), not %q\n", o.syslog)
+			return daemon.ExitInvalid
+		}
+	}
+	return daemon.Run(context.Background(), daemon.Options{
+		Pfiles:        o.pfiles,
+		Daemonize:     o.daemon,
+		Force:         o.force,
+		Watch:         o.watch,
+		StateDir:      o.stateDir,
+		RunDir:        o.runDir,
+		SyslogNetwork: network,
+		SyslogAddr:    addr,
+		Stderr:        stderr,
+	})
 }

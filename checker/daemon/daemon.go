@@ -1,0 +1,495 @@
+// Package daemon is the pcheck process: it loads the pfiles, takes a pid
+// lock for each, runs one engine.Instance per pfile, and turns signals into
+// stop (SIGTERM, SIGINT), reload (SIGHUP) and state dumps (SIGUSR1). It
+// detaches from the terminal for -D and speaks sd_notify in the foreground.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/engine"
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/pidlock"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/sdnotify"
+	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/parser"
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// The exit statuses of pcheck (commands.md).
+const (
+	ExitOK        = 0 // stopped normally: SIGTERM, SIGINT, shutdown action
+	ExitFailure   = 1 // runtime failure: lock held, state directory, ...
+	ExitInvalid   = 2 // usage or invalid pfile
+	ExitRetryOver = 3 // retry over with action exit
+)
+
+// Options are pcheck's command line.
+type Options struct {
+	// Pfiles are pfiles or directories of pfiles.
+	Pfiles []string
+	// Daemonize detaches from the terminal (-D).
+	Daemonize bool
+	// Force starts although a live pcheck holds a pfile's lock.
+	Force bool
+	// Watch reloads a pfile when it changes on disk.
+	Watch bool
+	// StateDir holds the retry counts and pid locks.
+	StateDir string
+	// RunDir is where control sockets go.
+	RunDir string
+	// SyslogNetwork and SyslogAddr name the syslog receiver; both empty
+	// is the local /dev/log.
+	SyslogNetwork, SyslogAddr string
+	// Stderr receives errors and, in the foreground, a copy of every
+	// message; nil is os.Stderr.
+	Stderr io.Writer
+}
+
+// runningPfile is one loaded pfile.
+type runningPfile struct {
+	path  string
+	inst  *engine.Instance
+	lock  *pidlock.Lock
+	log   *switchLogger
+	done  chan engine.Result
+	ended atomic.Bool
+}
+
+// daemon is one run of pcheck.
+type daemon struct {
+	o       Options
+	stderr  io.Writer
+	report  *startReport // set in the detached child
+	loggers map[string]*message.Logger
+	logMu   sync.Mutex
+	main    *message.Logger // messages not tied to one pfile
+	pfiles  []*runningPfile
+}
+
+// Run runs pcheck until it is stopped and returns its exit status.
+func Run(ctx context.Context, o Options) int {
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.Daemonize && !isDetachedChild() {
+		return detach(o.Stderr)
+	}
+	d := &daemon{o: o, stderr: o.Stderr, loggers: map[string]*message.Logger{}}
+	if isDetachedChild() {
+		d.report = takeReport()
+	}
+	status := d.run(ctx)
+	d.closeLoggers()
+	return status
+}
+
+// fail reports a start-up failure on stderr (and to the parent of a
+// detached child) and returns status.
+func (d *daemon) fail(status int, format string, args ...any) int {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(d.stderr, "pcheck: "+msg)
+	d.report.failed(status, msg)
+	return status
+}
+
+// logger returns the shared Logger of a facility.
+func (d *daemon) logger(facility string) (*message.Logger, error) {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	f, err := message.ParseFacility(facility)
+	if err != nil {
+		return nil, err
+	}
+	key := f.String()
+	if l := d.loggers[key]; l != nil {
+		return l, nil
+	}
+	var mirror io.Writer
+	if !d.o.Daemonize {
+		mirror = d.stderr
+	}
+	l, err := message.New(message.Options{
+		Ident:    message.IdentPcheck,
+		Facility: facility,
+		Network:  d.o.SyslogNetwork,
+		Addr:     d.o.SyslogAddr,
+		Stderr:   mirror,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.loggers[key] = l
+	return l, nil
+}
+
+func (d *daemon) closeLoggers() {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	for _, l := range d.loggers {
+		l.Close()
+	}
+}
+
+func (d *daemon) run(ctx context.Context) int {
+	// Signals are taken first: a SIGTERM during start-up stops pcheck
+	// cleanly instead of killing it with its locks in place.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	main, err := d.logger("")
+	if err != nil {
+		return d.fail(ExitInvalid, "syslog: %v", err)
+	}
+	d.main = main
+
+	paths, err := expand(d.o.Pfiles)
+	if err != nil {
+		return d.fail(ExitInvalid, "%v", err)
+	}
+	if len(paths) == 0 {
+		return d.fail(ExitInvalid, "no pfile given")
+	}
+	files, ok := d.load(paths)
+	if !ok {
+		return d.fail(ExitInvalid, "invalid pfile: nothing started")
+	}
+	if err := os.MkdirAll(d.o.StateDir, 0o755); err != nil {
+		return d.fail(ExitFailure, "state directory: %v", err)
+	}
+	defer d.release()
+	for _, f := range files {
+		if status, err := d.open(f); err != nil {
+			return d.fail(status, "%v", err)
+		}
+	}
+
+	var watcher engine.Watcher
+	if w, err := proc.NewWatcher(); err != nil {
+		d.main.Log(message.Warning(fmt.Sprintf("process deaths are seen every MonitorInterval only: %v", err)))
+	} else {
+		defer w.Close()
+		watcher = w
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	results := make(chan *runningPfile, len(d.pfiles))
+	for _, p := range d.pfiles {
+		inst, err := engine.New(engine.Options{
+			File:    fileOf(files, p.path),
+			Log:     p.log,
+			Watcher: watcher,
+			Store:   d.openState(p),
+		})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return d.fail(ExitInvalid, "%v", err)
+		}
+		p.inst = inst
+	}
+	for _, p := range d.pfiles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := p.inst.Run(ctx)
+			p.done <- res
+			results <- p
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	d.report.ok()
+	notifier := d.notify(ctx)
+	if d.o.Watch {
+		if err := d.watchFiles(ctx); err != nil {
+			d.main.Log(message.Err(fmt.Sprintf("--watch: %v", err)))
+		}
+	}
+
+	live := len(d.pfiles)
+	for {
+		select {
+		case <-ctx.Done():
+			return d.stop(cancel, &wg, notifier, ExitOK)
+		case sig := <-sigs:
+			switch sig {
+			case unix.SIGHUP:
+				d.reloadAll()
+			case unix.SIGUSR1:
+				d.dumpAll()
+			default:
+				return d.stop(cancel, &wg, notifier, ExitOK)
+			}
+		case p := <-results:
+			res := <-p.done
+			p.ended.Store(true)
+			switch res {
+			case engine.Exit:
+				return d.stop(cancel, &wg, notifier, ExitRetryOver)
+			case engine.Shutdown:
+				// Only this pfile stops; its lock goes now.
+				p.lock.Release()
+				p.lock = nil
+				live--
+				if live == 0 {
+					return d.stop(cancel, &wg, notifier, ExitOK)
+				}
+			}
+		}
+	}
+}
+
+// stop ends every instance and returns status.
+func (d *daemon) stop(cancel context.CancelFunc, wg *sync.WaitGroup, n *sdnotify.Notifier, status int) int {
+	if n != nil {
+		n.Notify(sdnotify.Stopping)
+	}
+	cancel()
+	wg.Wait()
+	return status
+}
+
+// load parses every pfile and logs every problem; ok is false when any
+// pfile has an error.
+func (d *daemon) load(paths []string) ([]*pfile.File, bool) {
+	var files []*pfile.File
+	ok := true
+	for _, path := range paths {
+		f, diags := parser.Load(path)
+		for _, dg := range diags {
+			if dg.Severity == pfile.Error {
+				// In the foreground the logger mirrors it to stderr;
+				// a detached child hands it to its parent.
+				d.main.Log(message.PfileError(dg.String()))
+				d.report.note(dg.String())
+			} else {
+				d.main.Log(message.Warning(dg.String()))
+			}
+		}
+		if diags.HasErrors() {
+			ok = false
+			continue
+		}
+		files = append(files, f)
+	}
+	return files, ok
+}
+
+// open takes the lock of one pfile and prepares its logger.
+func (d *daemon) open(f *pfile.File) (int, error) {
+	name := state.Name(f.Path)
+	lockPath := filepath.Join(d.o.StateDir, name+".pid")
+	lock, res, err := pidlock.Acquire(lockPath, d.o.Force)
+	if err != nil {
+		var held *pidlock.HeldError
+		if errors.As(err, &held) {
+			return ExitFailure, fmt.Errorf("pfile '%s' is already watched by pcheck pid %d (lock %s); use --force if that is wrong", f.Path, held.Pid, lockPath)
+		}
+		return ExitFailure, err
+	}
+	l, err := d.logger(f.Params.SyslogFacility)
+	if err != nil {
+		lock.Release()
+		return ExitInvalid, fmt.Errorf("pfile '%s': %w", f.Path, err)
+	}
+	p := &runningPfile{path: f.Path, lock: lock, log: &switchLogger{}, done: make(chan engine.Result, 1)}
+	p.log.set(l)
+	d.pfiles = append(d.pfiles, p)
+	if res.StalePid != 0 {
+		l.Log(message.Info(fmt.Sprintf("pfile '%s': stale pid file of pcheck pid %d (not running) taken over", f.Path, res.StalePid)))
+	}
+	if res.ForcedPid != 0 {
+		l.Log(message.Warning(fmt.Sprintf("pfile '%s': --force: lock of pcheck pid %d taken over", f.Path, res.ForcedPid)))
+	}
+	return ExitOK, nil
+}
+
+// openState opens the retry counts of a pfile; a corrupt file is logged
+// and replaced.
+func (d *daemon) openState(p *runningPfile) *state.Store {
+	path := filepath.Join(d.o.StateDir, state.Name(p.path)+".state")
+	s, err := state.Open(path, p.path)
+	if err != nil {
+		p.log.Log(message.Warning(fmt.Sprintf("pfile '%s': retry counts start from zero: %v", p.path, err)))
+	}
+	return s
+}
+
+// release drops the locks still held.
+func (d *daemon) release() {
+	for _, p := range d.pfiles {
+		if p.lock != nil {
+			p.lock.Release()
+			p.lock = nil
+		}
+	}
+}
+
+// reloadAll re-reads every running pfile (SIGHUP).
+func (d *daemon) reloadAll() {
+	for _, p := range d.pfiles {
+		if !p.ended.Load() {
+			d.reload(p)
+		}
+	}
+}
+
+// reload re-reads one pfile. A pfile with errors changes nothing: each
+// error is logged and the old rules stay.
+func (d *daemon) reload(p *runningPfile) error {
+	f, diags := parser.Load(p.path)
+	for _, dg := range diags {
+		if dg.Severity == pfile.Error {
+			p.log.Log(message.PfileError(dg.String()))
+		} else {
+			p.log.Log(message.Warning(dg.String()))
+		}
+	}
+	if err := diags.Err(); err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused, the old rules stay", p.path)))
+		return err
+	}
+	if l, err := d.logger(f.Params.SyslogFacility); err == nil {
+		p.log.set(l)
+	}
+	if err := p.inst.Apply(f); err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
+		return err
+	}
+	p.log.Log(message.Info(fmt.Sprintf("pfile '%s' reloaded", p.path)))
+	return nil
+}
+
+// dumpAll writes the state dump of every pfile that names a
+// DumpFileName (SIGUSR1).
+func (d *daemon) dumpAll() {
+	for _, p := range d.pfiles {
+		if p.ended.Load() {
+			continue
+		}
+		name := p.inst.File().Params.DumpFileName
+		if name == "" {
+			continue
+		}
+		if err := p.inst.DumpFile(); err != nil {
+			p.log.Log(message.Err(fmt.Sprintf("pfile '%s': %v", p.path, err)))
+		} else {
+			p.log.Log(message.Info(fmt.Sprintf("pfile '%s': state dump written to %s", p.path, name)))
+		}
+	}
+}
+
+// notify tells systemd that pcheck is ready and keeps its watchdog fed,
+// in the foreground when NOTIFY_SOCKET is set.
+func (d *daemon) notify(ctx context.Context) *sdnotify.Notifier {
+	if d.o.Daemonize {
+		return nil
+	}
+	n, err := sdnotify.New()
+	if errors.Is(err, sdnotify.ErrNoSocket) {
+		return nil
+	}
+	if err != nil {
+		d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
+		return nil
+	}
+	if err := n.Notify(sdnotify.Ready); err != nil {
+		d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
+	}
+	if every, ok := sdnotify.WatchdogInterval(); ok {
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					n.Notify(sdnotify.Watchdog)
+				}
+			}
+		}()
+	}
+	return n
+}
+
+// expand turns directories into the pfiles they hold (regular files, not
+// hidden, not editor backups ending in ~), sorted, and drops duplicates.
+func expand(args []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			abs = p
+		}
+		if !seen[abs] {
+			seen[abs] = true
+			out = append(out, p)
+		}
+	}
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			add(a) // a missing file is reported by the parser
+			continue
+		}
+		ents, err := os.ReadDir(a)
+		if err != nil {
+			return nil, fmt.Errorf("pfile directory %s: %w", a, err)
+		}
+		var names []string
+		for _, e := range ents {
+			n := e.Name()
+			if strings.HasPrefix(n, ".") || strings.HasSuffix(n, "~") || !e.Type().IsRegular() {
+				continue
+			}
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			add(filepath.Join(a, n))
+		}
+	}
+	return out, nil
+}
+
+func fileOf(files []*pfile.File, path string) *pfile.File {
+	i := slices.IndexFunc(files, func(f *pfile.File) bool { return f.Path == path })
+	return files[i]
+}
+
+// switchLogger is a pfile's Logger; a reload that changes SyslogFacility
+// switches it to the Logger of the new facility.
+type switchLogger struct {
+	l atomic.Pointer[message.Logger]
+}
+
+func (s *switchLogger) set(l *message.Logger) { s.l.Store(l) }
+
+// Log sends m through the current Logger.
+func (s *switchLogger) Log(m message.Message) { s.l.Load().Log(m) }
+
+func warning(format string, args ...any) message.Message {
+	return message.Warning(fmt.Sprintf(format, args...))
+}

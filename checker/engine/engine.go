@@ -1,0 +1,494 @@
+// Package engine watches the processes of one pfile and restarts them.
+//
+// An Instance runs one goroutine per process entry (not per pid). A healthy
+// entry is idle, blocked on a channel: a death arrives as an event from the
+// shared proc.Watcher (pidfd), within milliseconds whatever MonitorInterval
+// is. Once per MonitorInterval the Instance scans /proc once for all its
+// entries and hands the snapshot to each as a backstop: pid reuse, zombies,
+// pid files, and deaths where pidfd is not available.
+//
+// A dead process goes through the restart sequence of behaviour.md: the
+// retry check against the Grace window, killing what is left of it, the
+// restart script, and StartWait for the process to come up.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// Logger receives every message the engine logs; *message.Logger is one.
+type Logger interface {
+	Log(message.Message)
+}
+
+// Watcher delivers process deaths; *proc.Watcher is one. fn runs on the
+// watcher's goroutine and must return quickly.
+type Watcher interface {
+	Watch(id proc.ID, fn func(proc.Event)) (cancel func(), err error)
+}
+
+// Clock tells the time for the Grace window and the status; tests replace
+// it to move through a window without waiting.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Result is why an Instance stopped.
+type Result int
+
+// The results of Run.
+const (
+	// Stopped: the context was cancelled (SIGTERM, SIGINT).
+	Stopped Result = iota
+	// Shutdown: a retry over with action shutdown stopped this pfile.
+	Shutdown
+	// Exit: a retry over with action exit; pcheck exits with status 3.
+	Exit
+)
+
+var resultNames = [...]string{"stopped", "shutdown", "exit"}
+
+// String names the result.
+func (r Result) String() string {
+	if r >= 0 && int(r) < len(resultNames) {
+		return resultNames[r]
+	}
+	return fmt.Sprintf("Result(%d)", int(r))
+}
+
+// Errors returned by the controls.
+var (
+	// ErrUnknownProcess: no process entry has that name.
+	ErrUnknownProcess = errors.New("no such process in the pfile")
+	// ErrHealthy: RestartNow without force on a process that is Up.
+	ErrHealthy = errors.New("process is up; use force to restart it")
+	// ErrBusy: the process is being restarted already.
+	ErrBusy = errors.New("process is being restarted")
+	// ErrNotUp: KillStalled on a process that is not Up.
+	ErrNotUp = errors.New("process is not up")
+	// ErrStopped: the Instance is not running.
+	ErrStopped = errors.New("monitoring of the pfile has stopped")
+)
+
+// Options configure an Instance.
+type Options struct {
+	// File is the validated pfile.
+	File *pfile.File
+	// Log receives every message. Required.
+	Log Logger
+	// Watcher delivers deaths; one is shared by every Instance of a
+	// pcheck process. nil where pidfds are not available: deaths are
+	// then noticed by the re-check every MonitorInterval.
+	Watcher Watcher
+	// Store persists retry counts; nil keeps them in memory only.
+	Store *state.Store
+	// Clock is the time for the Grace window; nil is the real clock.
+	Clock Clock
+	// OnEvent, when set, is called for every event (for the ring
+	// buffer). It runs on the entry's goroutine: return quickly.
+	OnEvent func(Event)
+	// OnState, when set, is called when an entry becomes Up (with its
+	// pids) or leaves Up, for the stall monitors. Return quickly.
+	OnState func(StateChange)
+}
+
+// Instance watches the processes of one pfile.
+type Instance struct {
+	log     Logger
+	watcher Watcher
+	store   *state.Store
+	clock   Clock
+	onEvent func(Event)
+	onState func(StateChange)
+	scanner scanner
+	started time.Time
+
+	// onExec, set by tests and benchmarks, runs just before a restart
+	// script is started.
+	onExec func()
+
+	mu      sync.Mutex
+	file    *pfile.File
+	entries []*entry // in pfile order
+	runCtx  context.Context
+	ended   bool
+	wg      sync.WaitGroup
+	finish  chan Result
+}
+
+// New returns an Instance for o.File; Run starts it. It fails when a
+// process entry names a user that does not exist.
+func New(o Options) (*Instance, error) {
+	if o.File == nil || o.Log == nil {
+		return nil, errors.New("engine: File and Log are required")
+	}
+	in := &Instance{
+		log:     o.Log,
+		watcher: o.Watcher,
+		store:   o.Store,
+		clock:   o.Clock,
+		onEvent: o.OnEvent,
+		onState: o.OnState,
+		scanner: scanner{scan: proc.Scan},
+		file:    o.File,
+		finish:  make(chan Result, 1),
+	}
+	if in.clock == nil {
+		in.clock = realClock{}
+	}
+	entries, err := in.makeEntries(o.File, nil)
+	if err != nil {
+		return nil, err
+	}
+	in.entries = entries
+	return in, nil
+}
+
+// makeEntries builds the entries of f, reusing those of old with the same
+// key (they keep their pids and counts). Keys are made unique by order of
+// appearance, so two identical lines are two entries.
+func (in *Instance) makeEntries(f *pfile.File, old []*entry) ([]*entry, error) {
+	byKey := make(map[string]*entry, len(old))
+	for _, e := range old {
+		byKey[e.key] = e
+	}
+	seen := make(map[string]int)
+	var out []*entry
+	for _, p := range f.Processes {
+		key := state.Key(p)
+		if n := seen[key]; n > 0 {
+			seen[key] = n + 1
+			key = fmt.Sprintf("%s #%d", key, n+1)
+		} else {
+			seen[key] = 1
+		}
+		if e, ok := byKey[key]; ok {
+			out = append(out, e)
+			continue
+		}
+		uid := -1
+		if p.User != "" {
+			u, err := proc.LookupUID(p.User)
+			if err != nil {
+				return nil, fmt.Errorf("%s: process %s: %w", p.Pos, p.Name, err)
+			}
+			uid = u
+		}
+		out = append(out, newEntry(in, key, p, uid))
+	}
+	return out, nil
+}
+
+// Pfile returns the pfile's path as pcheck was given it.
+func (in *Instance) Pfile() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.file.Path
+}
+
+// File returns the rules in force.
+func (in *Instance) File() *pfile.File {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.file
+}
+
+func (in *Instance) params() pfile.Params {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.file.Params
+}
+
+// Run watches the processes until ctx is cancelled (Stopped) or a retry
+// over ends this pfile (Shutdown, Exit). Processes already running are
+// adopted, never restarted. When Run returns, every entry goroutine has
+// ended; the processes are left running.
+func (in *Instance) Run(ctx context.Context) Result {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in.mu.Lock()
+	if in.runCtx != nil {
+		in.mu.Unlock()
+		panic("engine: Run called twice")
+	}
+	in.runCtx = ctx
+	in.started = time.Now()
+	path := in.file.Path
+	in.mu.Unlock()
+
+	in.emit("", message.Start(path))
+	in.mu.Lock()
+	for _, e := range in.entries {
+		in.startEntry(ctx, e)
+	}
+	in.mu.Unlock()
+
+	timer := time.NewTimer(in.params().MonitorInterval)
+	defer timer.Stop()
+	var res Result
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			res = Stopped
+			break loop
+		case res = <-in.finish:
+			break loop
+		case <-timer.C:
+			in.recheck(ctx)
+			timer.Reset(in.params().MonitorInterval)
+		}
+	}
+
+	in.mu.Lock()
+	in.ended = true
+	for _, e := range in.entries {
+		e.cancel()
+	}
+	in.mu.Unlock()
+	in.wg.Wait()
+	in.emit("", message.Stop(in.Pfile()))
+	return res
+}
+
+// startEntry starts e's goroutine; in.mu is held.
+func (in *Instance) startEntry(ctx context.Context, e *entry) {
+	ectx, cancel := context.WithCancel(ctx)
+	e.cancel = cancel
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		e.run(ectx)
+	}()
+}
+
+// end asks Run to stop with r (a retry over's action).
+func (in *Instance) end(r Result) {
+	select {
+	case in.finish <- r:
+	default:
+	}
+}
+
+// recheck scans /proc once and hands the snapshot to every entry.
+func (in *Instance) recheck(ctx context.Context) {
+	snap, err := in.scanner.get(ctx, time.Now())
+	if err != nil {
+		if ctx.Err() == nil {
+			in.emit("", message.Err(fmt.Sprintf("pfile '%s': re-check: %v", in.Pfile(), err)))
+		}
+		return
+	}
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	for _, e := range entries {
+		e.offerRecheck(snap)
+	}
+}
+
+// Apply replaces the rules with f (a reload). Entries whose key (process,
+// script, args, user, pidfile) is unchanged keep their pids, counts and
+// state and take their new settings (retry, grace, action, timeout,
+// count); removed entries stop being watched and their processes are left
+// alone; new entries start by looking for their process.
+func (in *Instance) Apply(f *pfile.File) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended {
+		return ErrStopped
+	}
+	entries, err := in.makeEntries(f, in.entries)
+	if err != nil {
+		return err
+	}
+	keep := make(map[*entry]bool, len(entries))
+	for _, e := range entries {
+		keep[e] = true
+	}
+	for _, e := range in.entries {
+		if !keep[e] && e.cancel != nil {
+			e.cancel()
+		}
+	}
+	// Each entry of f holds its own *pfile.Process; the kept ones are
+	// told theirs.
+	for i, e := range entries {
+		e.update(f.Processes[i])
+		if e.cancel == nil && in.runCtx != nil {
+			in.startEntry(in.runCtx, e)
+		}
+	}
+	in.file = f
+	in.entries = entries
+	if in.store != nil {
+		keys := make([]string, len(entries))
+		for i, e := range entries {
+			keys[i] = e.key
+		}
+		if err := in.store.Keep(keys); err != nil {
+			in.log.Log(message.Err(err.Error()))
+		}
+	}
+	return nil
+}
+
+// matching returns the entries named proc, every entry for "".
+func (in *Instance) matching(name string) ([]*entry, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended {
+		return nil, ErrStopped
+	}
+	var out []*entry
+	for _, e := range in.entries {
+		if name == "" || e.name() == name || e.key == name {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("process %q: %w", name, ErrUnknownProcess)
+	}
+	return out, nil
+}
+
+// control sends c to every entry named name and returns the first error.
+func (in *Instance) control(name string, c command) error {
+	entries, err := in.matching(name)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, e := range entries {
+		if err := e.send(c); err != nil && first == nil {
+			first = fmt.Errorf("process %q: %w", e.name(), err)
+		}
+	}
+	return first
+}
+
+// Pause stops monitoring the process named name (every process for ""):
+// its processes keep running and are not restarted until Resume.
+func (in *Instance) Pause(name string) error {
+	return in.control(name, command{kind: cmdPause})
+}
+
+// Resume resumes monitoring (every process for ""). An entry in RetryOver
+// is re-armed: its retry count is cleared. The process is looked for
+// again; if it is not found within StartWait it is restarted.
+func (in *Instance) Resume(name string) error {
+	return in.control(name, command{kind: cmdResume})
+}
+
+// RestartNow runs the restart sequence of the process now (reason
+// manual). It is refused with ErrHealthy while the process is Up unless
+// force is set; then the running process is killed first.
+func (in *Instance) RestartNow(name string, force bool) error {
+	return in.control(name, command{kind: cmdRestart, force: force})
+}
+
+// Reset zeroes the retry count and restart counter (every process for "").
+func (in *Instance) Reset(name string) error {
+	return in.control(name, command{kind: cmdReset})
+}
+
+// KillStalled kills the watched processes of name (SIGTERM, KillWait,
+// SIGKILL) for a stall monitor; death detection then restarts them with
+// reason (ReasonStall). It returns the pids it killed and an error when a
+// process could not be killed or the entry is not Up (ErrNotUp).
+func (in *Instance) KillStalled(name, reason string) ([]int, error) {
+	entries, err := in.matching(name)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	var first error
+	for _, e := range entries {
+		c := command{kind: cmdKillStalled, reason: reason, pids: make(chan []int, 1)}
+		err := e.send(c)
+		select {
+		case p := <-c.pids:
+			pids = append(pids, p...)
+		default:
+		}
+		if err != nil && first == nil {
+			first = fmt.Errorf("process %q: %w", e.name(), err)
+		}
+	}
+	return pids, first
+}
+
+// Snapshot returns the state of every process entry.
+func (in *Instance) Snapshot() Status {
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	st := Status{Pfile: in.file.Path, Started: in.started}
+	in.mu.Unlock()
+	now := in.clock.Now()
+	for _, e := range entries {
+		st.Processes = append(st.Processes, e.status(now))
+	}
+	return st
+}
+
+// Dump writes the Snapshot as indented JSON.
+func (in *Instance) Dump(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(in.Snapshot())
+}
+
+// DumpFile writes the Snapshot to DumpFileName; it does nothing when the
+// pfile sets none.
+func (in *Instance) DumpFile() error {
+	name := in.params().DumpFileName
+	if name == "" {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("state dump: %w", err)
+	}
+	if err := in.Dump(f); err != nil {
+		f.Close()
+		return fmt.Errorf("state dump %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("state dump %s: %w", name, err)
+	}
+	return nil
+}
+
+// emit logs m and reports it as an event of process name.
+func (in *Instance) emit(name string, m message.Message) {
+	in.log.Log(m)
+	in.event(name, string(m.ID), m.Text)
+}
+
+// event reports a control or message to OnEvent.
+func (in *Instance) event(name, kind, text string) {
+	if in.onEvent == nil {
+		return
+	}
+	in.mu.Lock()
+	path := in.file.Path
+	in.mu.Unlock()
+	in.onEvent(Event{Time: in.clock.Now(), Pfile: path, Process: name, Kind: kind, Text: text})
+}

@@ -1,0 +1,734 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// Polling for a process that should come up starts fast and slows down:
+// a restarted daemon is usually there within milliseconds.
+const (
+	findFirstPoll = 20 * time.Millisecond
+	findMaxPoll   = 500 * time.Millisecond
+)
+
+type cmdKind int
+
+const (
+	cmdPause cmdKind = iota
+	cmdResume
+	cmdRestart
+	cmdReset
+	cmdKillStalled
+)
+
+var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled"}
+
+// command is a control sent to an entry's goroutine.
+type command struct {
+	kind   cmdKind
+	force  bool
+	reason string
+	pids   chan []int // KillStalled: the pids killed
+	reply  chan error
+}
+
+// step is one state of an entry's goroutine; it returns the next one, nil
+// to end.
+type step func(ctx context.Context) step
+
+// watched is one process an entry watches.
+type watched struct {
+	id     proc.ID
+	pgid   int
+	cancel func()
+	// desc are the descendants seen while it lived, killed with it.
+	desc []proc.ID
+}
+
+// death is a watched process that is gone.
+type death struct {
+	w      *watched
+	reason string
+}
+
+// entry is one process entry and its goroutine. The goroutine owns the
+// fields below "goroutine state"; mu guards the rest.
+type entry struct {
+	in     *Instance
+	key    string
+	uid    int
+	cancel context.CancelFunc
+
+	ctl      chan command
+	done     chan struct{}  // closed when the goroutine ends
+	recheckC chan *snapshot // latest snapshot, buffer 1
+
+	mailMu sync.Mutex
+	mail   []proc.Event
+	mailC  chan struct{} // buffer 1: mail is waiting
+
+	mu         sync.Mutex
+	cfg        *pfile.Process
+	state      State
+	since      time.Time
+	pids       []int
+	restarts   int
+	lastReason string
+	window     window
+
+	// goroutine state
+	watching   map[int]*watched
+	announced  map[proc.ID]bool // pids logged Up and not since Down
+	killReason string           // reason given by KillStalled
+}
+
+func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
+	e := &entry{
+		in:        in,
+		key:       key,
+		uid:       uid,
+		ctl:       make(chan command),
+		done:      make(chan struct{}),
+		recheckC:  make(chan *snapshot, 1),
+		mailC:     make(chan struct{}, 1),
+		cfg:       p,
+		since:     in.clock.Now(),
+		watching:  make(map[int]*watched),
+		announced: make(map[proc.ID]bool),
+	}
+	if in.store != nil {
+		e.window.attempts = in.store.Attempts(key)
+	}
+	return e
+}
+
+func (e *entry) config() *pfile.Process {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg
+}
+
+func (e *entry) name() string { return e.config().Name }
+
+// update gives the entry its settings from a reloaded pfile.
+func (e *entry) update(p *pfile.Process) {
+	e.mu.Lock()
+	e.cfg = p
+	e.mu.Unlock()
+}
+
+func (e *entry) getState() State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state
+}
+
+// setState records a new state and tells the stall monitors.
+func (e *entry) setState(s State, pids []proc.ID) {
+	e.mu.Lock()
+	changed := e.state != s || s == StateUp
+	e.state = s
+	e.since = e.in.clock.Now()
+	e.pids = e.pids[:0]
+	for _, id := range pids {
+		e.pids = append(e.pids, id.Pid)
+	}
+	name := e.cfg.Name
+	e.mu.Unlock()
+	if changed && e.in.onState != nil {
+		e.in.onState(StateChange{Process: name, Key: e.key, State: s, Pids: slices.Clone(pids)})
+	}
+}
+
+func (e *entry) status(now time.Time) ProcessStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return ProcessStatus{
+		Name:           e.cfg.Name,
+		Key:            e.key,
+		State:          e.state,
+		Pids:           slices.Clone(e.pids),
+		Since:          e.since,
+		Restarts:       e.restarts,
+		RetriesUsed:    e.window.used(now, e.cfg.Grace),
+		RetriesAllowed: e.cfg.Retry,
+		Grace:          e.cfg.Grace,
+		Action:         e.cfg.Action.String(),
+		LastReason:     e.lastReason,
+	}
+}
+
+func (e *entry) log(m message.Message) { e.in.emit(e.name(), m) }
+
+// send delivers a control and waits for its answer.
+func (e *entry) send(c command) error {
+	c.reply = make(chan error, 1)
+	e.in.mu.Lock()
+	ctx := e.in.runCtx
+	e.in.mu.Unlock()
+	if ctx == nil {
+		return ErrStopped
+	}
+	select {
+	case e.ctl <- c:
+	case <-e.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ErrStopped
+	}
+	return <-c.reply
+}
+
+// offerRecheck hands the entry the latest /proc snapshot without waiting;
+// an entry busy restarting gets it when it is Up again, or a newer one.
+func (e *entry) offerRecheck(all *snapshot) {
+	for {
+		select {
+		case e.recheckC <- all:
+			return
+		default:
+		}
+		select {
+		case <-e.recheckC:
+		default:
+		}
+	}
+}
+
+// deliver is the watcher's callback: it queues the event and returns.
+func (e *entry) deliver(ev proc.Event) {
+	e.mailMu.Lock()
+	e.mail = append(e.mail, ev)
+	e.mailMu.Unlock()
+	select {
+	case e.mailC <- struct{}{}:
+	default:
+	}
+}
+
+func (e *entry) takeMail() []proc.Event {
+	e.mailMu.Lock()
+	defer e.mailMu.Unlock()
+	m := e.mail
+	e.mail = nil
+	return m
+}
+
+// run is the entry's goroutine.
+func (e *entry) run(ctx context.Context) {
+	defer close(e.done)
+	defer e.unwatchAll()
+	next := e.find(StateDown, e.in.params().StartWait)
+	for next != nil && ctx.Err() == nil {
+		next = next(ctx)
+	}
+}
+
+// matcher returns the proc.Matcher of the entry's settings.
+func (e *entry) matcher() proc.Matcher {
+	p := e.config()
+	return proc.Matcher{Target: p.Name, ByName: p.ByName, Args: p.Args, UID: e.uid, PidFile: p.PidFile}
+}
+
+// find looks for the process for up to wait, showing state s meanwhile: at
+// start and on Resume (Down), and after a restart script (Restarting).
+// Found, it is Up; not found, Set pid fail and a failed attempt.
+func (e *entry) find(s State, wait time.Duration) step {
+	return func(ctx context.Context) step {
+		e.setState(s, nil)
+		deadline := time.Now().Add(wait)
+		poll := findFirstPoll
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case c := <-e.ctl:
+				if next := e.handle(ctx, c); next != nil {
+					return next
+				}
+			case <-timer.C:
+				asked := time.Now()
+				snap, err := e.in.scanner.get(ctx, asked)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					e.log(message.Err(fmt.Sprintf("('%s'): scanning /proc: %v", e.name(), err)))
+				} else if found := e.matcher().Match(snap.all); len(found) >= e.config().Count {
+					return e.becomeUp(ctx, found, snap)
+				}
+				if !asked.Before(deadline) {
+					e.log(message.SetPidFail(e.name()))
+					return e.failure(ReasonPidFail, 0, nil)
+				}
+				timer.Reset(min(poll, time.Until(deadline)))
+				poll = min(2*poll, findMaxPoll)
+			}
+		}
+	}
+}
+
+// becomeUp watches found (taken from snap), logs Up for each process not
+// already announced, and returns the Up step.
+func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot) step {
+	e.unwatchAll()
+	e.killReason = ""
+	ids := make([]proc.ID, 0, len(found))
+	for _, p := range found {
+		ids = append(ids, p.ID)
+		e.watch(p, snap)
+	}
+	e.setState(StateUp, ids)
+	announced := make(map[proc.ID]bool, len(found))
+	for _, p := range found {
+		announced[p.ID] = true
+		if !e.announced[p.ID] {
+			e.log(message.Up(e.name(), p.Pid))
+		}
+	}
+	e.announced = announced
+	return e.up
+}
+
+// watch starts watching p; snap is a recent snapshot for its descendants.
+func (e *entry) watch(p proc.Info, snap *snapshot) {
+	w := &watched{id: p.ID, pgid: p.PGid, desc: snap.descendants(p.Pid)}
+	e.watching[p.Pid] = w
+	if e.in.watcher == nil {
+		return // deaths are seen by the re-check only
+	}
+	cancel, err := e.in.watcher.Watch(p.ID, e.deliver)
+	switch {
+	case errors.Is(err, proc.ErrNotFound):
+		// Gone before we could watch it: a death like any other.
+		e.deliver(proc.Event{ID: p.ID})
+	case err != nil:
+		// No event for this one: the MonitorInterval re-check sees it.
+		e.log(message.Warning(fmt.Sprintf("('%s' ,pid=%d): cannot watch: %v; relying on the re-check every MonitorInterval", e.name(), p.Pid, err)))
+	default:
+		w.cancel = cancel
+	}
+}
+
+func (e *entry) unwatch(w *watched) {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	delete(e.watching, w.id.Pid)
+}
+
+func (e *entry) unwatchAll() {
+	for _, w := range e.watching {
+		e.unwatch(w)
+	}
+}
+
+func (e *entry) watchedIDs() []proc.ID {
+	ids := make([]proc.ID, 0, len(e.watching))
+	for _, w := range e.watching {
+		ids = append(ids, w.id)
+	}
+	slices.SortFunc(ids, func(a, b proc.ID) int { return a.Pid - b.Pid })
+	return ids
+}
+
+// up is the healthy state: idle until a death, a re-check or a control.
+func (e *entry) up(ctx context.Context) step {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-e.ctl:
+			if next := e.handle(ctx, c); next != nil {
+				return next
+			}
+		case <-e.mailC:
+			var dead []death
+			for _, ev := range e.takeMail() {
+				w := e.watching[ev.ID.Pid]
+				if w == nil || w.id != ev.ID {
+					continue // stale: no longer watched
+				}
+				// Every process is a zombie for an instant when it
+				// exits, so an event says "down"; a process that
+				// stays a zombie is found so by the re-check.
+				dead = append(dead, death{w: w, reason: ReasonDown})
+			}
+			if len(dead) > 0 {
+				return e.lost(ctx, dead)
+			}
+		case all := <-e.recheckC:
+			if next := e.recheck(ctx, all); next != nil {
+				return next
+			}
+		}
+	}
+}
+
+// checkPids compares the watched processes with a /proc snapshot: a pid
+// that is gone, or now has another start time (reused by another program),
+// is down; one that is a zombie is a zombie; the rest are alive.
+func checkPids(ids []proc.ID, snap *snapshot) (alive []proc.ID, gone map[proc.ID]string) {
+	gone = make(map[proc.ID]string)
+	for _, id := range ids {
+		p, ok := snap.get(id.Pid)
+		switch {
+		case !ok || p.Start != id.Start:
+			gone[id] = ReasonDown
+		case p.Dead():
+			gone[id] = ReasonZombie
+		default:
+			alive = append(alive, id)
+		}
+	}
+	return alive, gone
+}
+
+// recheck is the MonitorInterval backstop of an Up entry.
+func (e *entry) recheck(ctx context.Context, snap *snapshot) step {
+	alive, gone := checkPids(e.watchedIDs(), snap)
+	if len(gone) > 0 {
+		var dead []death
+		for id, reason := range gone {
+			dead = append(dead, death{w: e.watching[id.Pid], reason: reason})
+		}
+		slices.SortFunc(dead, func(a, b death) int { return a.w.id.Pid - b.w.id.Pid })
+		return e.lost(ctx, dead)
+	}
+	for _, id := range alive {
+		w := e.watching[id.Pid]
+		// Remember the newest descendants: killed with their parent.
+		for _, d := range snap.descendants(id.Pid) {
+			if !slices.Contains(w.desc, d) {
+				w.desc = append(w.desc, d)
+			}
+		}
+	}
+	// A pid file that now names another live matching process (a daemon
+	// that re-executed itself): that one is watched from now on.
+	if e.config().PidFile != "" {
+		found := e.matcher().Match(snap.all)
+		if len(found) == 1 && e.watching[found[0].Pid] == nil {
+			return e.becomeUp(ctx, found, snap)
+		}
+	}
+	return nil
+}
+
+// lost handles watched processes that died: Down for each; when fewer than
+// count remain, a failure.
+func (e *entry) lost(ctx context.Context, dead []death) step {
+	reason := dead[0].reason
+	if e.killReason != "" {
+		reason = e.killReason
+	}
+	var leftovers []proc.ID
+	oldPid := dead[0].w.id.Pid
+	for _, d := range dead {
+		e.log(message.Down(e.name(), d.w.id.Pid))
+		e.unwatch(d.w)
+		delete(e.announced, d.w.id)
+		leftovers = append(leftovers, e.leftovers(ctx, d.w)...)
+	}
+	if len(e.watching) >= e.config().Count {
+		e.setState(StateUp, e.watchedIDs())
+		return e.up
+	}
+	// The survivors are looked for again after the restart.
+	e.unwatchAll()
+	return e.failure(reason, oldPid, leftovers)
+}
+
+// leftovers returns what is left of a dead process: its descendants
+// recorded while it lived and the members of the process group it led. A
+// pid that now belongs to another program is never part of it. (A zombie
+// has no children to look for: they are handed to a reaper at its exit.)
+func (e *entry) leftovers(ctx context.Context, w *watched) []proc.ID {
+	var out []proc.ID
+	add := func(id proc.ID) {
+		if id != w.id && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	for _, d := range w.desc {
+		if _, ok := proc.Current(d); ok {
+			add(d)
+		}
+	}
+	if w.pgid != w.id.Pid {
+		return out
+	}
+	if self, err := proc.Read(w.id.Pid); err == nil && self.Start != w.id.Start {
+		return out // the pid, and so the group id, went to another program
+	}
+	// A group with nobody left needs no scan of /proc: kill(-pgid, 0)
+	// tells, and keeps the common case (a lone daemon, reaped by its
+	// parent) fast. A group outlives its leader, and its id cannot be
+	// given to a new process while members remain.
+	if unix.Kill(-w.pgid, 0) != nil {
+		return out
+	}
+	snap, err := e.in.scanner.get(ctx, time.Now())
+	if err != nil {
+		return out
+	}
+	for _, p := range snap.all {
+		if p.PGid == w.pgid && !p.Dead() && p.Start >= w.id.Start {
+			add(p.ID)
+		}
+	}
+	return out
+}
+
+// failure is a failed process: the retry check, then a restart or the
+// retry over.
+func (e *entry) failure(reason string, oldPid int, leftovers []proc.ID) step {
+	return func(ctx context.Context) step {
+		p := e.config()
+		e.mu.Lock()
+		allowed := e.window.allow(e.in.clock.Now(), p.Retry, p.Grace)
+		e.mu.Unlock()
+		if !allowed {
+			return e.retryOver(ctx, p)
+		}
+		return e.restart(reason, oldPid, leftovers, true)
+	}
+}
+
+// persist writes the attempts to the state file.
+func (e *entry) persist(attempts []time.Time) {
+	if e.in.store == nil {
+		return
+	}
+	if err := e.in.store.SetAttempts(e.key, attempts); err != nil {
+		e.log(message.Err(fmt.Sprintf("('%s'): retry count not saved: %v", e.name(), err)))
+	}
+}
+
+// retryOver logs the retry over and carries out the action.
+func (e *entry) retryOver(ctx context.Context, p *pfile.Process) step {
+	e.setState(StateRetryOver, nil)
+	e.log(message.RetryOver(p.Name, p.Action.String()))
+	switch p.Action {
+	case pfile.ActionShutdown:
+		e.in.end(Shutdown)
+	case pfile.ActionExit:
+		e.in.end(Exit)
+	}
+	return e.idle
+}
+
+// restart runs the restart sequence: kill the leftovers, Try to restart,
+// the script, then StartWait. A counted attempt is recorded (and saved)
+// just before the script runs; once recorded, the script runs even if
+// pcheck is stopping, so the count never exceeds the scripts run.
+func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted bool) step {
+	return func(ctx context.Context) step {
+		e.setState(StateRestarting, nil)
+		params := e.in.params()
+		p := e.config()
+		for i, err := range e.terminate(ctx, leftovers, params.KillWait) {
+			if err != nil && !errors.Is(err, proc.ErrNotFound) && ctx.Err() == nil {
+				e.log(message.Warning(fmt.Sprintf("('%s'): leftover pid %d: %v", p.Name, leftovers[i].Pid, err)))
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		e.mu.Lock()
+		if counted {
+			e.window.record(e.in.clock.Now())
+		}
+		attempts := slices.Clone(e.window.attempts)
+		attempt := len(attempts)
+		if !counted {
+			attempt++
+		}
+		e.restarts++
+		e.lastReason = reason
+		e.mu.Unlock()
+		if counted {
+			e.persist(attempts)
+		}
+		e.log(message.TryRestart(p.Name))
+		if e.in.onExec != nil {
+			e.in.onExec()
+		}
+		done := scriptRun{
+			script:   p.Script,
+			proc:     p.Name,
+			oldPid:   oldPid,
+			reason:   reason,
+			attempt:  attempt,
+			pfile:    e.in.Pfile(),
+			timeout:  p.Timeout,
+			killWait: params.KillWait,
+			log:      e.log,
+		}.start()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case c := <-e.ctl:
+				if next := e.handle(ctx, c); next != nil {
+					return next
+				}
+			case res := <-done:
+				if res.err != nil {
+					e.log(message.Err(fmt.Sprintf("('%s'): %v", p.Name, res.err)))
+				}
+				if res.status != "0" {
+					e.log(message.ScriptFailed(p.Name, res.status))
+				}
+				if res.failed() {
+					return e.failure(reason, oldPid, nil)
+				}
+				return e.find(StateRestarting, e.in.params().StartWait)
+			}
+		}
+	}
+}
+
+// terminate kills ids, all at once: SIGTERM, killWait, SIGKILL. proc
+// refuses to signal a pid that now belongs to another process.
+func (e *entry) terminate(ctx context.Context, ids []proc.ID, killWait time.Duration) []error {
+	if len(ids) == 0 {
+		return nil
+	}
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = proc.Terminate(ctx, id, killWait)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// idle waits for controls: Paused and RetryOver.
+func (e *entry) idle(ctx context.Context) step {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-e.ctl:
+			if next := e.handle(ctx, c); next != nil {
+				return next
+			}
+		}
+	}
+}
+
+// handle carries out a control in any state and returns the step to move
+// to, nil to stay.
+func (e *entry) handle(ctx context.Context, c command) step {
+	cur := e.getState()
+	name := e.name()
+	reply := func(err error) {
+		if err == nil {
+			e.in.event(name, cmdNames[c.kind], "")
+		}
+		c.reply <- err
+	}
+	switch c.kind {
+	case cmdReset:
+		e.mu.Lock()
+		e.window.reset()
+		e.restarts = 0
+		e.mu.Unlock()
+		e.persist(nil)
+		reply(nil)
+		return nil
+
+	case cmdPause:
+		reply(nil)
+		if cur == StatePaused {
+			return nil
+		}
+		e.unwatchAll()
+		e.announced = map[proc.ID]bool{}
+		e.setState(StatePaused, nil)
+		return e.idle
+
+	case cmdResume:
+		reply(nil)
+		switch cur {
+		case StateRetryOver:
+			e.mu.Lock()
+			e.window.reset()
+			e.mu.Unlock()
+			e.persist(nil)
+			return e.find(StateDown, e.in.params().StartWait)
+		case StatePaused:
+			return e.find(StateDown, e.in.params().StartWait)
+		}
+		return nil
+
+	case cmdRestart:
+		switch {
+		case cur == StateRestarting:
+			reply(ErrBusy)
+			return nil
+		case cur == StateUp && !c.force:
+			reply(ErrHealthy)
+			return nil
+		}
+		reply(nil)
+		ids := e.watchedIDs()
+		oldPid := 0
+		var leftovers []proc.ID
+		for _, id := range ids {
+			if oldPid == 0 {
+				oldPid = id.Pid
+			}
+			leftovers = append(leftovers, id)
+			leftovers = append(leftovers, e.leftovers(ctx, e.watching[id.Pid])...)
+		}
+		e.unwatchAll()
+		e.announced = map[proc.ID]bool{}
+		// A manual restart is the operator's, not a failure: it is
+		// not counted against the retries.
+		return e.restart(ReasonManual, oldPid, leftovers, false)
+
+	case cmdKillStalled:
+		if cur != StateUp {
+			c.pids <- nil
+			reply(ErrNotUp)
+			return nil
+		}
+		e.killReason = c.reason
+		ids := e.watchedIDs()
+		var pids []int
+		var errs []error
+		for i, err := range e.terminate(ctx, ids, e.in.params().KillWait) {
+			pids = append(pids, ids[i].Pid)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pid %d: %w", ids[i].Pid, err))
+			}
+		}
+		if len(errs) == len(ids) {
+			e.killReason = "" // nothing died for the stall
+		}
+		c.pids <- pids
+		reply(errors.Join(errs...))
+		return nil
+	}
+	reply(fmt.Errorf("unknown control %d", c.kind))
+	return nil
+}

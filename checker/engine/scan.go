@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/proc"
+)
+
+// scanner shares /proc scans among the entries of an Instance: any number
+// of entries asking at once are served by one scan, so a thousand entries
+// looking for their processes cost one walk of /proc, not a thousand.
+type scanner struct {
+	scan func() ([]proc.Info, error)
+
+	mu   sync.Mutex
+	cur  *scanRun // the running or last finished scan
+	next *scanRun // queued behind a running one
+}
+
+type scanRun struct {
+	start time.Time
+	done  chan struct{}
+	snap  *snapshot
+	err   error
+}
+
+// get returns a scan that started no earlier than after.
+func (s *scanner) get(ctx context.Context, after time.Time) (*snapshot, error) {
+	s.mu.Lock()
+	r := s.cur
+	switch {
+	case r != nil && !r.start.Before(after):
+		// The current scan (running or finished) is fresh enough.
+	case r == nil || r.finished():
+		r = s.launch()
+	default:
+		// A stale scan is running: wait for the one queued behind it.
+		if s.next == nil {
+			s.next = &scanRun{done: make(chan struct{})}
+		}
+		r = s.next
+	}
+	s.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.snap, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// launch starts a scan as the current one; s.mu is held.
+func (s *scanner) launch() *scanRun {
+	r := s.next
+	s.next = nil
+	if r == nil {
+		r = &scanRun{done: make(chan struct{})}
+	}
+	r.start = time.Now()
+	s.cur = r
+	go func() {
+		var all []proc.Info
+		all, r.err = s.scan()
+		if r.err == nil {
+			r.snap = newSnapshot(all)
+		}
+		s.mu.Lock()
+		close(r.done)
+		if s.next != nil {
+			s.launch()
+		}
+		s.mu.Unlock()
+	}()
+	return r
+}
+
+func (r *scanRun) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// snapshot is one scan of /proc with its indexes, built once and shared
+// read-only by every entry: a re-check of a thousand entries costs a
+// thousand map lookups, not a thousand walks of the process table.
+type snapshot struct {
+	all      []proc.Info
+	byPid    map[int]int   // pid -> index in all
+	children map[int][]int // ppid -> indexes in all
+}
+
+func newSnapshot(all []proc.Info) *snapshot {
+	s := &snapshot{all: all, byPid: make(map[int]int, len(all)), children: make(map[int][]int)}
+	for i := range all {
+		s.byPid[all[i].Pid] = i
+		s.children[all[i].PPid] = append(s.children[all[i].PPid], i)
+	}
+	return s
+}
+
+// get returns the process with pid.
+func (s *snapshot) get(pid int) (*proc.Info, bool) {
+	i, ok := s.byPid[pid]
+	if !ok {
+		return nil, false
+	}
+	return &s.all[i], true
+}
+
+// descendants returns every descendant of pid, parents first.
+func (s *snapshot) descendants(pid int) []proc.ID {
+	var out []proc.ID
+	queue := s.children[pid]
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		if s.all[i].Pid == pid {
+			continue // pid 0's "parent" is itself
+		}
+		out = append(out, s.all[i].ID)
+		queue = append(queue[:len(queue):len(queue)], s.children[s.all[i].Pid]...)
+	}
+	return out
+}

@@ -1,0 +1,223 @@
+// Package state keeps what pcheck must remember across its own restarts:
+// the restart attempts of every process entry of a pfile, so that a
+// crash-looping pcheck cannot reset its retry counts.
+//
+// A Store is one JSON file per pfile in the state directory. Every change
+// is written atomically (temporary file, fsync, rename, fsync of the
+// directory): after a crash the file holds either the old or the new state,
+// never a mix.
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// version is the format of the state file; a file of another version is
+// ignored rather than misread.
+const version = 1
+
+// Name returns the stem that names a pfile's files in the state and run
+// directories: the absolute path with separators and unusual characters
+// replaced, and a short hash of the path so two paths never collide.
+// For /etc/pcheck/web.pf it is "etc_pcheck_web.pf-1a2b3c4d".
+func Name(pfilePath string) string {
+	abs, err := filepath.Abs(pfilePath)
+	if err != nil {
+		abs = filepath.Clean(pfilePath)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	var b strings.Builder
+	for _, r := range strings.TrimPrefix(abs, "/") {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	stem := b.String()
+	if len(stem) > 80 {
+		stem = stem[len(stem)-80:]
+	}
+	return stem + "-" + hex.EncodeToString(sum[:4])
+}
+
+// Key returns the stable key of a process entry: what it watches and how it
+// restarts it. Entries keep their key (and so their counts) when other
+// entries are added or removed, or when their retry settings change.
+func Key(p *pfile.Process) string {
+	target := p.Name
+	if p.ByName {
+		target = `"` + p.Name + `"`
+	}
+	parts := []string{target, p.Script}
+	if p.Args != "" {
+		parts = append(parts, "args="+p.Args)
+	}
+	if p.User != "" {
+		parts = append(parts, "user="+p.User)
+	}
+	if p.PidFile != "" {
+		parts = append(parts, "pidfile="+p.PidFile)
+	}
+	return strings.Join(parts, " ")
+}
+
+// ErrCorrupt is returned by Open when the state file cannot be decoded.
+var ErrCorrupt = errors.New("state file is corrupt")
+
+// Store is the persisted state of one pfile. Its methods are safe for
+// concurrent use.
+type Store struct {
+	path string
+
+	mu   sync.Mutex
+	data fileData
+}
+
+// fileData is the JSON form of the state file.
+type fileData struct {
+	Version int                   `json:"version"`
+	Pfile   string                `json:"pfile"`
+	Entries map[string]*entryData `json:"entries"`
+}
+
+type entryData struct {
+	// Attempts are the wall-clock times of the restart attempts, oldest
+	// first.
+	Attempts []time.Time `json:"attempts"`
+}
+
+// Open reads the state file at path; a missing file is an empty state.
+// A corrupt file is reported with ErrCorrupt and an empty Store is still
+// returned, so the caller may log and go on.
+func Open(path, pfilePath string) (*Store, error) {
+	s := &Store{path: path, data: fileData{Version: version, Pfile: pfilePath, Entries: map[string]*entryData{}}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("state file %s: %w", path, err)
+	}
+	var d fileData
+	if err := json.Unmarshal(b, &d); err != nil {
+		return s, fmt.Errorf("state file %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if d.Version != version {
+		return s, fmt.Errorf("state file %s: %w: version %d, want %d", path, ErrCorrupt, d.Version, version)
+	}
+	for k, e := range d.Entries {
+		if e != nil {
+			s.data.Entries[k] = e
+		}
+	}
+	return s, nil
+}
+
+// Path returns the file the Store writes.
+func (s *Store) Path() string { return s.path }
+
+// Attempts returns a copy of the restart attempts recorded for key.
+func (s *Store) Attempts(key string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.data.Entries[key]; e != nil {
+		return slices.Clone(e.Attempts)
+	}
+	return nil
+}
+
+// SetAttempts records the restart attempts of key and writes the file.
+// An empty list removes the key.
+func (s *Store) SetAttempts(key string, attempts []time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(attempts) == 0 {
+		delete(s.data.Entries, key)
+	} else {
+		s.data.Entries[key] = &entryData{Attempts: slices.Clone(attempts)}
+	}
+	return s.save()
+}
+
+// Keep removes every key not in keys (entries removed from the pfile) and
+// writes the file when something was removed.
+func (s *Store) Keep(keys []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	removed := false
+	for k := range s.data.Entries {
+		if !slices.Contains(keys, k) {
+			delete(s.data.Entries, k)
+			removed = true
+		}
+	}
+	if !removed {
+		return nil
+	}
+	return s.save()
+}
+
+func (s *Store) save() error {
+	b, err := json.MarshalIndent(&s.data, "", "  ")
+	if err != nil {
+		return fmt.Errorf("state file %s: %w", s.path, err)
+	}
+	return WriteFile(s.path, append(b, '\n'), 0o600)
+}
+
+// WriteFile writes data to path atomically: a temporary file in the same
+// directory is written and fsynced, renamed over path, and the directory is
+// fsynced so the rename itself survives a crash.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: fsync: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	done = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: open directory: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write %s: fsync directory: %w", path, err)
+	}
+	return nil
+}
