@@ -214,6 +214,11 @@ func (d *daemon) run(ctx context.Context) int {
 			p.done <- res
 			results <- p
 		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.sweep(ctx, p)
+		}()
 	}
 	defer wg.Wait()
 	defer cancel()
@@ -245,6 +250,7 @@ func (d *daemon) run(ctx context.Context) int {
 			p.ended.Store(true)
 			switch res {
 			case engine.Exit:
+				d.autoReboot(ctx, p)
 				return d.stop(cancel, &wg, notifier, ExitRetryOver)
 			case engine.Shutdown:
 				// Only this pfile stops; its lock goes now.

@@ -129,6 +129,7 @@ type Instance struct {
 	entries []*entry // in pfile order
 	runCtx  context.Context
 	ended   bool
+	exitBy  string // the process whose retry over ended Run with Exit
 	wg      sync.WaitGroup
 	finish  chan Result
 }
@@ -280,6 +281,14 @@ func (in *Instance) startEntry(ctx context.Context, e *entry) {
 }
 
 // end asks Run to stop with r (a retry over's action).
+// ExitProcess names the process whose retry over with action exit ended
+// Run with Exit ("" otherwise): auto-reboot names it in its message.
+func (in *Instance) ExitProcess() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.exitBy
+}
+
 func (in *Instance) end(r Result) {
 	select {
 	case in.finish <- r:

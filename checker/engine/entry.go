@@ -526,6 +526,9 @@ func (e *entry) retryOver(ctx context.Context, p *pfile.Process) step {
 	case pfile.ActionShutdown:
 		e.in.end(Shutdown)
 	case pfile.ActionExit:
+		e.in.mu.Lock()
+		e.in.exitBy = p.Name
+		e.in.mu.Unlock()
 		e.in.end(Exit)
 	}
 	return e.idle

@@ -1,0 +1,42 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAutoReboot: a retry over with action exit and AutoReboot on runs the
+// (harmless) RebootCommand, counted across pcheck restarts up to
+// RebootLimit, then only logs that the limit is reached. pcheck exits 3
+// every time.
+func TestAutoReboot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	none := newService(t, e.dir, "none", "true")
+	ran := filepath.Join(e.dir, "rebooted")
+	counts := filepath.Join(e.dir, "reboots.json")
+	pf := filepath.Join(e.dir, "a.pf")
+	writeFile(t, pf, pfileHead+"RetryCount 0\nretry_over_action exit\nAutoReboot on\nRebootLimit 2\n"+
+		"RebootCommand \"echo reboot >> "+ran+"\"\nRebootStateFile "+counts+"\n"+none.entry(""))
+	for run := 1; run <= 3; run++ {
+		p := e.start(nil, pf)
+		if st := p.wait(); st != 3 {
+			t.Fatalf("run %d: exit status %d, want 3; stderr:\n%s", run, st, p.stderr)
+		}
+		if run <= 2 {
+			e.wait(fmt.Sprintf("Auto reboot ('%s') count=%d/2", bin, run))
+		} else {
+			e.wait(fmt.Sprintf("Auto reboot skipped ('%s'): limit 2 reached", bin))
+		}
+	}
+	data, err := os.ReadFile(ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "reboot"); n != 2 {
+		t.Errorf("RebootCommand ran %d times, want 2 (RebootLimit)", n)
+	}
+}
