@@ -159,7 +159,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	d.main = main
 
-	paths, err := expand(d.o.Pfiles)
+	paths, err := ExpandPfiles(d.o.Pfiles)
 	if err != nil {
 		return d.fail(ExitInvalid, "%v", err)
 	}
@@ -439,9 +439,10 @@ func (d *daemon) notify(ctx context.Context) *sdnotify.Notifier {
 	return n
 }
 
-// expand turns directories into the pfiles they hold (regular files, not
-// hidden, not editor backups ending in ~), sorted, and drops duplicates.
-func expand(args []string) ([]string, error) {
+// ExpandPfiles turns pfile arguments into pfiles: a directory stands for
+// the regular, non-hidden files in it (not editor backups ending in ~),
+// in name order; a path given twice is taken once.
+func ExpandPfiles(args []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	add := func(p string) {

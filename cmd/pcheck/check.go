@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
+	"github.com/pcheck/pcheck/checker/daemon"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -27,7 +24,7 @@ type checkResult struct {
 // It returns 0 when every pfile is valid and 2 otherwise. It touches
 // nothing on the system.
 func check(stdout, stderr io.Writer, paths []string, asJSON bool) int {
-	files, err := expandPfiles(paths)
+	files, err := daemon.ExpandPfiles(paths)
 	if err != nil {
 		fmt.Fprintln(stderr, "pcheck:", err)
 		return 2
@@ -75,33 +72,4 @@ func check(stdout, stderr io.Writer, paths []string, asJSON bool) int {
 		}
 	}
 	return status
-}
-
-// expandPfiles turns the command line's pfiles and directories into a list
-// of pfiles: a directory stands for the regular files in it (not
-// recursively), skipping hidden files and editor backups.
-func expandPfiles(args []string) ([]string, error) {
-	var out []string
-	for _, a := range args {
-		st, err := os.Stat(a)
-		if err != nil || !st.IsDir() {
-			out = append(out, a)
-			continue
-		}
-		ents, err := os.ReadDir(a)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read pfile directory %s: %w", a, err)
-		}
-		var names []string
-		for _, e := range ents {
-			n := e.Name()
-			if e.IsDir() || strings.HasPrefix(n, ".") || strings.HasSuffix(n, "~") || strings.HasSuffix(n, ".swp") {
-				continue
-			}
-			names = append(names, filepath.Join(a, n))
-		}
-		sort.Strings(names)
-		out = append(out, names...)
-	}
-	return out, nil
 }
