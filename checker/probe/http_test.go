@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pcheck/pcheck/checker/proc"
 )
 
 // request is what a server saw of a probe's request.
@@ -166,6 +168,26 @@ func TestHTTPRefused(t *testing.T) {
 	}
 }
 
+// waitStopped waits until pid is in state T: kill(SIGSTOP) returns before
+// the target has stopped, and a server still running answers the probe.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := proc.Read(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not stop (state %c)", pid, info.State)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A real server stopped with SIGSTOP: the kernel completes the connection
 // but nobody answers, so the probe fails at its deadline.
 func TestHTTPHungServer(t *testing.T) {
@@ -177,6 +199,7 @@ func TestHTTPHungServer(t *testing.T) {
 	if err := syscall.Kill(h.pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, h.pid())
 	r := p.Run(withTimeout(t, 300*time.Millisecond))
 	if r.OK {
 		t.Fatal("probe of a stopped server succeeded")
