@@ -67,6 +67,7 @@ type runningPfile struct {
 	inst  *engine.Instance
 	lock  *pidlock.Lock
 	log   *switchLogger
+	store *state.Store // retry counts; nil when they cannot be kept
 	done  chan engine.Result
 	ended atomic.Bool
 }
@@ -121,7 +122,7 @@ func (d *daemon) logger(facility string) (*message.Logger, error) {
 		return l, nil
 	}
 	var mirror io.Writer
-	if !d.o.Daemonize {
+	if !d.o.Daemonize && !stderrIsJournal(d.stderr) {
 		mirror = d.stderr
 	}
 	l, err := message.New(message.Options{
@@ -193,11 +194,12 @@ func (d *daemon) run(ctx context.Context) int {
 	var wg sync.WaitGroup
 	results := make(chan *runningPfile, len(d.pfiles))
 	for _, p := range d.pfiles {
+		p.store = d.openState(p)
 		inst, err := engine.New(engine.Options{
 			File:    fileOf(files, p.path),
 			Log:     p.log,
 			Watcher: watcher,
-			Store:   d.openState(p),
+			Store:   p.store,
 		})
 		if err != nil {
 			cancel()

@@ -26,12 +26,23 @@ func (d *daemon) rebooter(p *runningPfile) *reboot.Rebooter {
 
 // autoReboot runs after a retry over with action exit ended p: with
 // AutoReboot on, the node is rebooted unless the reboot-count threshold
-// is reached. pcheck exits with status 3 either way.
+// is reached, and the retry counts of the process are cleared for the
+// rebooted node. pcheck exits with status 3 either way.
 func (d *daemon) autoReboot(ctx context.Context, p *runningPfile) {
 	if !p.inst.File().Params.AutoReboot {
 		return
 	}
-	if _, err := d.rebooter(p).Trigger(ctx, p.inst.ExitProcess()); err != nil {
+	name, key := p.inst.ExitProcess()
+	rebooted, err := d.rebooter(p).Trigger(ctx, name)
+	if err != nil {
 		p.log.Log(message.Err(fmt.Sprintf("auto reboot: %v", err)))
+	}
+	if rebooted && p.store != nil {
+		// The node starts afresh: the retries that led to this reboot
+		// must not turn the first failure after it into another retry
+		// over. RebootLimit still ends a reboot loop.
+		if err := p.store.SetAttempts(key, nil); err != nil {
+			p.log.Log(message.Err(fmt.Sprintf("auto reboot: clearing the retry counts: %v", err)))
+		}
 	}
 }

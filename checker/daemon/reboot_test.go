@@ -11,7 +11,8 @@ import (
 // TestAutoReboot: a retry over with action exit and AutoReboot on runs the
 // (harmless) RebootCommand, counted across pcheck restarts up to
 // RebootLimit, then only logs that the limit is reached. pcheck exits 3
-// every time.
+// every time. A reboot clears the retry counts of the process (the node
+// starts afresh), so every run gets its one attempt again.
 func TestAutoReboot(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -19,7 +20,7 @@ func TestAutoReboot(t *testing.T) {
 	ran := filepath.Join(e.dir, "rebooted")
 	counts := filepath.Join(e.dir, "reboots.json")
 	pf := filepath.Join(e.dir, "a.pf")
-	writeFile(t, pf, pfileHead+"RetryCount 0\nretry_over_action exit\nAutoReboot on\nRebootLimit 2\n"+
+	writeFile(t, pf, pfileHead+"RetryCount 1\nretry_over_action exit\nAutoReboot on\nRebootLimit 2\n"+
 		"RebootCommand \"echo reboot >> "+ran+"\"\nRebootStateFile "+counts+"\n"+none.entry(""))
 	for run := 1; run <= 3; run++ {
 		p := e.start(nil, pf)
@@ -31,6 +32,9 @@ func TestAutoReboot(t *testing.T) {
 		} else {
 			e.wait(fmt.Sprintf("Auto reboot skipped ('%s'): limit 2 reached", bin))
 		}
+	}
+	if got := len(none.callReasons()); got != 3 {
+		t.Errorf("%d restart attempts over three runs, want 3 (counts cleared by each reboot)", got)
 	}
 	data, err := os.ReadFile(ran)
 	if err != nil {

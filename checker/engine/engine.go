@@ -130,6 +130,7 @@ type Instance struct {
 	runCtx  context.Context
 	ended   bool
 	exitBy  string // the process whose retry over ended Run with Exit
+	exitKey string // and its entry key (state.Key)
 	wg      sync.WaitGroup
 	finish  chan Result
 }
@@ -282,11 +283,12 @@ func (in *Instance) startEntry(ctx context.Context, e *entry) {
 
 // end asks Run to stop with r (a retry over's action).
 // ExitProcess names the process whose retry over with action exit ended
-// Run with Exit ("" otherwise): auto-reboot names it in its message.
-func (in *Instance) ExitProcess() string {
+// Run with Exit, and its entry key ("" otherwise): auto-reboot names it in
+// its message and clears its retry counts.
+func (in *Instance) ExitProcess() (name, key string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.exitBy
+	return in.exitBy, in.exitKey
 }
 
 func (in *Instance) end(r Result) {

@@ -527,7 +527,7 @@ func (e *entry) retryOver(ctx context.Context, p *pfile.Process) step {
 		e.in.end(Shutdown)
 	case pfile.ActionExit:
 		e.in.mu.Lock()
-		e.in.exitBy = p.Name
+		e.in.exitBy, e.in.exitKey = p.Name, e.key
 		e.in.mu.Unlock()
 		e.in.end(Exit)
 	}
