@@ -29,6 +29,12 @@ run: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# pcheck against monit and supervisord on the same targets (installs both
+# from Debian when missing; about 12 minutes); rewrites docs/benchmarks.md.
+.PHONY: bench-compare
+bench-compare:
+	./bench/compare/run.sh
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./parser
 
@@ -40,9 +46,48 @@ lint: $(STATICCHECK)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
+# make install [DESTDIR=/tmp/stage] [PREFIX=/usr/local] [INITSCRIPT=yes]
+#   $(PREFIX)/sbin                          pcheck, padmin
+#   $(UNITDIR)                              pcheck@.service, ExecStart set to $(PREFIX)/sbin/pcheck
+#                                           (default $(PREFIX)/lib/systemd/system: /usr/lib/... or /usr/local/lib/...)
+#   $(PREFIX)/share/pcheck/rc               pcheck.init, runlist.sample
+#   $(PREFIX)/share/pcheck/templates        one directory per product
+#   $(PREFIX)/share/man/man8, man5          pcheck.8, padmin.8, pfile.5
+#   /etc/pcheck                             created, empty
+#   /etc/init.d/pcheck                      only with INITSCRIPT=yes: on a systemd host the
+#                                           sysv generator would turn it into a second pcheck
+#                                           service running the runlist beside pcheck@ units.
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+INITSCRIPT  ?= no
+# The product's commands among those with sources under cmd/ (not demos).
+COMMANDS    = $(sort $(filter pcheck padmin,$(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go))))))
+TEMPLATES   = $(notdir $(patsubst %/,%,$(dir $(wildcard templates/*/*.pfile))))
+# rc files name /usr/sbin/pcheck; the installed copies name the installed binary.
+RCSED       = sed -e 's|/usr/sbin/pcheck|$(PREFIX)/sbin/pcheck|g'
+
 install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(BIN)/pcheck $(BIN)/padmin $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(addprefix $(BIN)/,$(COMMANDS)) $(DESTDIR)$(PREFIX)/sbin/
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/pcheck/rc
+	$(RCSED) rc/pcheck@.service > $(DESTDIR)$(UNITDIR)/pcheck@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pcheck@.service
+	$(RCSED) rc/pcheck.init > $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.init
+	chmod 0755 $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.init
+	install -m 0644 rc/runlist.sample $(DESTDIR)$(PREFIX)/share/pcheck/rc/
+	set -e; for t in $(sort $(TEMPLATES)); do \
+		install -d $(DESTDIR)$(PREFIX)/share/pcheck/templates/$$t; \
+		install -m 0644 templates/$$t/*.pfile templates/$$t/README.md $(DESTDIR)$(PREFIX)/share/pcheck/templates/$$t/; \
+		install -m 0755 templates/$$t/*.sh $(DESTDIR)$(PREFIX)/share/pcheck/templates/$$t/; \
+	done
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -d -m 0755 $(DESTDIR)/etc/pcheck
+ifeq ($(INITSCRIPT),yes)
+	install -d $(DESTDIR)/etc/init.d
+	$(RCSED) rc/pcheck.init > $(DESTDIR)/etc/init.d/pcheck
+	chmod 0755 $(DESTDIR)/etc/init.d/pcheck
+endif
 
 clean:
 	rm -rf $(BIN) .run
