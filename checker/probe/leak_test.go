@@ -30,7 +30,7 @@ func TestNoLeaks(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for openFDs(t) != fds || runtime.NumGoroutine() != goroutines {
+	for openFDs(t) > fds || runtime.NumGoroutine() > goroutines { // fewer is not a leak: another test's goroutine may end meanwhile
 		if time.Now().After(deadline) {
 			t.Fatalf("after %d probes: %d descriptors (was %d), %d goroutines (was %d)",
 				n, openFDs(t), fds, runtime.NumGoroutine(), goroutines)
@@ -54,7 +54,7 @@ func TestNoLeaksOnTimeout(t *testing.T) {
 	}
 	// The server side of each connection ends when the probe resets it.
 	deadline := time.Now().Add(10 * time.Second)
-	for openFDs(t) != fds || runtime.NumGoroutine() != goroutines {
+	for openFDs(t) > fds || runtime.NumGoroutine() > goroutines { // fewer is not a leak: another test's goroutine may end meanwhile
 		if time.Now().After(deadline) {
 			t.Fatalf("%d descriptors (was %d), %d goroutines (was %d)", openFDs(t), fds, runtime.NumGoroutine(), goroutines)
 		}
