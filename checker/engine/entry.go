@@ -30,9 +30,10 @@ const (
 	cmdRestart
 	cmdReset
 	cmdKillStalled
+	cmdRetryOver
 )
 
-var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled"}
+var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled", "retry-over"}
 
 // command is a control sent to an entry's goroutine.
 type command struct {
@@ -90,7 +91,8 @@ type entry struct {
 	// goroutine state
 	watching   map[int]*watched
 	announced  map[proc.ID]bool // pids logged Up and not since Down
-	killReason string           // reason given by KillStalled
+	upSnap     time.Time
+	killReason string // reason given by KillStalled
 }
 
 func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
@@ -285,6 +287,7 @@ func (e *entry) find(s State, wait time.Duration) step {
 // already announced, and returns the Up step.
 func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot) step {
 	e.unwatchAll()
+	e.upSnap = snap.taken
 	e.killReason = ""
 	ids := make([]proc.ID, 0, len(found))
 	for _, p := range found {
@@ -399,6 +402,9 @@ func checkPids(ids []proc.ID, snap *snapshot) (alive []proc.ID, gone map[proc.ID
 
 // recheck is the MonitorInterval backstop of an Up entry.
 func (e *entry) recheck(ctx context.Context, snap *snapshot) step {
+	if snap.taken.Before(e.upSnap) {
+		return nil // taken before the processes were found: stale
+	}
 	alive, gone := checkPids(e.watchedIDs(), snap)
 	if len(gone) > 0 {
 		var dead []death
@@ -721,8 +727,16 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		var errs []error
 		for i, err := range e.terminate(ctx, ids, e.in.params().KillWait) {
 			pids = append(pids, ids[i].Pid)
+			// Logged here, on the entry's goroutine, so that the
+			// kill's line always comes before the Down of the death.
+			switch {
+			case err == nil:
+				e.log(message.Killed(ids[i].Pid))
+			case ctx.Err() == nil:
+				e.log(message.CannotKill(ids[i].Pid))
+			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("pid %d: %w", ids[i].Pid, err))
+				errs = append(errs, &PidError{Pid: ids[i].Pid, Err: err})
 			}
 		}
 		if len(errs) == len(ids) {
@@ -731,6 +745,16 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		c.pids <- pids
 		reply(errors.Join(errs...))
 		return nil
+
+	case cmdRetryOver:
+		if cur != StateUp {
+			reply(ErrNotUp)
+			return nil
+		}
+		reply(nil)
+		e.unwatchAll()
+		e.announced = map[proc.ID]bool{}
+		return e.retryOver(ctx, e.config())
 	}
 	reply(fmt.Errorf("unknown control %d", c.kind))
 	return nil

@@ -65,6 +65,7 @@ func (s *scanner) launch() *scanRun {
 		all, r.err = s.scan()
 		if r.err == nil {
 			r.snap = newSnapshot(all)
+			r.snap.taken = r.start
 		}
 		s.mu.Lock()
 		close(r.done)
@@ -89,6 +90,7 @@ func (r *scanRun) finished() bool {
 // read-only by every entry: a re-check of a thousand entries costs a
 // thousand map lookups, not a thousand walks of the process table.
 type snapshot struct {
+	taken    time.Time // when the scan started
 	all      []proc.Info
 	byPid    map[int]int   // pid -> index in all
 	children map[int][]int // ppid -> indexes in all

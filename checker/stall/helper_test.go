@@ -1,0 +1,501 @@
+package stall
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/engine"
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/stall/stalltest"
+	"github.com/pcheck/pcheck/parser"
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// The test binary re-executes itself as the monitored web service
+// (stalltest) and as an idle daemon (STALL_TEST_ROLE=idle).
+func TestMain(m *testing.M) {
+	stalltest.Serve()
+	if os.Getenv("STALL_TEST_ROLE") == "idle" {
+		unix.Setsid()
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// bin is the test binary.
+var bin = func() string {
+	p, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	p, _ = filepath.EvalSymlinks(p)
+	return p
+}()
+
+// recorder is a Logger that keeps every message and lets tests wait for
+// one.
+type recorder struct {
+	mu      sync.Mutex
+	msgs    []message.Message
+	changed chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+
+func (r *recorder) Log(m message.Message) {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *recorder) texts() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.msgs))
+	for i, m := range r.msgs {
+		out[i] = m.Text
+	}
+	return out
+}
+
+// index returns the position of the first message text, -1 if none.
+func (r *recorder) index(text string) int { return slices.Index(r.texts(), text) }
+
+func (r *recorder) count(text string) int {
+	n := 0
+	for _, s := range r.texts() {
+		if s == text {
+			n++
+		}
+	}
+	return n
+}
+
+// wait waits for text to have been logged n times.
+func (r *recorder) wait(t testing.TB, text string, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		if r.count(text) >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("no %q (x%d) within 30 s; logged:\n%s", text, n, strings.Join(r.texts(), "\n"))
+		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// fakeTarget stands for the engine: it records the kills and retry overs
+// asked for and answers with killErr for every pid, logging to log (when
+// set) what the engine logs.
+type fakeTarget struct {
+	mu         sync.Mutex
+	pids       []int
+	killErr    error
+	log        engine.Logger
+	kills      []string
+	retryOvers []string
+}
+
+func (f *fakeTarget) KillStalledEach(name, reason string) ([]engine.KillResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kills = append(f.kills, name+" "+reason)
+	var out []engine.KillResult
+	for _, pid := range f.pids {
+		out = append(out, engine.KillResult{Pid: pid, Err: f.killErr})
+		if f.log != nil && f.killErr == nil {
+			f.log.Log(message.Killed(pid))
+		} else if f.log != nil {
+			f.log.Log(message.CannotKill(pid))
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeTarget) RetryOver(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retryOvers = append(f.retryOvers, name)
+	return nil
+}
+
+func (f *fakeTarget) counts() (kills, retryOvers int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.kills), len(f.retryOvers)
+}
+
+// fakeClock is a Clock that moves only when told. Its readings carry a
+// monotonic reading (they derive from time.Now by Add), and StepWall moves
+// their wall reading alone, as setting the date does to time.Now.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	step   time.Duration
+	timers []*fakeTimer
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return stepWall(c.now, c.step)
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
+	c.mu.Lock()
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	t.Reset(d)
+	return t
+}
+
+// Advance moves the clock (wall and monotonic) by d, firing due timers.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.fireLocked()
+}
+
+// StepWall moves the wall reading of Now by d, leaving the monotonic
+// reading and the timers alone.
+func (c *fakeClock) StepWall(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.step += d
+}
+
+// armed returns how many timers wait to fire.
+func (c *fakeClock) armed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.armed {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *fakeClock) fireLocked() {
+	for _, t := range c.timers {
+		if t.armed && !t.when.After(c.now) {
+			t.armed = false
+			select {
+			case t.ch <- c.now:
+			default:
+			}
+		}
+	}
+}
+
+type fakeTimer struct {
+	c     *fakeClock
+	ch    chan time.Time
+	when  time.Time
+	armed bool
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.ch }
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.armed
+	t.armed = false
+	t.drain()
+	return was
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.armed
+	t.drain()
+	t.when, t.armed = t.c.now.Add(d), true
+	t.c.fireLocked()
+	return was
+}
+
+func (t *fakeTimer) drain() {
+	select {
+	case <-t.ch:
+	default:
+	}
+}
+
+// stepWall returns t with its wall clock reading moved by d (whole
+// seconds) and its monotonic reading kept: what a change of the date does
+// to the readings of time.Now. The time package offers no way to build
+// such a reading, so this edits the packed representation (time.Time is
+// {wall uint64; ext int64; loc}; with a monotonic reading, wall holds a
+// flag in bit 63, seconds since 1885 in bits 30-62 and nanoseconds in bits
+// 0-29, and ext the monotonic reading). TestStepWall checks that it does
+// what it says, so a change of that layout fails loudly.
+func stepWall(t time.Time, d time.Duration) time.Time {
+	if d == 0 {
+		return t
+	}
+	type layout struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	}
+	const nsecShift = 30
+	p := (*layout)(unsafe.Pointer(&t))
+	if p.wall&(1<<63) == 0 {
+		panic("stepWall: no monotonic reading")
+	}
+	sec := int64(p.wall<<1>>(nsecShift+1)) + int64(d/time.Second)
+	p.wall = p.wall&(1<<63|(1<<nsecShift-1)) | uint64(sec)<<nsecShift
+	return t
+}
+
+// loadPfile writes text to a pfile and parses it as pcheck does.
+func loadPfile(t testing.TB, text string) *pfile.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.pf")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, diags := parser.Load(path)
+	if err := diags.Err(); err != nil {
+		t.Fatalf("pfile:\n%s\n%v", text, err)
+	}
+	return f
+}
+
+// block returns a _bi_<kind> block with one PS_EXEC entry of the given
+// fields after DIRECT (timeout:interval:error:argc:argv...) and a PS_ACTION
+// with actionError.
+func block(kind, exec string, actionError int) string {
+	lib := "/opt/HA/PSWE/lib/lib_bi_" + kind + ".so"
+	return fmt.Sprintf("_bi_%s{\n  PS_INIT DLL:%s:DIRECT:-::-:0\n  PS_EXEC DLL:%s:DIRECT:%s\n  PS_ACTION DLL:%s:DIRECT:-::-:%d:0\n  PS_QUIT DLL:%s:DIRECT:-::-:0\n}\n",
+		kind, lib, lib, exec, lib, actionError, lib)
+}
+
+// newTestScheduler builds a Scheduler for f with the fake clock and target
+// and no first-attempt stagger, and runs it until the test ends.
+func newTestScheduler(t *testing.T, f *pfile.File, clk *fakeClock, target *fakeTarget) (*Scheduler, *recorder) {
+	t.Helper()
+	log := newRecorder()
+	target.log = log
+	s, err := New(Options{File: f, Log: log, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stagger = func(time.Duration) time.Duration { return 0 }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx, target) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, log
+}
+
+// status returns the one monitor's status.
+func status(t testing.TB, s *Scheduler) MonitorStatus {
+	t.Helper()
+	st := s.Snapshot()
+	if len(st) != 1 {
+		t.Fatalf("%d monitors, want 1", len(st))
+	}
+	return st[0]
+}
+
+// attempt advances clk by d and waits until the monitor has made attempt
+// number n and waits again (or has stalled, when stall is set).
+func attempt(t *testing.T, s *Scheduler, clk *fakeClock, d time.Duration, n int) MonitorStatus {
+	t.Helper()
+	clk.Advance(d)
+	var st MonitorStatus
+	waitFor(t, fmt.Sprintf("attempt %d", n), func() bool {
+		st = status(t, s)
+		return st.Attempts >= n && (clk.armed() == 1 || st.State == StateStalled || st.State == StateStopped)
+	})
+	if st.Attempts != n {
+		t.Fatalf("%d attempts, want %d", st.Attempts, n)
+	}
+	return st
+}
+
+// up tells s that the one process entry of f is Up with pid: this test
+// process (for the probes that look at its tree) or a made-up pid.
+func up(s *Scheduler, f *pfile.File, pid int) {
+	id := proc.ID{Pid: pid, Start: 1}
+	if pid == os.Getpid() {
+		self, err := proc.Read(pid)
+		if err != nil {
+			panic(err)
+		}
+		id = self.ID
+	}
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: entryKeys(f)[0], State: engine.StateUp, Pids: []proc.ID{id}})
+}
+
+// down tells s that the one process entry of f left Up.
+func down(s *Scheduler, f *pfile.File, st engine.State) {
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: entryKeys(f)[0], State: st})
+}
+
+// closedPort returns a loopback port nobody listens on.
+func closedPort(t testing.TB) int {
+	t.Helper()
+	p, err := stalltest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tagFor returns a tag unique to the test and this run.
+func tagFor(t testing.TB) string {
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+	return fmt.Sprintf("pcheck-stall-%d-%s", os.Getpid(), name)
+}
+
+// killTagged kills every process whose command line holds tag: only the
+// processes this test started, directly or through its scripts.
+func killTagged(tag string) {
+	all, _ := proc.Scan()
+	for _, p := range all {
+		if strings.Contains(strings.Join(p.Argv, " "), tag) {
+			proc.Signal(p.ID, unix.SIGKILL)
+		}
+	}
+}
+
+// waitPid waits for a process of bin with tag in its argv, other than old.
+func waitPid(t testing.TB, tag string, old int) int {
+	t.Helper()
+	m := proc.Matcher{Target: bin, Args: tag, UID: -1}
+	pid := 0
+	waitFor(t, "process "+tag, func() bool {
+		all, _ := proc.Scan()
+		for _, p := range m.Match(all) {
+			if p.Pid != old {
+				pid = p.Pid
+				return true
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+// service is a web service run by a restart script, and pcheck's engine
+// and scheduler watching it.
+type service struct {
+	t      *testing.T
+	tag    string
+	dir    string
+	script string
+	calls  string
+	svc    stalltest.Service
+	log    *recorder
+	inst   *engine.Instance
+	sched  *Scheduler
+}
+
+// newService writes a restart script that starts the service (after
+// sleeping delay seconds, when not zero) and records its calls.
+func newService(t *testing.T, role string, status int, delay int) *service {
+	t.Helper()
+	port, err := stalltest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{t: t, tag: tagFor(t), dir: t.TempDir(), log: newRecorder()}
+	s.calls = filepath.Join(s.dir, "calls")
+	s.svc = stalltest.Service{Role: role, Port: port, Status: status, Log: filepath.Join(s.dir, "requests")}
+	s.script = filepath.Join(s.dir, "restart.sh")
+	body := fmt.Sprintf("#!/bin/sh\necho \"$1 $2 $3\" >> '%s'\nsleep %d\n%s\n", s.calls, delay, s.svc.Script(bin, s.tag))
+	if err := os.WriteFile(s.script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killTagged(s.tag) })
+	return s
+}
+
+// start starts the service as an operator would and returns its pid.
+func (s *service) start() int {
+	s.t.Helper()
+	cmd := exec.Command(bin, "service", s.tag)
+	cmd.Env = append(os.Environ(), s.svc.Env()...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go cmd.Wait()
+	return cmd.Process.Pid
+}
+
+// pfile returns a pfile watching the service with the given blocks.
+func (s *service) pfile(blocks ...string) *pfile.File {
+	return loadPfile(s.t, fmt.Sprintf("MonitorInterval 10\nStartWait 10\nKillWait 1\nRestartTimeout 20\n%s %s args=\"%s\"\n%s",
+		bin, s.script, s.tag, strings.Join(blocks, "")))
+}
+
+// run starts the engine and the scheduler on f until the test ends.
+func (s *service) run(f *pfile.File) {
+	s.t.Helper()
+	sched, err := New(Options{File: f, Log: s.log})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	w, err := proc.NewWatcher()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	inst, err := engine.New(engine.Options{File: f, Log: s.log, Watcher: w, OnState: sched.OnState})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.inst, s.sched = inst, sched
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); inst.Run(ctx) }()
+	go func() { defer wg.Done(); sched.Run(ctx, inst) }()
+	s.t.Cleanup(func() { cancel(); wg.Wait(); w.Close() })
+}
+
+// requests counts the requests line the service answered.
+func (s *service) requests(line string) int { return stalltest.Count(s.svc.Log, line) }

@@ -1,0 +1,191 @@
+// Package stalltest is the monitored web service of the stall monitor tests
+// (checker/stall and the pcheck end-to-end tests): a test binary
+// re-executes itself as the service, which serves HTTP or HTTPS (with a
+// self-signed certificate) on a loopback port, answers every request with
+// a fixed status and appends "METHOD PATH" to a request log, so that a test
+// can wait for attempts to have happened instead of sleeping.
+//
+// A test binary calls Serve at the very start of TestMain (or in an init
+// function); it returns at once unless the environment names a role.
+package stalltest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The environment of the service.
+const (
+	// RoleEnv is "http" or "https"; empty, Serve returns.
+	RoleEnv = "PCHECK_STALLTEST_ROLE"
+	// PortEnv is the loopback port to serve on.
+	PortEnv = "PCHECK_STALLTEST_PORT"
+	// StatusEnv is the HTTP status of every answer (default 200).
+	StatusEnv = "PCHECK_STALLTEST_STATUS"
+	// LogEnv is the request log (no log when empty).
+	LogEnv = "PCHECK_STALLTEST_LOG"
+)
+
+// Service describes one service for Env and Script.
+type Service struct {
+	Role   string // "http" or "https"
+	Port   int
+	Status int    // 0 is 200
+	Log    string // request log path
+}
+
+// Env returns the service's environment as NAME=value strings.
+func (s Service) Env() []string {
+	status := s.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return []string{
+		RoleEnv + "=" + s.Role,
+		PortEnv + "=" + strconv.Itoa(s.Port),
+		StatusEnv + "=" + strconv.Itoa(status),
+		LogEnv + "=" + s.Log,
+	}
+}
+
+// Script returns a shell command that starts bin as the service in the
+// background with argv [bin, "service", tag]: the body of a restart script.
+func (s Service) Script(bin, tag string) string {
+	return fmt.Sprintf("%s '%s' service '%s' </dev/null >/dev/null 2>&1 &", strings.Join(s.Env(), " "), bin, tag)
+}
+
+// Serve runs the service when RoleEnv is set, and never returns then; it
+// returns at once otherwise.
+func Serve() {
+	role := os.Getenv(RoleEnv)
+	if role == "" {
+		return
+	}
+	if err := serve(role); err != nil {
+		fmt.Fprintln(os.Stderr, "stalltest:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func serve(role string) error {
+	syscall.Setsid() // a daemon of its own, as the engine expects
+	port, err := strconv.Atoi(os.Getenv(PortEnv))
+	if err != nil {
+		return fmt.Errorf("%s: %w", PortEnv, err)
+	}
+	status := http.StatusOK
+	if s := os.Getenv(StatusEnv); s != "" {
+		if status, err = strconv.Atoi(s); err != nil {
+			return fmt.Errorf("%s: %w", StatusEnv, err)
+		}
+	}
+	l, err := listen(port)
+	if err != nil {
+		return err
+	}
+	if role == "https" {
+		cert, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}})
+	} else if role != "http" {
+		return fmt.Errorf("unknown role %q", role)
+	}
+	var logf *os.File
+	if p := os.Getenv(LogEnv); p != "" {
+		if logf, err = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+			return err
+		}
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if logf != nil {
+			logf.WriteString(r.Method + " " + r.URL.Path + "\n")
+		}
+		w.WriteHeader(status)
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv.SetKeepAlivesEnabled(false)
+	return srv.Serve(l)
+}
+
+// listen binds 127.0.0.1:port, waiting a little for a killed predecessor
+// to let go of it.
+func listen(port int) (net.Listener, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := net.Listen("tcp4", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return l, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and localhost.
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pcheck stall test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// Requests returns the lines of a request log ("HEAD /", ...).
+func Requests(log string) []string {
+	b, _ := os.ReadFile(log)
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// Count returns how many lines of a request log are line.
+func Count(log, line string) int {
+	n := 0
+	for _, l := range Requests(log) {
+		if l == line {
+			n++
+		}
+	}
+	return n
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
