@@ -21,11 +21,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pcheck/pcheck/checker/control"
+	"github.com/pcheck/pcheck/checker/control/metrics"
 	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/pidlock"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/sdnotify"
+	"github.com/pcheck/pcheck/checker/stall"
 	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
@@ -59,17 +62,25 @@ type Options struct {
 	// Stderr receives errors and, in the foreground, a copy of every
 	// message; nil is os.Stderr.
 	Stderr io.Writer
+	// MetricsAddr, when set, serves Prometheus metrics on host:port.
+	MetricsAddr string
 }
 
 // runningPfile is one loaded pfile.
 type runningPfile struct {
 	path  string
 	inst  *engine.Instance
+	stall *stall.Scheduler // its stall monitors
 	lock  *pidlock.Lock
 	log   *switchLogger
 	store *state.Store // retry counts; nil when they cannot be kept
 	done  chan engine.Result
 	ended atomic.Bool
+	// rec keeps the events and statistics behind padmin events and
+	// stats; ctl serves the control socket (nil when it cannot).
+	rec      *control.Recorder
+	ctl      *control.Server
+	reloadMu sync.Mutex // one reload at a time: padmin, SIGHUP, --watch
 }
 
 // daemon is one run of pcheck.
@@ -81,6 +92,7 @@ type daemon struct {
 	logMu   sync.Mutex
 	main    *message.Logger // messages not tied to one pfile
 	pfiles  []*runningPfile
+	metrics *metrics.Server // --metrics, nil when off
 }
 
 // Run runs pcheck until it is stopped and returns its exit status.
@@ -195,11 +207,19 @@ func (d *daemon) run(ctx context.Context) int {
 	results := make(chan *runningPfile, len(d.pfiles))
 	for _, p := range d.pfiles {
 		p.store = d.openState(p)
+		p.rec = control.NewRecorder(control.RecorderOptions{})
+		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event})
+		if err != nil {
+			return d.fail(ExitInvalid, "%v", err)
+		}
+		p.stall = sched
 		inst, err := engine.New(engine.Options{
 			File:    fileOf(files, p.path),
 			Log:     p.log,
 			Watcher: watcher,
 			Store:   p.store,
+			OnEvent: p.rec.Event,
+			OnState: sched.OnState,
 		})
 		if err != nil {
 			cancel()
@@ -208,11 +228,20 @@ func (d *daemon) run(ctx context.Context) int {
 		}
 		p.inst = inst
 	}
+	d.serveControl()
+	defer d.closeControlAll() // after the instances have stopped
 	for _, p := range d.pfiles {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The stall monitors live as long as the Instance: a
+			// pfile ended by a shutdown action stops its own.
+			sctx, stopStall := context.WithCancel(ctx)
+			stalled := make(chan struct{})
+			go func() { defer close(stalled); p.stall.Run(sctx, p.inst) }()
 			res := p.inst.Run(ctx)
+			stopStall()
+			<-stalled
 			p.done <- res
 			results <- p
 		}()
@@ -255,7 +284,8 @@ func (d *daemon) run(ctx context.Context) int {
 				d.autoReboot(ctx, p)
 				return d.stop(cancel, &wg, notifier, ExitRetryOver)
 			case engine.Shutdown:
-				// Only this pfile stops; its lock goes now.
+				// Only this pfile stops; its lock and socket go now.
+				p.closeControl()
 				p.lock.Release()
 				p.lock = nil
 				live--
@@ -365,6 +395,8 @@ func (d *daemon) reloadAll() {
 // reload re-reads one pfile. A pfile with errors changes nothing: each
 // error is logged and the old rules stay.
 func (d *daemon) reload(p *runningPfile) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	f, diags := parser.Load(p.path)
 	for _, dg := range diags {
 		if dg.Severity == pfile.Error {
@@ -382,6 +414,10 @@ func (d *daemon) reload(p *runningPfile) error {
 	}
 	if err := p.inst.Apply(f); err != nil {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
+		return err
+	}
+	if err := p.stall.Apply(f); err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': stall monitors not reloaded: %v", p.path, err)))
 		return err
 	}
 	p.log.Log(message.Info(fmt.Sprintf("pfile '%s' reloaded", p.path)))

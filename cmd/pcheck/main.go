@@ -23,13 +23,14 @@ const usage = `usage: pcheck [options] PFILE...
       --state-dir    retry and reboot counts, pid locks (default /var/lib/pcheck)
       --run-dir      control sockets (default /run/pcheck)
       --syslog       NETWORK:ADDRESS of the syslog receiver (default: the local /dev/log)
+      --metrics      HOST:PORT to serve Prometheus metrics on /metrics (default: off)
       --version      print the version
 `
 
 // options is the parsed command line.
 type options struct {
 	check, json, daemon, force, watch, version bool
-	stateDir, runDir, syslog                   string
+	stateDir, runDir, syslog, metrics          string
 	pfiles                                     []string
 }
 
@@ -48,6 +49,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/pcheck", "")
 	fs.StringVar(&o.runDir, "run-dir", "/run/pcheck", "")
 	fs.StringVar(&o.syslog, "syslog", "", "")
+	fs.StringVar(&o.metrics, "metrics", "", "")
 	// Options and pfiles may come in any order.
 	for {
 		if err := fs.Parse(args); err != nil {

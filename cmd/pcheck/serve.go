@@ -31,5 +31,6 @@ func serve(o *options, stderr io.Writer) int {
 		SyslogNetwork: network,
 		SyslogAddr:    addr,
 		Stderr:        stderr,
+		MetricsAddr:   o.metrics,
 	})
 }

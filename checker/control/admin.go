@@ -1,0 +1,437 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/message"
+)
+
+// Admin carries out padmin's commands against the pchecks whose sockets
+// are in RunDir, writing aligned tables (or JSON) to Out. Each method
+// returns nil when done, an error wrapping ErrNotServed when no pcheck
+// serves the pfile, and any other error when the command was refused or
+// failed.
+type Admin struct {
+	RunDir string
+	// JSON selects machine-readable output.
+	JSON bool
+	// Timeout bounds each request (DefaultTimeout when 0).
+	Timeout time.Duration
+	Out     io.Writer
+	// Warn receives problems that do not fail a command over every
+	// pfile (a socket we may not open); nil discards them.
+	Warn io.Writer
+	// Log, when set, logs `Command execute. [...]` for every
+	// state-changing command done, under the pfile's SyslogFacility.
+	Log func(facility string, m message.Message)
+}
+
+// stateOrder is the order of the states in summaries.
+var stateOrder = []string{"Up", "Down", "Restarting", "Paused", "RetryOver"}
+
+// call sends one request to the pcheck serving pfile.
+func (a *Admin) call(pfile string, req Request, result any) (Response, error) {
+	sv, err := Lookup(a.RunDir, pfile, a.Timeout)
+	if err != nil {
+		return Response{}, err
+	}
+	c, err := Dial(sv.Socket, a.Timeout)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	resp, err := c.Call(req, result)
+	if err != nil {
+		return resp, fmt.Errorf("%s %s: %w", req.Command, sv.Info.Pfile, err)
+	}
+	return resp, nil
+}
+
+// each sends req to every pcheck (pfile "") or to the one serving pfile,
+// calling fn with each answer.
+func (a *Admin) each(pfile string, req Request, fn func(Response) error) error {
+	if pfile != "" {
+		resp, err := a.call(pfile, req, nil)
+		if err != nil {
+			return err
+		}
+		return fn(resp)
+	}
+	served, errs := List(a.RunDir, a.Timeout)
+	a.warn(errs)
+	if len(served) == 0 {
+		if len(errs) > 0 {
+			return errs[0]
+		}
+		return fmt.Errorf("run directory %s: %w", a.RunDir, ErrNotServed)
+	}
+	for _, sv := range served {
+		c, err := Dial(sv.Socket, a.Timeout)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", req.Command, sv.Info.Pfile, err)
+		}
+		if err := fn(resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Admin) warn(errs []error) {
+	if a.Warn == nil {
+		return
+	}
+	for _, err := range errs {
+		fmt.Fprintln(a.Warn, "padmin:", err)
+	}
+}
+
+func (a *Admin) printJSON(v any) error {
+	enc := json.NewEncoder(a.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *Admin) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(a.Out, 0, 0, 2, ' ', 0)
+}
+
+// List prints the pfiles served: pfile, pcheck pid, uptime, processes,
+// their states and the reboot count.
+func (a *Admin) List() error {
+	served, errs := List(a.RunDir, a.Timeout)
+	a.warn(errs)
+	if len(served) == 0 && len(errs) > 0 {
+		return errs[0]
+	}
+	if a.JSON {
+		infos := make([]InfoResult, 0, len(served))
+		for _, sv := range served {
+			infos = append(infos, sv.Info)
+		}
+		return a.printJSON(infos)
+	}
+	tw := a.table()
+	fmt.Fprintln(tw, "PFILE\tPID\tUPTIME\tPROCESSES\tSTATE\tREBOOTS")
+	for _, sv := range served {
+		in := sv.Info
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", in.Pfile, in.Pid, seconds(in.UptimeSeconds),
+			in.Processes, summary(in.States), reboots(in.Reboots))
+	}
+	return tw.Flush()
+}
+
+// summary is "2 Up, 1 Down".
+func summary(states map[string]int) string {
+	var parts []string
+	for _, s := range stateOrder {
+		if n := states[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func reboots(n *int) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
+}
+
+// seconds formats whole seconds as a duration: 1h2m3s.
+func seconds(s int64) string { return (time.Duration(s) * time.Second).String() }
+
+// Rule prints the effective rules of pfile.
+func (a *Admin) Rule(pfile string) error {
+	var r RulesResult
+	if _, err := a.call(pfile, Request{Command: CmdRules}, &r); err != nil {
+		return err
+	}
+	if a.JSON {
+		var v any
+		if err := json.Unmarshal(r.Rules, &v); err != nil {
+			return fmt.Errorf("rules of %s: %w", pfile, err)
+		}
+		return a.printJSON(v)
+	}
+	_, err := io.WriteString(a.Out, r.Text)
+	return err
+}
+
+// Status prints the state of every process and monitor of pfile (of
+// every pfile served for "").
+func (a *Admin) Status(pfile string) error {
+	var all []StatusResult
+	err := a.each(pfile, Request{Command: CmdStatus}, func(resp Response) error {
+		var st StatusResult
+		if err := json.Unmarshal(resp.Result, &st); err != nil {
+			return fmt.Errorf("status of %s: %w", resp.Pfile, err)
+		}
+		all = append(all, st)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if a.JSON {
+		if pfile != "" {
+			return a.printJSON(all[0])
+		}
+		return a.printJSON(all)
+	}
+	for i, st := range all {
+		if i > 0 {
+			fmt.Fprintln(a.Out)
+		}
+		if err := a.writeStatus(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Admin) writeStatus(st StatusResult) error {
+	fmt.Fprintf(a.Out, "pfile %s: pcheck pid %d, up %s", st.Pfile, st.Pid, seconds(st.UptimeSeconds))
+	if st.Reboots != nil {
+		fmt.Fprintf(a.Out, ", reboots %d", *st.Reboots)
+	}
+	fmt.Fprintln(a.Out)
+	tw := a.table()
+	fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tRESTARTS\tRETRIES\tGRACE\tACTION\tLAST REASON")
+	for _, p := range st.ProcessList {
+		pids := "-"
+		if len(p.Pids) > 0 {
+			pids = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.Pids)), ","), "[]")
+		}
+		up := "-"
+		if p.State == "Up" {
+			up = seconds(p.UptimeSeconds)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up, p.Restarts,
+			p.RetriesUsed, p.RetriesAllowed, seconds(p.GraceSeconds), p.Action, dash(p.LastReason))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Monitors) == 0 {
+		return nil
+	}
+	fmt.Fprintln(a.Out)
+	tw = a.table()
+	fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
+	for _, m := range st.Monitors {
+		lastOK := "-"
+		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled {
+			lastOK = fmt.Sprintf("%ds ago", int64(m.SinceSuccessSeconds))
+		}
+		lat := "-"
+		if m.Attempts > 0 {
+			lat = time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Process, m.Monitor, m.State, lastOK,
+			m.Attempts, m.Failures, lat, dash(m.LastError))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// act sends a state-changing command, logs it, and reports it done.
+func (a *Admin) act(pfile string, req Request, done string) (Response, error) {
+	resp, err := a.call(pfile, req, nil)
+	if err != nil {
+		return resp, err
+	}
+	if a.Log != nil {
+		a.Log(resp.Facility, message.PadminCommand(req.Command, resp.Pfile))
+	}
+	if a.JSON {
+		return resp, a.printJSON(resp)
+	}
+	_, err = fmt.Fprintf(a.Out, "%s: %s\n", resp.Pfile, done)
+	return resp, err
+}
+
+// what names the processes a command acts on.
+func what(process string) string {
+	if process == "" {
+		return "every process"
+	}
+	return fmt.Sprintf("process '%s'", process)
+}
+
+// Stop pauses monitoring of process ("" every process) of pfile.
+func (a *Admin) Stop(pfile, process string) error {
+	_, err := a.act(pfile, Request{Command: CmdStop, Process: process}, "monitoring of "+what(process)+" paused")
+	return err
+}
+
+// Start resumes monitoring of process ("" every process), re-arming an
+// entry in RetryOver.
+func (a *Admin) Start(pfile, process string) error {
+	_, err := a.act(pfile, Request{Command: CmdStart, Process: process}, "monitoring of "+what(process)+" resumed")
+	return err
+}
+
+// Reload makes pcheck re-read pfile; a bad pfile is refused with its
+// errors (in the error) and the old rules stay.
+func (a *Admin) Reload(pfile string) error {
+	_, err := a.act(pfile, Request{Command: CmdReload}, "reloaded")
+	return err
+}
+
+// Restart restarts process now through its restart script; pcheck
+// refuses while the process is Up unless force.
+func (a *Admin) Restart(pfile, process string, force bool) error {
+	_, err := a.act(pfile, Request{Command: CmdRestart, Process: process, Force: force},
+		fmt.Sprintf("restart of process '%s' started", process))
+	return err
+}
+
+// Reset zeroes the retry counts of process ("" every process, and then
+// the statistics and the reboot count too).
+func (a *Admin) Reset(pfile, process string) error {
+	done := "retry counts of " + what(process) + " reset"
+	if process == "" {
+		done = "retry counts, statistics and reboot count reset"
+	}
+	_, err := a.act(pfile, Request{Command: CmdReset, Process: process}, done)
+	return err
+}
+
+// Dump makes pcheck write its state dump to DumpFileName.
+func (a *Admin) Dump(pfile string) error {
+	var d DumpResult
+	resp, err := a.call(pfile, Request{Command: CmdDump}, &d)
+	if err != nil {
+		return err
+	}
+	if a.JSON {
+		return a.printJSON(d)
+	}
+	_, err = fmt.Fprintf(a.Out, "%s: state dump written to %s\n", resp.Pfile, d.File)
+	return err
+}
+
+// Config resizes the event ring or the statistics buckets of pfile (zero
+// fields unchanged) and prints the sizes in force.
+func (a *Admin) Config(pfile string, c Config) error {
+	req := Request{Command: CmdConfig}
+	if c != (Config{}) {
+		req.Config = &c
+	}
+	var res ConfigResult
+	resp, err := a.call(pfile, req, &res)
+	if err != nil {
+		return err
+	}
+	if req.Config != nil && a.Log != nil {
+		a.Log(resp.Facility, message.PadminCommand(CmdConfig, resp.Pfile))
+	}
+	if a.JSON {
+		return a.printJSON(res)
+	}
+	_, err = fmt.Fprintf(a.Out, "%s: events %d, buckets %d of %s\n", resp.Pfile, res.Events, res.Buckets,
+		time.Duration(res.BucketSeconds*float64(time.Second)))
+	return err
+}
+
+// Events prints the n newest events (n <= 0: every one kept) of pfile,
+// or of every pfile merged for "", newest first.
+func (a *Admin) Events(pfile string, n int) error {
+	var all []Event
+	err := a.each(pfile, Request{Command: CmdEvents, N: n}, func(resp Response) error {
+		var evs []Event
+		if err := json.Unmarshal(resp.Result, &evs); err != nil {
+			return fmt.Errorf("events of %s: %w", resp.Pfile, err)
+		}
+		all = append(all, evs...)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortStableFunc(all, func(x, y Event) int { return y.Time.Compare(x.Time) })
+	if n > 0 && len(all) > n {
+		all = all[:n]
+	}
+	if a.JSON {
+		if all == nil {
+			all = []Event{}
+		}
+		return a.printJSON(all)
+	}
+	tw := a.table()
+	fmt.Fprintln(tw, "TIME\tPFILE\tPROCESS\tKIND\tTEXT")
+	for _, ev := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"),
+			ev.Pfile, dash(ev.Process), ev.Kind, dash(ev.Text))
+	}
+	return tw.Flush()
+}
+
+// Stats prints the checks, failures and restarts per time bucket of
+// pfile (of every pfile for ""), newest bucket first.
+func (a *Admin) Stats(pfile string) error {
+	type named struct {
+		Pfile string `json:"pfile"`
+		StatsResult
+	}
+	var all []named
+	err := a.each(pfile, Request{Command: CmdStats}, func(resp Response) error {
+		var st StatsResult
+		if err := json.Unmarshal(resp.Result, &st); err != nil {
+			return fmt.Errorf("stats of %s: %w", resp.Pfile, err)
+		}
+		all = append(all, named{resp.Pfile, st})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if a.JSON {
+		if pfile != "" {
+			return a.printJSON(all[0])
+		}
+		return a.printJSON(all)
+	}
+	for i, st := range all {
+		if i > 0 {
+			fmt.Fprintln(a.Out)
+		}
+		size := time.Duration(st.BucketSeconds * float64(time.Second))
+		fmt.Fprintf(a.Out, "pfile %s: %d buckets of %s since %s\n", st.Pfile, len(st.Buckets), size,
+			st.Since.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(a.Out, "total: %d checks, %d failures, %d restarts; peak bucket: %d checks, %d failures, %d restarts\n",
+			st.Total.Checks, st.Total.Failures, st.Total.Restarts, st.Peak.Checks, st.Peak.Failures, st.Peak.Restarts)
+		tw := a.table()
+		fmt.Fprintln(tw, "BUCKET START\tCHECKS\tFAILURES\tRESTARTS")
+		for _, b := range st.Buckets {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", b.Start.Local().Format("15:04:05"), b.Checks, b.Failures, b.Restarts)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

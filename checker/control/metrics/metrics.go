@@ -1,0 +1,212 @@
+// Package metrics is pcheck's optional Prometheus endpoint (pcheck
+// --metrics ADDR): a collector that reads, at each scrape, the state of
+// every pfile a pcheck serves — process up, restarts, retry-window usage,
+// stall monitor states and totals, probe latency histograms, the reboot
+// count — so nothing is counted twice and nothing is kept twice.
+// docs/metrics.md lists the metrics and a sample alert rule.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pcheck/pcheck/checker/control"
+	"github.com/pcheck/pcheck/checker/engine"
+)
+
+// Source is one pfile as the metrics see it.
+type Source struct {
+	// Engine gives the process entries. Required.
+	Engine interface{ Snapshot() engine.Status }
+	// Recorder gives the probe latency histograms. Optional.
+	Recorder *control.Recorder
+	// Monitors gives the stall monitors' states. Optional.
+	Monitors func() []control.MonitorStatus
+	// Reboots gives the auto-reboot count; ok false when AutoReboot is
+	// off (the gauge is then 0). Optional.
+	Reboots func() (n int, ok bool)
+}
+
+// processStates and monitorStates are the values of the state labels.
+var (
+	processStates = []engine.State{engine.StateDown, engine.StateUp, engine.StateRestarting, engine.StatePaused, engine.StateRetryOver}
+	monitorStates = []string{control.MonitorOk, control.MonitorInDoubt, control.MonitorStalled, control.MonitorPaused, control.MonitorStopped}
+)
+
+var (
+	procLabels = []string{"pfile", "process", "key"}
+	monLabels  = []string{"pfile", "process", "monitor"}
+
+	descStart          = prometheus.NewDesc("pcheck_start_time_seconds", "When monitoring of the pfile started, in seconds since the epoch.", []string{"pfile"}, nil)
+	descReboots        = prometheus.NewDesc("pcheck_reboots", "Auto-reboots recorded inside RebootWindow (0 when AutoReboot is off).", []string{"pfile"}, nil)
+	descUp             = prometheus.NewDesc("pcheck_process_up", "1 when the process entry is Up, else 0.", procLabels, nil)
+	descState          = prometheus.NewDesc("pcheck_process_state", "1 for the state the process entry is in (Up, Down, Restarting, Paused, RetryOver), 0 for the others.", append(procLabels, "state"), nil)
+	descRestarts       = prometheus.NewDesc("pcheck_process_restarts_total", "Restart scripts run for the process entry since pcheck started (reset by padmin reset).", procLabels, nil)
+	descRetriesUsed    = prometheus.NewDesc("pcheck_process_retries_used", "Restart attempts inside the Grace window.", procLabels, nil)
+	descRetriesAllowed = prometheus.NewDesc("pcheck_process_retries_allowed", "Restart attempts allowed inside the Grace window (RetryCount).", procLabels, nil)
+	descMonState       = prometheus.NewDesc("pcheck_monitor_state", "1 for the state the stall monitor is in (Ok, In doubt, Stalled, Paused, Stopped), 0 for the others.", append(monLabels, "state"), nil)
+	descMonAttempts    = prometheus.NewDesc("pcheck_monitor_attempts_total", "Stall monitor attempts.", monLabels, nil)
+	descMonFailures    = prometheus.NewDesc("pcheck_monitor_failures_total", "Failed stall monitor attempts.", monLabels, nil)
+	descMonSince       = prometheus.NewDesc("pcheck_monitor_seconds_since_success", "Seconds since the stall monitor's last successful attempt.", monLabels, nil)
+	descLatency        = prometheus.NewDesc("pcheck_probe_latency_seconds", "How long stall monitor attempts took.", monLabels, nil)
+)
+
+// Collector is a prometheus.Collector over the pfiles sources returns,
+// called at every scrape (pfiles come and go with shutdown actions).
+type Collector struct {
+	sources func() []Source
+}
+
+// NewCollector returns a Collector over sources.
+func NewCollector(sources func() []Source) *Collector { return &Collector{sources: sources} }
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStart, descReboots, descUp, descState, descRestarts,
+		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonSince, descLatency} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.sources() {
+		collect(ch, s)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func collect(ch chan<- prometheus.Metric, s Source) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	st := s.Engine.Snapshot()
+	pf := st.Pfile
+	if !st.Started.IsZero() {
+		gauge(descStart, float64(st.Started.UnixNano())/1e9, pf)
+	}
+	reboots := 0
+	if s.Reboots != nil {
+		if n, ok := s.Reboots(); ok {
+			reboots = n
+		}
+	}
+	gauge(descReboots, float64(reboots), pf)
+	for _, p := range st.Processes {
+		l := []string{pf, p.Name, p.Key}
+		gauge(descUp, b2f(p.State == engine.StateUp), l...)
+		for _, state := range processStates {
+			gauge(descState, b2f(p.State == state), append(l, state.String())...)
+		}
+		counter(descRestarts, float64(p.Restarts), l...)
+		gauge(descRetriesUsed, float64(p.RetriesUsed), l...)
+		gauge(descRetriesAllowed, float64(p.RetriesAllowed), l...)
+	}
+	if s.Monitors != nil {
+		seen := map[[2]string]int{}
+		for _, m := range s.Monitors() {
+			// Two identical blocks on one process would repeat a label
+			// set, which Prometheus rejects: number the repeats.
+			name := m.Monitor
+			k := [2]string{m.Process, m.Monitor}
+			if seen[k]++; seen[k] > 1 {
+				name += " #" + strconv.Itoa(seen[k])
+			}
+			l := []string{pf, m.Process, name}
+			for _, state := range monitorStates {
+				gauge(descMonState, b2f(m.State == state), append(l, state)...)
+			}
+			counter(descMonAttempts, float64(m.Attempts), l...)
+			counter(descMonFailures, float64(m.Failures), l...)
+			gauge(descMonSince, m.SinceSuccessSeconds, l...)
+		}
+	}
+	if s.Recorder != nil {
+		for _, lat := range s.Recorder.Latencies() {
+			buckets := make(map[float64]uint64, len(control.LatencyBounds))
+			var cum uint64
+			for i, bound := range control.LatencyBounds {
+				cum += lat.Counts[i]
+				buckets[bound] = cum
+			}
+			ch <- prometheus.MustNewConstHistogram(descLatency, lat.Count, lat.Sum, buckets, pf, lat.Process, lat.Monitor)
+		}
+	}
+}
+
+// Handler returns the /metrics handler: c, and pcheck's own process and
+// Go runtime metrics.
+func Handler(c *Collector) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second})
+}
+
+// Server is the metrics HTTP endpoint.
+type Server struct {
+	ln   net.Listener
+	http *http.Server
+	done chan error
+}
+
+// Listen starts serving c on addr (host:port) at /metrics; an address in
+// use is an error now rather than later.
+func Listen(addr string, c *Collector) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", Handler(c))
+	s := &Server{
+		ln: ln,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+		},
+		done: make(chan error, 1),
+	}
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Addr returns the address served (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the endpoint, letting scrapes in progress finish for up to
+// a few seconds.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if e := <-s.done; err == nil {
+		err = e
+	}
+	return err
+}

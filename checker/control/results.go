@@ -1,0 +1,160 @@
+package control
+
+import (
+	"encoding/json"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/engine"
+	"github.com/pcheck/pcheck/checker/proc"
+)
+
+// InfoResult says who serves a socket: the answer to CmdInfo, and the
+// head of every StatusResult.
+type InfoResult struct {
+	// Pfile is the path as pcheck was given it; PfileAbs is it made
+	// absolute by pcheck (padmin matches its argument against both).
+	Pfile    string `json:"pfile"`
+	PfileAbs string `json:"pfile_abs"`
+	// Pid is the pcheck process serving the pfile.
+	Pid           int       `json:"pid"`
+	Started       time.Time `json:"started"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	// Processes counts the process entries; States counts them by state
+	// ("Up": 2, "Down": 1).
+	Processes int            `json:"processes"`
+	States    map[string]int `json:"states"`
+	// Reboots is the auto-reboot count inside RebootWindow; absent when
+	// AutoReboot is off.
+	Reboots *int `json:"reboots,omitempty"`
+}
+
+// StatusResult is the answer to CmdStatus: everything an operator wants at
+// a glance about one pfile.
+type StatusResult struct {
+	InfoResult
+	ProcessList []ProcessStatus `json:"process_list"`
+	Monitors    []MonitorStatus `json:"monitors"`
+}
+
+// ProcessStatus is the state of one process entry.
+type ProcessStatus struct {
+	// Name is the process as written in the pfile; Key tells entries of
+	// the same name apart.
+	Name  string `json:"name"`
+	Key   string `json:"key"`
+	State string `json:"state"` // Up, Down, Restarting, Paused, RetryOver
+	Pids  []int  `json:"pids"`
+	// Since is when the entry entered its state; UptimeSeconds is how
+	// long its (oldest) process has run while Up, 0 otherwise.
+	Since         time.Time `json:"since"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	// Restarts counts restart scripts run since pcheck started (or the
+	// last reset).
+	Restarts int `json:"restarts"`
+	// RetriesUsed of RetriesAllowed attempts were made inside the Grace
+	// window.
+	RetriesUsed    int    `json:"retries_used"`
+	RetriesAllowed int    `json:"retries_allowed"`
+	GraceSeconds   int64  `json:"grace_seconds"`
+	Action         string `json:"action"`
+	LastReason     string `json:"last_reason,omitempty"`
+}
+
+// The states of a stall monitor (MonitorStatus.State).
+const (
+	MonitorOk      = "Ok"
+	MonitorInDoubt = "In doubt"
+	MonitorStalled = "Stalled"
+	MonitorPaused  = "Paused"
+	// MonitorStopped: stall monitoring of the block has ended (PS_EXEC
+	// error=1 after a stall, or a kill that failed).
+	MonitorStopped = "Stopped"
+)
+
+// MonitorStatus is the state of one stall monitor (a _bi_* block).
+type MonitorStatus struct {
+	// Process is the process as written in the pfile, Key its entry key.
+	Process string `json:"process"`
+	Key     string `json:"key,omitempty"`
+	// Monitor names the block: its kind and target ("webserv
+	// 127.0.0.1:80").
+	Monitor string `json:"monitor"`
+	State   string `json:"state"` // Ok, In doubt, Stalled, Paused, Stopped
+	// SinceSuccessSeconds is the time since the last successful attempt
+	// (since monitoring started when none succeeded yet).
+	SinceSuccessSeconds float64 `json:"since_success_seconds"`
+	Attempts            int64   `json:"attempts"`
+	Failures            int64   `json:"failures"`
+	// Stalls counts the stalls found.
+	Stalls int64 `json:"stalls"`
+	// LastLatencySeconds is how long the last attempt took.
+	LastLatencySeconds float64 `json:"last_latency_seconds"`
+	LastError          string  `json:"last_error,omitempty"`
+}
+
+// RulesResult is the answer to CmdRules: the effective rules as JSON (the
+// pfile model) and as the text `pcheck -n` prints.
+type RulesResult struct {
+	Rules json.RawMessage `json:"rules"`
+	Text  string          `json:"text"`
+}
+
+// DumpResult is the answer to CmdDump.
+type DumpResult struct {
+	File string `json:"file"`
+}
+
+// ConfigResult is the answer to CmdConfig: the sizes in force.
+type ConfigResult struct {
+	Events        int     `json:"events"`
+	Buckets       int     `json:"buckets"`
+	BucketSeconds float64 `json:"bucket_seconds"`
+}
+
+// processStatus converts the engine's view of an entry.
+func processStatus(p engine.ProcessStatus, now time.Time) ProcessStatus {
+	ps := ProcessStatus{
+		Name:           p.Name,
+		Key:            p.Key,
+		State:          p.State.String(),
+		Pids:           p.Pids,
+		Since:          p.Since,
+		Restarts:       p.Restarts,
+		RetriesUsed:    p.RetriesUsed,
+		RetriesAllowed: p.RetriesAllowed,
+		GraceSeconds:   int64(p.Grace / time.Second),
+		Action:         p.Action,
+		LastReason:     p.LastReason,
+	}
+	if ps.Pids == nil {
+		ps.Pids = []int{}
+	}
+	if p.State == engine.StateUp {
+		up, ok := processUptime(p.Pids)
+		if !ok {
+			up = now.Sub(p.Since) // Up since pcheck found it, at least
+		}
+		ps.UptimeSeconds = int64(up / time.Second)
+	}
+	return ps
+}
+
+// processUptime is how long the oldest of pids has run, from its start
+// time in /proc and the time since boot.
+func processUptime(pids []int) (time.Duration, bool) {
+	var ts unix.Timespec
+	if len(pids) == 0 || unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0, false
+	}
+	boot := time.Duration(ts.Nano())
+	var up time.Duration
+	found := false
+	for _, pid := range pids {
+		if info, err := proc.Read(pid); err == nil && boot-info.StartTime > up {
+			up, found = boot-info.StartTime, true
+		}
+	}
+	return up, found
+}
