@@ -26,7 +26,8 @@ func templateDirs(t *testing.T) []string {
 	}
 	var dirs []string
 	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		// testdata holds test fixtures, not a template.
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "testdata" {
 			dirs = append(dirs, e.Name())
 		}
 	}

@@ -37,7 +37,17 @@ fi
 # start_product starts Apache in a session of its own, so that it outlives
 # this script (pcheck kills the script's process group when the script
 # overruns RestartTimeout). Apache detaches itself and returns.
+# "-k start" does nothing but print "httpd (pid N) already running" while
+# the pid file names a live pid, and a dead master's pid can still be a
+# zombie or belong to another program by now: the old server is gone
+# (stop_leftovers), so a pid file that names no Apache process is removed.
 start_product() {
+	local pid
+	pid=$(pid_from_file)
+	if [ -n "$pid" ] && ! is_product "$pid"; then
+		log "removing the stale pid file $PID_FILE (pid $pid is no Apache process)"
+		rm -f "$PID_FILE"
+	fi
 	if [ -r "$ENV_FILE" ]; then
 		set -a
 		# shellcheck disable=SC1090
