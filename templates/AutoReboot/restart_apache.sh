@@ -160,6 +160,20 @@ pid_from_file() {
 	return 0
 }
 
+# remove_stale_pid_file removes PID_FILE when it names no process of the
+# product. The old server is gone by now (stop_leftovers), but its pid can
+# still be an unreaped zombie or belong to another program, and products
+# refuse to start while their pid file names a live pid ("apache2 -k
+# start": "httpd (pid N) already running"; catalina.sh likewise).
+remove_stale_pid_file() {
+	local pid
+	pid=$(pid_from_file)
+	if [ -n "$pid" ] && ! is_product "$pid"; then
+		log "removing the stale pid file $PID_FILE (pid $pid is not the product)"
+		rm -f "$PID_FILE"
+	fi
+}
+
 # answers succeeds when the product answers PROBE_URL: any HTTP answer
 # with curl (certificates are not checked: this is a liveness probe), else a
 # TCP connection to its host and port.
@@ -201,6 +215,7 @@ main() {
 	local proc=${1:-$PRODUCT_EXES} oldpid=${2:-0} reason=${3:-manual}
 	log "restarting '$proc' (old pid $oldpid, reason $reason, attempt ${PCHECK_ATTEMPT:-manual})"
 	stop_leftovers "$oldpid" "$(pid_from_file)" || return 1
+	remove_stale_pid_file
 	if [ -n "$SYSTEMD_UNIT" ]; then
 		systemctl restart "$SYSTEMD_UNIT"
 	else

@@ -37,17 +37,7 @@ fi
 # start_product starts Apache in a session of its own, so that it outlives
 # this script (pcheck kills the script's process group when the script
 # overruns RestartTimeout). Apache detaches itself and returns.
-# "-k start" does nothing but print "httpd (pid N) already running" while
-# the pid file names a live pid, and a dead master's pid can still be a
-# zombie or belong to another program by now: the old server is gone
-# (stop_leftovers), so a pid file that names no Apache process is removed.
 start_product() {
-	local pid
-	pid=$(pid_from_file)
-	if [ -n "$pid" ] && ! is_product "$pid"; then
-		log "removing the stale pid file $PID_FILE (pid $pid is no Apache process)"
-		rm -f "$PID_FILE"
-	fi
 	if [ -r "$ENV_FILE" ]; then
 		set -a
 		# shellcheck disable=SC1090
@@ -170,6 +160,20 @@ pid_from_file() {
 	return 0
 }
 
+# remove_stale_pid_file removes PID_FILE when it names no process of the
+# product. The old server is gone by now (stop_leftovers), but its pid can
+# still be an unreaped zombie or belong to another program, and products
+# refuse to start while their pid file names a live pid ("apache2 -k
+# start": "httpd (pid N) already running"; catalina.sh likewise).
+remove_stale_pid_file() {
+	local pid
+	pid=$(pid_from_file)
+	if [ -n "$pid" ] && ! is_product "$pid"; then
+		log "removing the stale pid file $PID_FILE (pid $pid is not the product)"
+		rm -f "$PID_FILE"
+	fi
+}
+
 # answers succeeds when the product answers PROBE_URL: any HTTP answer
 # with curl (certificates are not checked: this is a liveness probe), else a
 # TCP connection to its host and port.
@@ -211,6 +215,7 @@ main() {
 	local proc=${1:-$PRODUCT_EXES} oldpid=${2:-0} reason=${3:-manual}
 	log "restarting '$proc' (old pid $oldpid, reason $reason, attempt ${PCHECK_ATTEMPT:-manual})"
 	stop_leftovers "$oldpid" "$(pid_from_file)" || return 1
+	remove_stale_pid_file
 	if [ -n "$SYSTEMD_UNIT" ]; then
 		systemctl restart "$SYSTEMD_UNIT"
 	else
