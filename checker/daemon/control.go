@@ -7,6 +7,8 @@ import (
 	"github.com/pcheck/pcheck/checker/control"
 	"github.com/pcheck/pcheck/checker/control/metrics"
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/stall"
+	"github.com/pcheck/pcheck/pfile"
 )
 
 // serveControl opens the control socket of every pfile in the run
@@ -85,6 +87,15 @@ func (d *daemon) rebootCount(p *runningPfile) (int, bool) {
 	return n, err == nil
 }
 
+// attempt feeds one stall-monitor attempt to the statistics and the
+// latency histogram, under the monitor name status and the metrics use.
+func (p *runningPfile) attempt(a stall.Attempt) {
+	p.rec.Attempt(control.Attempt{Process: a.Process, Monitor: monitorName(a.Kind, a.Target), OK: a.OK, Latency: a.Latency})
+}
+
+// monitorName names a monitor "<kind> <target>" in status and metrics.
+func monitorName(kind pfile.Kind, target string) string { return fmt.Sprintf("%s %s", kind, target) }
+
 // monitorStatus is the state of p's stall monitors for padmin status and
 // the metrics.
 func (p *runningPfile) monitorStatus() []control.MonitorStatus {
@@ -97,7 +108,7 @@ func (p *runningPfile) monitorStatus() []control.MonitorStatus {
 		out = append(out, control.MonitorStatus{
 			Process:             m.Process,
 			Key:                 m.Key,
-			Monitor:             fmt.Sprintf("%s %s", m.Kind, m.Target),
+			Monitor:             monitorName(m.Kind, m.Target),
 			State:               m.State.String(),
 			SinceSuccessSeconds: m.SinceSuccess.Seconds(),
 			Attempts:            int64(m.Attempts),

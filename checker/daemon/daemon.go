@@ -208,7 +208,7 @@ func (d *daemon) run(ctx context.Context) int {
 	for _, p := range d.pfiles {
 		p.store = d.openState(p)
 		p.rec = control.NewRecorder(control.RecorderOptions{})
-		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event})
+		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt})
 		if err != nil {
 			return d.fail(ExitInvalid, "%v", err)
 		}

@@ -180,6 +180,9 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 			lastMod, haveMod = res.ModTime, true
 		}
 		end := clock.Now()
+		if m.s.onAttempt != nil {
+			m.s.onAttempt(Attempt{Process: m.process, Kind: m.cfg.Kind, Target: m.target, OK: res.OK, Latency: res.Latency})
+		}
 		stalled, pid, current := m.record(gen, start, end, res)
 		if !current {
 			return

@@ -65,8 +65,21 @@ type Options struct {
 	// (a stall found, why a kill failed), for the event ring buffer; the
 	// kill's own lines are the engine's events. Return quickly.
 	OnEvent func(engine.Event)
+	// OnAttempt, when set, is called after every attempt, for the
+	// statistics and the probe latency histogram. Return quickly.
+	OnAttempt func(Attempt)
 	// Clock is the time source; nil is the system clock.
 	Clock Clock
+}
+
+// Attempt is one probe attempt as OnAttempt sees it.
+type Attempt struct {
+	Process string
+	Kind    pfile.Kind
+	// Target is the monitor's target as MonitorStatus shows it.
+	Target  string
+	OK      bool
+	Latency time.Duration
 }
 
 // ErrInvalid is returned by New and Apply when a block cannot be monitored
@@ -75,9 +88,10 @@ var ErrInvalid = errors.New("stall monitor cannot be built")
 
 // Scheduler runs the stall monitors of one pfile.
 type Scheduler struct {
-	log     engine.Logger
-	onEvent func(engine.Event)
-	clock   Clock
+	log       engine.Logger
+	onEvent   func(engine.Event)
+	onAttempt func(Attempt)
+	clock     Clock
 	// stagger returns the delay of the first attempt of a run.
 	stagger func(interval time.Duration) time.Duration
 	// scan reads /proc for the listen and children probes.
@@ -109,12 +123,13 @@ func New(o Options) (*Scheduler, error) {
 		return nil, errors.New("stall: File and Log are required")
 	}
 	s := &Scheduler{
-		log:     o.Log,
-		onEvent: o.OnEvent,
-		clock:   o.Clock,
-		stagger: randomStagger,
-		scan:    proc.Scan,
-		up:      map[string][]proc.ID{},
+		log:       o.Log,
+		onEvent:   o.OnEvent,
+		onAttempt: o.OnAttempt,
+		clock:     o.Clock,
+		stagger:   randomStagger,
+		scan:      proc.Scan,
+		up:        map[string][]proc.ID{},
 	}
 	if s.clock == nil {
 		s.clock = realClock{}

@@ -848,6 +848,16 @@ func TestStatusMonitors(t *testing.T) {
 	if m.Failures == 0 || !strings.Contains(m.LastError, "refused") {
 		t.Fatalf("failing monitor %+v", m)
 	}
+	// The monitor's attempts are counted in the statistics, failures too.
+	var stats struct {
+		Total struct{ Checks, Failures int64 }
+	}
+	if err := json.Unmarshal([]byte(e.ok("stats", e.pfile, "--json").stdout), &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Total.Checks < m.Attempts || stats.Total.Failures < m.Failures {
+		t.Fatalf("stats count %d checks, %d failures; the monitor alone made %d attempts, %d failed", stats.Total.Checks, stats.Total.Failures, m.Attempts, m.Failures)
+	}
 	r := e.ok("status", e.pfile)
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s +socket \S*%d +In doubt +\d+s ago +\d+ +\d+ +\S+ +.*refused`, regexp.QuoteMeta(self), port))
 	if !regexp.MustCompile(`(?m)^PROCESS +MONITOR +STATE +LAST OK +ATTEMPTS +FAILURES +LATENCY +LAST ERROR$`).MatchString(r.stdout) || !row.MatchString(r.stdout) {
