@@ -218,8 +218,12 @@ func (d *daemon) run(ctx context.Context) int {
 			Log:     p.log,
 			Watcher: watcher,
 			Store:   p.store,
-			OnEvent: p.rec.Event,
-			OnState: sched.OnState,
+			// Restart script output goes to a file in the state
+			// directory: daemons the scripts leave writing to it must
+			// not die of SIGPIPE when pcheck stops.
+			ScriptOutputDir: d.o.StateDir,
+			OnEvent:         p.rec.Event,
+			OnState:         sched.OnState,
 		})
 		if err != nil {
 			cancel()

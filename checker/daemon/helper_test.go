@@ -40,6 +40,15 @@ func TestMain(m *testing.M) {
 			os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 		}
 		idle()
+	case "chatty":
+		// A service that writes to its stdout, as daemons started
+		// without redirection do, and records each write it survived.
+		syscall.Setsid()
+		for i := 0; ; i++ {
+			fmt.Println("chatty service line", i)
+			os.WriteFile(os.Getenv("CHATTY_COUNT"), []byte(strconv.Itoa(i)+"\n"), 0o644)
+			time.Sleep(20 * time.Millisecond)
+		}
 	case "parent":
 		// Starts the service and never reaps it: killed, it stays a
 		// zombie.

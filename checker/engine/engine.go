@@ -99,6 +99,12 @@ type Options struct {
 	Watcher Watcher
 	// Store persists retry counts; nil keeps them in memory only.
 	Store *state.Store
+	// ScriptOutputDir, when set, holds one file per process entry that
+	// receives its restart script's output (and that of daemons the
+	// script leaves running without redirecting theirs); the output is
+	// sent to syslog when the script ends. Empty: the output goes through
+	// a pipe that pcheck reads, which dies with pcheck.
+	ScriptOutputDir string
 	// Clock is the time for the Grace window; nil is the real clock.
 	Clock Clock
 	// OnEvent, when set, is called for every event (for the ring
@@ -114,6 +120,7 @@ type Instance struct {
 	log     Logger
 	watcher Watcher
 	store   *state.Store
+	outDir  string
 	clock   Clock
 	onEvent func(Event)
 	onState func(StateChange)
@@ -145,6 +152,7 @@ func New(o Options) (*Instance, error) {
 		log:     o.Log,
 		watcher: o.Watcher,
 		store:   o.Store,
+		outDir:  o.ScriptOutputDir,
 		clock:   o.Clock,
 		onEvent: o.OnEvent,
 		onState: o.OnState,

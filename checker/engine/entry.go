@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/pfile"
 )
 
@@ -586,6 +590,7 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 			timeout:  p.Timeout,
 			killWait: params.KillWait,
 			log:      e.log,
+			outFile:  e.scriptOutput(),
 		}.start()
 		for {
 			select {
@@ -758,4 +763,19 @@ func (e *entry) handle(ctx context.Context, c command) step {
 	}
 	reply(fmt.Errorf("unknown control %d", c.kind))
 	return nil
+}
+
+// scriptOutput is the file that receives the entry's restart script
+// output, "" when the Instance has no ScriptOutputDir.
+func (e *entry) scriptOutput() string {
+	if e.in.outDir == "" {
+		return ""
+	}
+	return filepath.Join(e.in.outDir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+".out")
+}
+
+// keyHash is a short stable name for an entry key.
+func keyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:4])
 }

@@ -32,7 +32,14 @@ type scriptRun struct {
 	// killWait separates SIGTERM and SIGKILL when the script times out.
 	killWait time.Duration
 	log      func(message.Message)
+	// outFile, when set, receives the script's output instead of a pipe
+	// (see start).
+	outFile string
 }
+
+// maxScriptOutput bounds how much of a script's output file is sent to
+// syslog after each run.
+const maxScriptOutput = 64 << 10
 
 // scriptResult is how a restart script ended.
 type scriptResult struct {
@@ -52,22 +59,24 @@ func (r scriptResult) failed() bool { return r.timeout || r.err != nil }
 // returned channel; the script is always waited for, so it never stays a
 // zombie, even when the caller stops listening. After timeout its whole
 // process group gets SIGTERM, then SIGKILL after killWait.
+//
+// With outFile set, the output goes to that file (truncated at each run,
+// opened for appending) and is sent to syslog when the script ends. A
+// daemon the script starts without redirecting its output inherits the
+// file: with a pipe it would die of SIGPIPE on its next write once pcheck
+// is gone (stopped, or restarted by systemd), although pcheck must leave
+// monitored processes running.
 func (s scriptRun) start() <-chan scriptResult {
 	res := make(chan scriptResult, 1)
+	if s.outFile != "" {
+		return s.startToFile(res)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		res <- scriptResult{err: fmt.Errorf("restart script %s: %w", s.script, err)}
 		return res
 	}
-	cmd := &exec.Cmd{
-		Path:   s.script,
-		Args:   []string{s.script, s.proc, strconv.Itoa(s.oldPid), s.reason},
-		Env:    s.env(),
-		Stdout: w,
-		Stderr: w,
-		// Stdin nil: /dev/null.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
+	cmd := s.command(w)
 	err = cmd.Start()
 	w.Close()
 	if err != nil {
@@ -75,12 +84,51 @@ func (s scriptRun) start() <-chan scriptResult {
 		res <- scriptResult{err: fmt.Errorf("restart script %s: %w", s.script, err)}
 		return res
 	}
-	// The output is read until every holder of the pipe is gone: a
-	// daemon that the script left with its stdout on the pipe keeps
-	// logging through it instead of dying of SIGPIPE.
+	// The output is read until every holder of the pipe is gone, so a
+	// daemon that the script left on the pipe keeps logging through it
+	// while pcheck runs.
 	go s.forward(r)
 	go func() { res <- s.wait(cmd) }()
 	return res
+}
+
+// startToFile runs the script with its output in s.outFile and logs that
+// output once the script has ended.
+func (s scriptRun) startToFile(res chan scriptResult) <-chan scriptResult {
+	f, err := os.OpenFile(s.outFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err != nil {
+		res <- scriptResult{err: fmt.Errorf("restart script %s: output file: %w", s.script, err)}
+		return res
+	}
+	cmd := s.command(f)
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		res <- scriptResult{err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		return res
+	}
+	go func() {
+		r := s.wait(cmd)
+		if out, err := os.Open(s.outFile); err == nil {
+			s.forward(io.NopCloser(io.LimitReader(out, maxScriptOutput)))
+			out.Close()
+		}
+		res <- r
+	}()
+	return res
+}
+
+// command is the exec.Cmd of one run with its output to out.
+func (s scriptRun) command(out *os.File) *exec.Cmd {
+	return &exec.Cmd{
+		Path:   s.script,
+		Args:   []string{s.script, s.proc, strconv.Itoa(s.oldPid), s.reason},
+		Env:    s.env(),
+		Stdout: out,
+		Stderr: out,
+		// Stdin nil: /dev/null.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
 }
 
 func (s scriptRun) env() []string {
