@@ -280,7 +280,14 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 
 // handle answers one request line. It is the whole protocol: serveConn
 // only frames it.
-func (s *Server) handle(line []byte) Response {
+func (s *Server) handle(line []byte) (resp Response) {
+	// A request must never take pcheck down: a bug behind one command
+	// becomes an error answer, and monitoring goes on.
+	defer func() {
+		if p := recover(); p != nil {
+			resp = s.fail(fmt.Errorf("%w: internal error: %v", ErrFailed, p))
+		}
+	}()
 	var req Request
 	if err := json.Unmarshal(line, &req); err != nil {
 		return s.fail(fmt.Errorf("%w: %w", ErrMalformed, err))
@@ -289,7 +296,7 @@ func (s *Server) handle(line []byte) Response {
 	if err != nil {
 		return s.fail(err)
 	}
-	resp := s.ok()
+	resp = s.ok()
 	if result != nil {
 		b, err := json.Marshal(result)
 		if err != nil {
@@ -464,14 +471,25 @@ func (s *Server) rules() (RulesResult, error) {
 	return RulesResult{Rules: b, Text: text.String()}, nil
 }
 
+// The largest sizes padmin config may set: enough for any history an
+// operator reads, small enough that a typo cannot exhaust memory.
+const (
+	MaxEvents        = 100000
+	MaxBuckets       = 10000
+	MaxBucketSeconds = 86400
+)
+
 func (s *Server) config(c *Config) (ConfigResult, error) {
 	rec := s.target.Recorder
 	if c != nil {
 		if c.Events < 0 || c.Buckets < 0 || c.BucketSeconds < 0 {
 			return ConfigResult{}, fmt.Errorf("%w: sizes must be positive", ErrBadArgument)
 		}
-		if c.BucketSeconds != 0 && c.BucketSeconds < 1 {
-			return ConfigResult{}, fmt.Errorf("%w: a bucket is at least 1 second", ErrBadArgument)
+		if c.Events > MaxEvents || c.Buckets > MaxBuckets {
+			return ConfigResult{}, fmt.Errorf("%w: at most %d events and %d buckets", ErrBadArgument, MaxEvents, MaxBuckets)
+		}
+		if c.BucketSeconds != 0 && (c.BucketSeconds < 1 || c.BucketSeconds > MaxBucketSeconds) {
+			return ConfigResult{}, fmt.Errorf("%w: a bucket is 1 to %d seconds", ErrBadArgument, MaxBucketSeconds)
 		}
 		if c.Events > 0 {
 			rec.Events().Resize(c.Events)

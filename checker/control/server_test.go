@@ -337,6 +337,16 @@ func TestCommands(t *testing.T) {
 	if _, err := c.Do(Request{Command: CmdConfig, Config: &Config{BucketSeconds: 0.5}}); !errors.Is(err, ErrBadArgument) {
 		t.Fatalf("half-second buckets: %v", err)
 	}
+	// Sizes that would exhaust memory (or panic in make) are refused, and
+	// the server still answers afterwards.
+	for _, bad := range []Config{{Events: 1 << 62}, {Buckets: 1 << 62}, {Events: MaxEvents + 1}, {BucketSeconds: 1e300}} {
+		if _, err := c.Do(Request{Command: CmdConfig, Config: &bad}); !errors.Is(err, ErrBadArgument) {
+			t.Fatalf("config %+v: %v, want ErrBadArgument", bad, err)
+		}
+	}
+	if _, err := c.Call(Request{Command: CmdConfig}, &cfg); err != nil || cfg.Events != 5 {
+		t.Fatalf("config after refused sizes: %+v %v", cfg, err)
+	}
 }
 
 // TestEventsAndStats: what the Recorder took in comes out of the socket.
