@@ -588,3 +588,38 @@ func TestSnapshotDescendants(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartWhilePaused: a paused entry watches nothing, but its process
+// may run: restart without force is refused as for a healthy process, and
+// with force the running process is killed first, so there is never a
+// second copy.
+func TestRestartWhilePaused(t *testing.T) {
+	f := newFixture(t, "a", "")
+	pid := f.start()
+	log := newRecorder()
+	states := make(chan StateChange, 100)
+	r := run(t, Options{File: testFile("x.pf", testParams(), f.process()), Log: log,
+		OnState: func(s StateChange) { states <- s }})
+	log.wait(t, message.Up(bin, pid).Text, 1)
+	if err := r.Pause(bin); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, states, StatePaused, 0)
+	if err := r.RestartNow(bin, false); !errors.Is(err, ErrHealthy) {
+		t.Fatalf("RestartNow of a paused, running process: %v, want ErrHealthy", err)
+	}
+	if calls := f.readCalls(); len(calls) != 1 {
+		t.Fatalf("the restart script ran: %q", calls)
+	}
+	if err := r.RestartNow(bin, true); err != nil {
+		t.Fatal(err)
+	}
+	pid2 := f.waitPid(pid)
+	log.wait(t, message.Up(bin, pid2).Text, 1)
+	if info, err := proc.Read(pid); err == nil && !info.Dead() {
+		t.Fatalf("the old process %d still runs beside the new %d", pid, pid2)
+	}
+	if calls := f.readCalls(); len(calls) != 2 || !strings.Contains(calls[1], fmt.Sprintf("|%d|manual|", pid)) {
+		t.Fatalf("script calls %q, want one manual restart naming old pid %d", calls, pid)
+	}
+}

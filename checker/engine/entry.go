@@ -703,8 +703,19 @@ func (e *entry) handle(ctx context.Context, c command) step {
 			reply(ErrHealthy)
 			return nil
 		}
-		reply(nil)
 		ids := e.watchedIDs()
+		if len(ids) == 0 {
+			// Paused, RetryOver or Down: nothing is watched, but the
+			// process may be running all the same. Without force it is
+			// left alone; with force it is killed before the script
+			// runs, so there are never two of it.
+			ids = e.running(ctx)
+			if len(ids) > 0 && !c.force {
+				reply(ErrHealthy)
+				return nil
+			}
+		}
+		reply(nil)
 		oldPid := 0
 		var leftovers []proc.ID
 		for _, id := range ids {
@@ -712,7 +723,9 @@ func (e *entry) handle(ctx context.Context, c command) step {
 				oldPid = id.Pid
 			}
 			leftovers = append(leftovers, id)
-			leftovers = append(leftovers, e.leftovers(ctx, e.watching[id.Pid])...)
+			if w := e.watching[id.Pid]; w != nil {
+				leftovers = append(leftovers, e.leftovers(ctx, w)...)
+			}
 		}
 		e.unwatchAll()
 		e.announced = map[proc.ID]bool{}
@@ -778,4 +791,18 @@ func (e *entry) scriptOutput() string {
 func keyHash(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:4])
+}
+
+// running returns the processes of the entry found in a fresh /proc scan
+// (nil when the scan fails).
+func (e *entry) running(ctx context.Context) []proc.ID {
+	snap, err := e.in.scanner.get(ctx, time.Now())
+	if err != nil {
+		return nil
+	}
+	var ids []proc.ID
+	for _, p := range e.matcher().Match(snap.all) {
+		ids = append(ids, p.ID)
+	}
+	return ids
 }
