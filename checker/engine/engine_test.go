@@ -623,3 +623,24 @@ func TestRestartWhilePaused(t *testing.T) {
 		t.Fatalf("script calls %q, want one manual restart naming old pid %d", calls, pid)
 	}
 }
+
+// TestScriptNotExecutable: a restart script that cannot be run is a failed
+// attempt logged with status=127 (as a shell reports it), counted, without
+// waiting StartWait; the output-file mode behaves the same.
+func TestScriptNotExecutable(t *testing.T) {
+	for _, outDir := range []string{"", t.TempDir()} {
+		f := newFixture(t, "a", "")
+		pid := f.start()
+		p := f.process()
+		p.Script = filepath.Join(t.TempDir(), "missing.sh")
+		p.Retry = 1
+		log := newRecorder()
+		params := testParams()
+		params.StartWait = time.Hour // never reached: the attempt fails at once
+		run(t, Options{File: testFile("x.pf", params, p), Log: log, ScriptOutputDir: outDir})
+		log.wait(t, message.Up(bin, pid).Text, 1)
+		kill(t, pid)
+		log.wait(t, message.ScriptFailed(bin, "127").Text, 1)
+		log.wait(t, message.RetryOver(bin, "continue").Text, 1)
+	}
+}

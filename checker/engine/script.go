@@ -37,6 +37,10 @@ type scriptRun struct {
 	outFile string
 }
 
+// notRun is the status of a script that could not be run at all, as a
+// shell reports a command it cannot execute.
+const notRun = "127"
+
 // maxScriptOutput bounds how much of a script's output file is sent to
 // syslog after each run.
 const maxScriptOutput = 64 << 10
@@ -44,7 +48,7 @@ const maxScriptOutput = 64 << 10
 // scriptResult is how a restart script ended.
 type scriptResult struct {
 	// status is the exit status ("0", "1", ..., 128+signal for a script
-	// killed by a signal), "timeout", or "" when it could not start.
+	// killed by a signal), "timeout", or notRun when it could not start.
 	status  string
 	timeout bool
 	err     error // why it could not start
@@ -73,7 +77,7 @@ func (s scriptRun) start() <-chan scriptResult {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		res <- scriptResult{err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: %w", s.script, err)}
 		return res
 	}
 	cmd := s.command(w)
@@ -81,7 +85,7 @@ func (s scriptRun) start() <-chan scriptResult {
 	w.Close()
 	if err != nil {
 		r.Close()
-		res <- scriptResult{err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: %w", s.script, err)}
 		return res
 	}
 	// The output is read until every holder of the pipe is gone, so a
@@ -97,14 +101,14 @@ func (s scriptRun) start() <-chan scriptResult {
 func (s scriptRun) startToFile(res chan scriptResult) <-chan scriptResult {
 	f, err := os.OpenFile(s.outFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
-		res <- scriptResult{err: fmt.Errorf("restart script %s: output file: %w", s.script, err)}
+		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: output file: %w", s.script, err)}
 		return res
 	}
 	cmd := s.command(f)
 	err = cmd.Start()
 	f.Close()
 	if err != nil {
-		res <- scriptResult{err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: %w", s.script, err)}
 		return res
 	}
 	go func() {
