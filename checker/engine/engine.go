@@ -121,6 +121,7 @@ type Instance struct {
 	watcher Watcher
 	store   *state.Store
 	outDir  string
+	protect protected // pids the engine never signals
 	clock   Clock
 	onEvent func(Event)
 	onState func(StateChange)
@@ -153,6 +154,7 @@ func New(o Options) (*Instance, error) {
 		watcher: o.Watcher,
 		store:   o.Store,
 		outDir:  o.ScriptOutputDir,
+		protect: newProtected(),
 		clock:   o.Clock,
 		onEvent: o.OnEvent,
 		onState: o.OnState,

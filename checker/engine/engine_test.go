@@ -644,3 +644,17 @@ func TestScriptNotExecutable(t *testing.T) {
 		log.wait(t, message.RetryOver(bin, "continue").Text, 1)
 	}
 }
+
+// TestProtected: pid 1, this process and its parent are never signalled.
+func TestProtected(t *testing.T) {
+	p := newProtected()
+	for _, pid := range []int{0, 1, os.Getpid(), os.Getppid()} {
+		if err := p.check(pid); !errors.Is(err, ErrProtected) {
+			t.Errorf("pid %d not protected: %v", pid, err)
+		}
+	}
+	f := newFixture(t, "a", "")
+	if pid := f.start(); p.check(pid) != nil {
+		t.Errorf("a service pid %d is protected", pid)
+	}
+}

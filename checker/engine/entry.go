@@ -625,6 +625,10 @@ func (e *entry) terminate(ctx context.Context, ids []proc.ID, killWait time.Dura
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
+		if err := e.in.protect.check(id.Pid); err != nil {
+			errs[i] = err
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
