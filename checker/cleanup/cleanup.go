@@ -127,6 +127,9 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	if terminate == nil {
 		terminate = proc.Terminate
 	}
+	// Read here, not in the kills: the caller may change the fields
+	// before the next Sweep while kills are in flight.
+	killWait, log := s.KillWait, s.Log
 	for _, v := range s.Select(all, now) {
 		s.mu.Lock()
 		if s.pending == nil {
@@ -146,11 +149,11 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 				delete(s.pending, v.ID)
 				s.mu.Unlock()
 			}()
-			if err := terminate(ctx, v.ID, s.KillWait); err != nil {
-				s.Log.Log(message.Warning("Cleanup could not kill process: pid= " + v.ID.String() + " : " + err.Error()))
+			if err := terminate(ctx, v.ID, killWait); err != nil {
+				log.Log(message.Warning("Cleanup could not kill process: pid= " + v.ID.String() + " : " + err.Error()))
 				return
 			}
-			s.Log.Log(message.CleanupKilled(v.ID.Pid, v.Pattern))
+			log.Log(message.CleanupKilled(v.ID.Pid, v.Pattern))
 		}(v)
 	}
 	return nil

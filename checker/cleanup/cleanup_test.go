@@ -161,3 +161,33 @@ func TestBootTime(t *testing.T) {
 		t.Errorf("boot time %v, this process started at %v", a, self.StartTime)
 	}
 }
+
+// TestSweepWhileRulesChange: the daemon sets Rules and KillWait before each
+// sweep while kills of the previous one may still run; the kills must not
+// read those fields (go test -race finds it if they do).
+func TestSweepWhileRulesChange(t *testing.T) {
+	tag := fmt.Sprintf("pcheck-cleanup-race-%d", time.Now().UnixNano())
+	_, victim := sleeper(t, tag)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	s := &Sweeper{
+		Rules: []pfile.Cleanup{{Pattern: tag, Age: time.Minute}}, KillWait: time.Second, Log: &logs{},
+		Self:   1 << 30,
+		Uptime: func() (time.Duration, error) { return victim.StartTime + time.Hour, nil },
+		Terminate: func(ctx context.Context, id proc.ID, killWait time.Duration) error {
+			close(started)
+			<-release
+			return proc.Terminate(ctx, id, killWait)
+		},
+	}
+	if err := s.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	s.Rules, s.KillWait = nil, 2*time.Second // what daemon/cleanup.go does between sweeps
+	close(release)
+	s.Wait()
+	if _, ok := proc.Current(victim.ID); ok {
+		t.Fatal("the victim survived")
+	}
+}
