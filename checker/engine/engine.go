@@ -128,6 +128,10 @@ type Instance struct {
 	scanner scanner
 	started time.Time
 
+	// rescanner serves the re-checks of entries that follow processes
+	// already found: /proc/PID/stat is all they need (proc.ScanStat).
+	rescanner scanner
+
 	// onExec, set by tests and benchmarks, runs just before a restart
 	// script is started.
 	onExec func()
@@ -162,6 +166,7 @@ func New(o Options) (*Instance, error) {
 		file:    o.File,
 		finish:  make(chan Result, 1),
 	}
+	in.rescanner.scan = proc.ScanStat
 	if in.clock == nil {
 		in.clock = realClock{}
 	}
@@ -308,18 +313,24 @@ func (in *Instance) end(r Result) {
 	}
 }
 
-// recheck scans /proc once and hands the snapshot to every entry.
+// recheck scans /proc once and hands the snapshot to every entry. Only an
+// entry with a pid file matches processes in its re-check (a daemon that
+// re-executed itself): without one, the cheaper stat-only scan serves.
 func (in *Instance) recheck(ctx context.Context) {
-	snap, err := in.scanner.get(ctx, time.Now())
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	sc := &in.rescanner
+	if slices.ContainsFunc(entries, func(e *entry) bool { return e.config().PidFile != "" }) {
+		sc = &in.scanner
+	}
+	snap, err := sc.get(ctx, time.Now())
 	if err != nil {
 		if ctx.Err() == nil {
 			in.emit("", message.Err(fmt.Sprintf("pfile '%s': re-check: %v", in.Pfile(), err)))
 		}
 		return
 	}
-	in.mu.Lock()
-	entries := slices.Clone(in.entries)
-	in.mu.Unlock()
 	for _, e := range entries {
 		e.offerRecheck(snap)
 	}

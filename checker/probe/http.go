@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Version is the pcheck version sent in the User-Agent of HTTP probes. The
@@ -36,6 +38,7 @@ const maxStatusLine = 512
 
 // httpProber sends one HEAD request and reads one status line.
 type httpProber struct {
+	target  *target
 	addr    string // host:port, IPv6 literals bracketed
 	request []byte
 	tls     *TLSOptions // nil for plain HTTP
@@ -44,7 +47,8 @@ type httpProber struct {
 
 // HTTP returns the _bi_webserv probe: connect to host:port, send
 // "HEAD / HTTP/1.0" and read one status line. Any well-formed status line is
-// a success, 500 included: the server answered.
+// a success, 500 included: the server answered. A host name is resolved at
+// most every 30 s (resolveTTL).
 func HTTP(host string, port int) Prober {
 	return newHTTP(host, port, "/", nil)
 }
@@ -59,7 +63,7 @@ func newHTTP(host string, port int, path string, opts *TLSOptions) *httpProber {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	req := fmt.Sprintf("HEAD %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: pcheck/%s (stall monitor)\r\nConnection: close\r\n\r\n",
 		escapePath(path), addr, Version)
-	return &httpProber{addr: addr, request: []byte(req), tls: opts, host: host}
+	return &httpProber{target: newTarget(host, port), addr: addr, request: []byte(req), tls: opts, host: host}
 }
 
 // escapePath makes path a valid request target: it starts with "/" and
@@ -85,6 +89,27 @@ func escapePath(path string) string {
 // Run performs one attempt.
 func (p *httpProber) Run(ctx context.Context) Result {
 	start := time.Now()
+	if p.tls != nil {
+		return p.runTLS(ctx, start)
+	}
+	conn, err := p.target.dial(ctx)
+	if err != nil {
+		return failure(ctx, start, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(p.request); err != nil {
+		return failure(ctx, start, err)
+	}
+	// The reply is seldom there the moment the request has gone: wait
+	// before the first read rather than pay for a read that finds nothing.
+	if _, err := conn.wait(unix.POLLIN); err != nil {
+		return failure(ctx, start, err)
+	}
+	return p.reply(ctx, start, conn)
+}
+
+// runTLS performs one attempt over TLS, through a net.Conn.
+func (p *httpProber) runTLS(ctx context.Context, start time.Time) Result {
 	raw, err := dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return failure(ctx, start, err)
@@ -93,21 +118,22 @@ func (p *httpProber) Run(ctx context.Context) Result {
 	release := bindDeadline(ctx, raw)
 	defer release()
 
-	conn := raw
-	if p.tls != nil {
-		cfg, err := p.tlsConfig()
-		if err != nil {
-			return failure(ctx, start, err)
-		}
-		tc := tls.Client(raw, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return failure(ctx, start, fmt.Errorf("TLS handshake with %s: %w", p.addr, err))
-		}
-		conn = tc
-	}
-	if _, err := conn.Write(p.request); err != nil {
+	cfg, err := p.tlsConfig()
+	if err != nil {
 		return failure(ctx, start, err)
 	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return failure(ctx, start, fmt.Errorf("TLS handshake with %s: %w", p.addr, err))
+	}
+	if _, err := tc.Write(p.request); err != nil {
+		return failure(ctx, start, err)
+	}
+	return p.reply(ctx, start, tc)
+}
+
+// reply reads the status line of the reply from conn.
+func (p *httpProber) reply(ctx context.Context, start time.Time, conn io.Reader) Result {
 	line, err := readStatusLine(conn)
 	if err != nil {
 		return failure(ctx, start, fmt.Errorf("status line from %s: %w", p.addr, err))

@@ -2,28 +2,27 @@ package probe
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"time"
 )
 
 // tcpProber connects and closes.
-type tcpProber struct{ addr string }
+type tcpProber struct{ target *target }
 
 // TCP returns the _bi_socket probe: a TCP connect to host:port, then close
-// (with a reset, leaving no TIME_WAIT). No data is exchanged.
+// (with a reset, leaving no TIME_WAIT). No data is exchanged. A host name
+// is resolved at most every 30 s (resolveTTL).
 func TCP(host string, port int) Prober {
-	return &tcpProber{addr: net.JoinHostPort(host, strconv.Itoa(port))}
+	return &tcpProber{target: newTarget(host, port)}
 }
 
 // Run performs one attempt.
 func (p *tcpProber) Run(ctx context.Context) Result {
 	start := time.Now()
-	conn, err := dialer.DialContext(ctx, "tcp", p.addr)
+	conn, err := p.target.dial(ctx)
 	if err != nil {
 		return failure(ctx, start, err)
 	}
-	detail := "connected to " + conn.RemoteAddr().String()
+	detail := "connected to " + conn.RemoteAddr()
 	if err := conn.Close(); err != nil {
 		return failure(ctx, start, err)
 	}

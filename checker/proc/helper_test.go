@@ -26,6 +26,7 @@ const (
 	fileEnv   = "PROC_TEST_FILE"   // term-clean: where to record SIGTERM
 	countEnv  = "PROC_TEST_COUNT"  // parent, forker: how many children
 	targetEnv = "PROC_TEST_TARGET" // sigperm: "pid:start" to signal
+	euidEnv   = "PROC_TEST_EUID"   // euid: the effective uid to take
 )
 
 // waitLimit bounds every wait of the tests for an event; it is generous
@@ -158,6 +159,22 @@ func runHelper(mode string) {
 			}
 		}
 		reaped.Wait()
+
+	case "euid":
+		// Only the effective uid changes, on every thread (syscall, not
+		// x/sys/unix, for that), and the process makes itself not dumpable,
+		// as a daemon dropping privileges may.
+		euid, _ := strconv.Atoi(os.Getenv(euidEnv))
+		if err := syscall.Setresuid(-1, euid, -1); err != nil {
+			fmt.Println("error: setresuid:", err)
+			os.Exit(1)
+		}
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			fmt.Println("error: prctl:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		untilStdinCloses()
 
 	case "sigperm":
 		var id ID

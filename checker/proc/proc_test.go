@@ -6,8 +6,11 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,6 +79,167 @@ func TestReadAndScan(t *testing.T) {
 	}
 }
 
+// The effective uid comes from the owner of /proc/PID, which the kernel
+// keeps the euid for a process that is not dumpable, whose other files it
+// gives to root.
+func TestUIDOfNonDumpableProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change a helper's effective uid")
+	}
+	const nobody = 65534
+	h, _ := startHelper(t, spec{mode: "euid", env: []string{euidEnv + "=" + strconv.Itoa(nobody)}})
+	pid := h.cmd.Process.Pid
+	fi, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != 0 {
+		t.Fatalf("/proc/%d/stat owned by %d: the helper is still dumpable, the test proves nothing", pid, uid)
+	}
+	if got := mustRead(t, pid).UID; got != nobody {
+		t.Errorf("Read(%d).UID = %d, want the effective uid %d", pid, got, nobody)
+	}
+	if got := statusUID(t, pid); got != nobody {
+		t.Errorf("/proc/%d/status effective uid = %d, want %d", pid, got, nobody)
+	}
+	all := mustScan(t)
+	i := slices.IndexFunc(all, func(p Info) bool { return p.Pid == pid })
+	if i < 0 {
+		t.Fatalf("Scan does not list helper %d", pid)
+	}
+	if all[i].UID != nobody {
+		t.Errorf("Scan: helper %d has UID %d, want %d", pid, all[i].UID, nobody)
+	}
+}
+
+// statusUID returns the effective uid of the Uid line of /proc/PID/status.
+func statusUID(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 1 {
+				uid, err := strconv.Atoi(f[1])
+				if err != nil {
+					t.Fatalf("/proc/%d/status: %q: %v", pid, line, err)
+				}
+				return uid
+			}
+		}
+	}
+	t.Fatalf("/proc/%d/status: no Uid line", pid)
+	return 0
+}
+
+// slowInfo reads what Scan reports of pid the plain way: every file with
+// os.ReadFile, the uid from status. ok is false when the process is gone.
+func slowInfo(pid int) (uid int, argv []string, exe string, ok bool) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return 0, nil, "", false
+	}
+	uid = -1
+	for line := range strings.Lines(string(status)) {
+		if rest, found := strings.CutPrefix(line, "Uid:"); found {
+			if f := strings.Fields(rest); len(f) > 1 {
+				uid, _ = strconv.Atoi(f[1])
+			}
+		}
+	}
+	cmdline, err := os.ReadFile(dir + "/cmdline")
+	if err != nil {
+		return 0, nil, "", false
+	}
+	if s := strings.TrimSuffix(string(cmdline), "\x00"); s != "" {
+		argv = strings.Split(s, "\x00")
+	}
+	exe, _ = os.Readlink(dir + "/exe")
+	return uid, argv, strings.TrimSuffix(exe, " (deleted)"), true
+}
+
+// Scan's shortcuts (uid from the directory, no cmdline or exe for kernel
+// threads and zombies, one read per file) give what reading every file the
+// plain way gives, for every process on the machine. A process that changes
+// between the two readings is read again; one that exits is skipped.
+func TestScanAgreesWithPlainReads(t *testing.T) {
+	h, _ := startHelper(t, spec{mode: "sleep", path: fakeSvc, args: []string{strings.Repeat("long argument ", 600)}})
+	all := mustScan(t)
+	if !slices.ContainsFunc(all, func(p Info) bool { return p.Pid == h.cmd.Process.Pid && len(p.Argv) == 2 && len(p.Argv[1]) > minRead }) {
+		t.Errorf("Scan did not read the %d-byte command line of helper %d whole", len(fakeSvc)+600*14, h.cmd.Process.Pid)
+	}
+	compared := 0
+	for _, p := range all {
+		for try := 0; ; try++ {
+			uid, argv, exe, ok := slowInfo(p.Pid)
+			if !ok {
+				break
+			}
+			if uid == p.UID && slices.Equal(argv, p.Argv) && exe == p.Exe {
+				compared++
+				break
+			}
+			if try == 2 {
+				t.Errorf("pid %d (%s): Scan gave uid %d argv %q exe %q; plain reads give uid %d argv %q exe %q",
+					p.Pid, p.Comm, p.UID, p.Argv, p.Exe, uid, argv, exe)
+				break
+			}
+			again, err := Read(p.Pid)
+			if err != nil || again.ID != p.ID {
+				break
+			}
+			p = again
+		}
+	}
+	if compared < 2 {
+		t.Errorf("only %d processes compared", compared)
+	}
+}
+
+// ScanStat gives what Scan gives of stat, and nothing a Matcher could take
+// for a user, an executable or arguments.
+func TestScanStat(t *testing.T) {
+	h, _ := startHelper(t, spec{mode: "sleep", path: fakeSvc, args: []string{"--role=stat"}})
+	pid := h.cmd.Process.Pid
+	brief, err := ScanStat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := mustRead(t, pid)
+	i := slices.IndexFunc(brief, func(p Info) bool { return p.Pid == pid })
+	if i < 0 {
+		t.Fatalf("ScanStat does not list helper %d", pid)
+	}
+	want := full
+	want.UID, want.Exe, want.Argv = -1, "", nil
+	got := brief[i]
+	if got.State == 0 {
+		t.Errorf("ScanStat lists helper %d without a state", pid)
+	}
+	got.State = want.State // it may change from one reading to the next
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ScanStat lists %+v, want %+v", got, want)
+	}
+	if !slices.IsSortedFunc(brief, func(a, b Info) int { return a.Pid - b.Pid }) {
+		t.Error("ScanStat is not ordered by pid")
+	}
+	for _, m := range []Matcher{
+		{Target: fakeSvc, UID: -1},
+		{Target: svcName, ByName: true, UID: os.Geteuid()},
+		{Target: svcName, ByName: true, UID: -1, Args: "--role=stat"},
+	} {
+		if got := m.Match(brief); len(got) != 0 {
+			t.Errorf("%+v matched %v in a ScanStat, want nothing", m, pidsOf(got))
+		}
+		if got := m.Match(mustScan(t)); !slices.Contains(pidsOf(got), pid) {
+			t.Errorf("%+v: Scan gives %v, want helper %d among them", m, pidsOf(got), pid)
+		}
+	}
+}
+
 func TestReadInvalidPid(t *testing.T) {
 	for _, pid := range []int{0, -1} {
 		if _, err := Read(pid); !errors.Is(err, ErrNotFound) {
@@ -113,20 +277,24 @@ func TestParseStat(t *testing.T) {
 		comm  string
 		state byte
 		ppid  int
+		flags uint64
 		start uint64
 		err   bool
 	}{
-		{line: "42 (sleep) S 7 42 42 0 -1 4194304 91 0 0 0 0 0 0 0 20 0 1 0 12345 100", comm: "sleep", state: 'S', ppid: 7, start: 12345},
-		{line: "42 (a) b (c)) Z 7 42 42" + tail, comm: "a) b (c)", state: 'Z', ppid: 7, start: 16},
-		{line: "42 () R 1 1 1" + tail, comm: "", state: 'R', ppid: 1, start: 16},
+		{line: "42 (sleep) S 7 42 42 0 -1 4194304 91 0 0 0 0 0 0 0 20 0 1 0 12345 100\n", comm: "sleep", state: 'S', ppid: 7, flags: 4194304, start: 12345},
+		{line: "42 (kworker/0:1) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 77\n", comm: "kworker/0:1", state: 'I', ppid: 2, flags: 69238880, start: 77},
+		{line: "42 (a) b (c)) Z 7 42 42" + tail, comm: "a) b (c)", state: 'Z', ppid: 7, flags: 3, start: 16},
+		{line: "42 () R 1 1 1" + tail, comm: "", state: 'R', ppid: 1, flags: 3, start: 16},
 		{line: "42 (short) S 1 1 1", err: true},
+		{line: "42 (short) S 1 1 1 0 -1 4194304 91 0 0 0 0 0 0 0 20 0 1 0\n", err: true},
 		{line: "42 sleep S 1 1 1" + tail, err: true},
 		{line: "x (sleep) S 1 1 1" + tail, err: true},
 		{line: "42 (sleep) S one 1 1" + tail, err: true},
+		{line: "42 (sleep) S 1 1 1 0 -1 -4 91 0 0 0 0 0 0 0 20 0 1 0 12345 100", err: true},
 	}
 	for _, tt := range tests {
 		var info Info
-		err := parseStat([]byte(tt.line), &info)
+		flags, err := parseStat([]byte(tt.line), &info)
 		if tt.err {
 			if !errors.Is(err, errStatFormat) {
 				t.Errorf("parseStat(%q): err = %v, want errStatFormat", tt.line, err)
@@ -137,8 +305,9 @@ func TestParseStat(t *testing.T) {
 			t.Errorf("parseStat(%q): %v", tt.line, err)
 			continue
 		}
-		if info.Pid != 42 || info.Comm != tt.comm || info.State != tt.state || info.PPid != tt.ppid || info.Start != tt.start {
-			t.Errorf("parseStat(%q) = pid %d comm %q state %c ppid %d start %d", tt.line, info.Pid, info.Comm, info.State, info.PPid, info.Start)
+		if info.Pid != 42 || info.Comm != tt.comm || info.State != tt.state || info.PPid != tt.ppid || flags != tt.flags || info.Start != tt.start {
+			t.Errorf("parseStat(%q) = pid %d comm %q state %c ppid %d flags %d start %d",
+				tt.line, info.Pid, info.Comm, info.State, info.PPid, flags, info.Start)
 		}
 	}
 }
@@ -223,16 +392,45 @@ func TestReadPidFile(t *testing.T) {
 	}
 }
 
-func BenchmarkScan(b *testing.B) {
+func BenchmarkScan(b *testing.B) { benchScan(b, Scan) }
+
+// BenchmarkScan1000 scans with a thousand sleep processes more than the
+// machine runs, as bench/idle does: the scan of a busy server.
+func BenchmarkScan1000(b *testing.B) {
+	startSleeps(b, 1000)
+	benchScan(b, Scan)
+}
+
+// BenchmarkScanStat1000 is BenchmarkScan1000 with ScanStat.
+func BenchmarkScanStat1000(b *testing.B) {
+	startSleeps(b, 1000)
+	benchScan(b, ScanStat)
+}
+
+func benchScan(b *testing.B, scan func() ([]Info, error)) {
 	n := 0
 	for b.Loop() {
-		all, err := Scan()
+		all, err := scan()
 		if err != nil {
 			b.Fatal(err)
 		}
 		n = len(all)
 	}
 	b.ReportMetric(float64(n), "procs")
+}
+
+// startSleeps starts n sleep processes, killed when the benchmark ends.
+func startSleeps(b *testing.B, n int) {
+	for range n {
+		c := exec.Command("sleep", "3600")
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			c.Process.Kill()
+			c.Wait()
+		})
+	}
 }
 
 // BenchmarkRead reads one process, the cost of a re-check.
