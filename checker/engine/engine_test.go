@@ -391,6 +391,13 @@ func TestControls(t *testing.T) {
 	}
 	waitState(t, states, StatePaused, 0)
 	kill(t, pid)
+	// SIGKILL takes effect when the process next runs: on a loaded
+	// machine a scan right after kill(2) can still find it alive, and
+	// Resume would rightly adopt it (Up, then Down) instead of missing it.
+	waitFor(t, "the killed process to die", func() bool {
+		i, err := proc.Read(pid)
+		return err != nil || i.Dead()
+	})
 	if err := r.Resume(bin); err != nil {
 		t.Fatal(err)
 	}
