@@ -386,6 +386,10 @@ func (a *Admin) Events(pfile string, n int) error {
 	for _, ev := range all {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"),
 			ev.Pfile, dash(ev.Process), ev.Kind, dash(ev.Text))
+		// A Down's last output lines follow it, indented.
+		for _, line := range ev.Output {
+			fmt.Fprintf(tw, "\t\t\t\t  %s\n", line)
+		}
 	}
 	return tw.Flush()
 }

@@ -23,6 +23,9 @@ type Event struct {
 	// control ("pause", "resume", "restart", "reset").
 	Kind string `json:"kind"`
 	Text string `json:"text,omitempty"`
+	// Output, on a Down, holds the last lines of the output file of the
+	// process's restart script (what the daemon it started wrote last).
+	Output []string `json:"output,omitempty"`
 	// Failure marks what went wrong (a message of priority warning or
 	// worse): failures are kept longer.
 	Failure bool `json:"failure"`

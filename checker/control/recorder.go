@@ -75,7 +75,7 @@ func (r *Recorder) Stats() *Stats { return r.stats }
 // process found Up, Down or not found (Set pid fail) counts as a check,
 // the last two as failures; Try to restart counts a restart.
 func (r *Recorder) Event(ev engine.Event) {
-	r.events.Add(Event{Time: ev.Time, Pfile: ev.Pfile, Process: ev.Process, Kind: ev.Kind, Text: ev.Text})
+	r.events.Add(Event{Time: ev.Time, Pfile: ev.Pfile, Process: ev.Process, Kind: ev.Kind, Text: ev.Text, Output: ev.Output})
 	switch message.ID(ev.Kind) {
 	case message.IDUp:
 		r.stats.Add(Counts{Checks: 1})

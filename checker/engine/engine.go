@@ -511,16 +511,28 @@ func (in *Instance) DumpFile() error {
 // emit logs m and reports it as an event of process name.
 func (in *Instance) emit(name string, m message.Message) {
 	in.log.Log(m)
-	in.event(name, string(m.ID), m.Text)
+	in.event(name, string(m.ID), m.Text, nil)
+}
+
+// emitDown logs the Down of pid of process name followed by output, the
+// last lines its restart script's output file holds (crashOutput), and
+// reports them as one event.
+func (in *Instance) emitDown(name string, pid int, output []string) {
+	m := message.Down(name, pid)
+	in.log.Log(m)
+	for _, line := range output {
+		in.log.Log(crashLine(name, line))
+	}
+	in.event(name, string(m.ID), m.Text, output)
 }
 
 // event reports a control or message to OnEvent.
-func (in *Instance) event(name, kind, text string) {
+func (in *Instance) event(name, kind, text string, output []string) {
 	if in.onEvent == nil {
 		return
 	}
 	in.mu.Lock()
 	path := in.file.Path
 	in.mu.Unlock()
-	in.onEvent(Event{Time: in.clock.Now(), Pfile: path, Process: name, Kind: kind, Text: text})
+	in.onEvent(Event{Time: in.clock.Now(), Pfile: path, Process: name, Kind: kind, Text: text, Output: output})
 }

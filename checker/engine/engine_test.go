@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -631,24 +632,37 @@ func TestRestartWhilePaused(t *testing.T) {
 	}
 }
 
-// TestScriptNotExecutable: a restart script that cannot be run is a failed
-// attempt logged with status=127 (as a shell reports it), counted, without
-// waiting StartWait; the output-file mode behaves the same.
+// TestScriptNotExecutable: a restart script that cannot be executed is a
+// counted attempt logged with the status a shell gives (127 not found,
+// 126 not executable) and why; the next attempt waits StartWait, as for a
+// script whose process did not come up. The output-file mode behaves the
+// same.
 func TestScriptNotExecutable(t *testing.T) {
 	for _, outDir := range []string{"", t.TempDir()} {
-		f := newFixture(t, "a", "")
-		pid := f.start()
-		p := f.process()
-		p.Script = filepath.Join(t.TempDir(), "missing.sh")
-		p.Retry = 1
-		log := newRecorder()
-		params := testParams()
-		params.StartWait = time.Hour // never reached: the attempt fails at once
-		run(t, Options{File: testFile("x.pf", params, p), Log: log, ScriptOutputDir: outDir})
-		log.wait(t, message.Up(bin, pid).Text, 1)
-		kill(t, pid)
-		log.wait(t, message.ScriptFailed(bin, "127").Text, 1)
-		log.wait(t, message.RetryOver(bin, "continue").Text, 1)
+		noExec := filepath.Join(t.TempDir(), "noexec.sh")
+		if err := os.WriteFile(noExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ script, status, why string }{
+			{filepath.Join(t.TempDir(), "missing.sh"), "127", "no such file or directory"},
+			{noExec, "126", "permission denied"},
+		} {
+			f := newFixture(t, "a", "")
+			pid := f.start()
+			p := f.process()
+			p.Script = tc.script
+			p.Retry = 1
+			log := newRecorder()
+			params := testParams()
+			params.StartWait = 300 * time.Millisecond
+			run(t, Options{File: testFile("x.pf", params, p), Log: log, ScriptOutputDir: outDir})
+			log.wait(t, message.Up(bin, pid).Text, 1)
+			kill(t, pid)
+			log.wait(t, fmt.Sprintf("('%s'): restart script %s cannot be executed: %s", bin, tc.script, tc.why), 1)
+			log.wait(t, message.ScriptFailed(bin, tc.status).Text, 1)
+			log.wait(t, message.SetPidFail(bin).Text, 1)
+			log.wait(t, message.RetryOver(bin, "continue").Text, 1)
+		}
 	}
 }
 
@@ -663,5 +677,124 @@ func TestProtected(t *testing.T) {
 	f := newFixture(t, "a", "")
 	if pid := f.start(); p.check(pid) != nil {
 		t.Errorf("a service pid %d is protected", pid)
+	}
+}
+
+// TestTimeoutSparesDaemon: a script that starts the daemon in the
+// background, in its own process group (no setsid), and then hangs is
+// killed after RestartTimeout with its helpers, but the daemon it started,
+// the process the entry matches, is spared and Up.
+func TestTimeoutSparesDaemon(t *testing.T) {
+	f := newFixture(t, "a", `ENGINE_TEST_HELPER=child "$BIN" helper "$TAG" </dev/null >/dev/null 2>&1 &
+sleep 3600 &
+echo $! > "$DIR/sleep.pid"
+wait`)
+	log := newRecorder()
+	p := f.process()
+	p.Timeout = 2 * time.Second
+	params := testParams()
+	params.StartWait = 300 * time.Millisecond
+	r := run(t, Options{File: testFile("x.pf", params, p), Log: log})
+
+	log.wait(t, message.TryRestart(bin).Text, 1)
+	pid := f.waitPid(0)
+	log.wait(t, message.ScriptFailed(bin, "timeout").Text, 1)
+	log.wait(t, message.Up(bin, pid).Text, 1)
+	b, err := os.ReadFile(filepath.Join(f.dir, "sleep.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	waitFor(t, "the hung sleep to be killed", func() bool {
+		i, err := proc.Read(sleeper)
+		return err != nil || i.Dead()
+	})
+	if info, err := proc.Read(pid); err != nil || info.Dead() {
+		t.Fatalf("the daemon %d was killed with the script: %v", pid, err)
+	}
+	if st := r.state(bin); st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pid || st.RetriesUsed != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+	if n := len(f.readCalls()); n != 1 {
+		t.Fatalf("script ran %d times, want once", n)
+	}
+}
+
+// TestTimeoutSparesExecDaemon: a script that became the daemon (exec, in
+// the foreground) outlives RestartTimeout; it is the process the entry
+// matches, so it is left running, Up, and reaped when it ends.
+func TestTimeoutSparesExecDaemon(t *testing.T) {
+	f := newFixture(t, "a", `exec env ENGINE_TEST_HELPER=child "$BIN" helper "$TAG"`)
+	log := newRecorder()
+	p := f.process()
+	p.Timeout = time.Second
+	params := testParams()
+	params.StartWait = 300 * time.Millisecond
+	r := run(t, Options{File: testFile("x.pf", params, p), Log: log})
+
+	pid := f.waitPid(0)
+	log.wait(t, message.ScriptFailed(bin, "timeout").Text, 1)
+	log.wait(t, message.Up(bin, pid).Text, 1)
+	if st := r.state(bin); st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pid {
+		t.Fatalf("status = %+v", st)
+	}
+	// Killed, it is reaped (no zombie of pcheck's) and restarted.
+	kill(t, pid)
+	log.wait(t, message.Down(bin, pid).Text, 1)
+	waitFor(t, "the old script to be reaped", func() bool {
+		_, err := proc.Read(pid)
+		return err != nil
+	})
+}
+
+// TestOrphanTimeout: a restart script recorded by a previous pcheck that
+// still runs is waited for, Restarting, up to RestartTimeout from its own
+// start; then its group is killed but for the daemon it started, which is
+// Up. No second script runs.
+func TestOrphanTimeout(t *testing.T) {
+	f := newFixture(t, "a", `ENGINE_TEST_HELPER=child "$BIN" helper "$TAG" </dev/null >/dev/null 2>&1 &
+exec sleep 3600`)
+	p := f.process()
+	p.Timeout = 2 * time.Second
+	dir := t.TempDir()
+	// The orphan: the script as the previous pcheck ran it, recorded.
+	orphan := exec.Command(f.script, bin, "0", ReasonDown)
+	orphan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go orphan.Wait()
+	info, err := proc.Read(orphan.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(dir, state.Name("x.pf")+"-"+keyHash(state.Key(p))+".script")
+	if err := (scriptRecord{Pid: info.Pid, Start: info.Start, Pgid: info.Pid, Attempt: 1, Reason: ReasonDown}).write(record); err != nil {
+		t.Fatal(err)
+	}
+	daemon := f.waitPid(0)
+
+	log := newRecorder()
+	states := make(chan StateChange, 100)
+	run(t, Options{File: testFile("x.pf", testParams(), p), Log: log, ScriptOutputDir: dir,
+		OnState: func(s StateChange) { states <- s }})
+	waitState(t, states, StateRestarting, 0)
+	log.wait(t, message.ScriptFailed(bin, "timeout").Text, 1)
+	log.wait(t, message.Up(bin, daemon).Text, 1)
+	waitFor(t, "the orphan script to be killed", func() bool {
+		i, err := proc.Read(info.Pid)
+		return err != nil || i.Dead()
+	})
+	if i, err := proc.Read(daemon); err != nil || i.Dead() {
+		t.Fatalf("the daemon %d was killed with the orphan script: %v", daemon, err)
+	}
+	if calls := f.readCalls(); len(calls) != 1 {
+		t.Fatalf("script calls %q, want only the orphan's", calls)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("record left after the orphan ended: %v", err)
+	}
+	if n := log.count(message.TryRestart(bin).Text); n != 0 {
+		t.Fatalf("Try to restart x%d while an orphan script ran", n)
 	}
 }

@@ -57,6 +57,8 @@ type watched struct {
 	id     proc.ID
 	pgid   int
 	cancel func()
+	// started is its start time since boot.
+	started time.Duration
 	// desc are the descendants seen while it lived, killed with it.
 	desc []proc.ID
 }
@@ -96,7 +98,8 @@ type entry struct {
 	watching   map[int]*watched
 	announced  map[proc.ID]bool // pids logged Up and not since Down
 	upSnap     time.Time
-	killReason string // reason given by KillStalled
+	killReason string  // reason given by KillStalled
+	outMark    outMark // how far the script output file has been logged
 }
 
 func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
@@ -236,6 +239,9 @@ func (e *entry) run(ctx context.Context) {
 	defer close(e.done)
 	defer e.unwatchAll()
 	next := e.find(StateDown, e.in.params().StartWait)
+	if rec, script, ok := e.orphan(); ok {
+		next = e.awaitOrphan(rec, script)
+	}
 	for next != nil && ctx.Err() == nil {
 		next = next(ctx)
 	}
@@ -312,7 +318,7 @@ func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot)
 
 // watch starts watching p; snap is a recent snapshot for its descendants.
 func (e *entry) watch(p proc.Info, snap *snapshot) {
-	w := &watched{id: p.ID, pgid: p.PGid, desc: snap.descendants(p.Pid)}
+	w := &watched{id: p.ID, pgid: p.PGid, started: p.StartTime, desc: snap.descendants(p.Pid)}
 	e.watching[p.Pid] = w
 	if e.in.watcher == nil {
 		return // deaths are seen by the re-check only
@@ -448,7 +454,7 @@ func (e *entry) lost(ctx context.Context, dead []death) step {
 	var leftovers []proc.ID
 	oldPid := dead[0].w.id.Pid
 	for _, d := range dead {
-		e.log(message.Down(e.name(), d.w.id.Pid))
+		e.in.emitDown(e.name(), d.w.id.Pid, e.crashOutput(d.w))
 		e.unwatch(d.w)
 		delete(e.announced, d.w.id)
 		leftovers = append(leftovers, e.leftovers(ctx, d.w)...)
@@ -591,6 +597,8 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 			killWait: params.KillWait,
 			log:      e.log,
 			outFile:  e.scriptOutput(),
+			record:   e.scriptRecord(),
+			group:    e.scriptGroup(),
 		}.start()
 		for {
 			select {
@@ -601,18 +609,53 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 					return next
 				}
 			case res := <-done:
+				if res.out.ino != 0 {
+					e.outMark = res.out
+				}
 				if res.err != nil {
 					e.log(message.Err(fmt.Sprintf("('%s'): %v", p.Name, res.err)))
 				}
 				if res.status != "0" {
 					e.log(message.ScriptFailed(p.Name, res.status))
 				}
-				if res.failed() {
-					return e.failure(reason, oldPid, nil)
+				if res.timeout {
+					return e.afterTimeout(ctx, reason, oldPid)
 				}
+				// A script that could not be executed is a failed
+				// attempt like one whose process did not come up, and
+				// paced the same: the next attempt comes after
+				// StartWait, not at once.
 				return e.find(StateRestarting, e.in.params().StartWait)
 			}
 		}
+	}
+}
+
+// afterTimeout follows a restart script killed at its timeout: its
+// process may be up all the same (the script started it, then hung), and
+// is looked for once; not found, the attempt failed, without waiting
+// StartWait (the attempt took RestartTimeout already).
+func (e *entry) afterTimeout(ctx context.Context, reason string, oldPid int) step {
+	snap, err := e.in.scanner.get(ctx, time.Now())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		e.log(message.Err(fmt.Sprintf("('%s'): scanning /proc: %v", e.name(), err)))
+	} else if found := e.matcher().Match(snap.all); len(found) >= e.config().Count {
+		return e.becomeUp(ctx, found, snap)
+	}
+	return e.failure(reason, oldPid, nil)
+}
+
+// scriptGroup is the killer of the entry's timed-out restart scripts.
+func (e *entry) scriptGroup() groupKill {
+	return groupKill{
+		scan: func() (*snapshot, error) {
+			return e.in.scanner.get(context.Background(), time.Now())
+		},
+		match:   e.matcher().Match,
+		protect: e.in.protect,
 	}
 }
 
@@ -660,7 +703,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 	name := e.name()
 	reply := func(err error) {
 		if err == nil {
-			e.in.event(name, cmdNames[c.kind], "")
+			e.in.event(name, cmdNames[c.kind], "", nil)
 		}
 		c.reply <- err
 	}
@@ -784,11 +827,18 @@ func (e *entry) handle(ctx context.Context, c command) step {
 
 // scriptOutput is the file that receives the entry's restart script
 // output, "" when the Instance has no ScriptOutputDir.
-func (e *entry) scriptOutput() string {
+func (e *entry) scriptOutput() string { return e.stateFile(".out") }
+
+// scriptRecord is the file that records the entry's running restart
+// script (scriptRecord), "" when the Instance has no ScriptOutputDir.
+func (e *entry) scriptRecord() string { return e.stateFile(".script") }
+
+// stateFile is the entry's file with suffix in ScriptOutputDir.
+func (e *entry) stateFile(suffix string) string {
 	if e.in.outDir == "" {
 		return ""
 	}
-	return filepath.Join(e.in.outDir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+".out")
+	return filepath.Join(e.in.outDir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+suffix)
 }
 
 // keyHash is a short stable name for an entry key.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
 )
 
 // maxScriptLine bounds one line of restart script output sent to syslog;
@@ -35,11 +36,14 @@ type scriptRun struct {
 	// outFile, when set, receives the script's output instead of a pipe
 	// (see start).
 	outFile string
+	// record, when set, is where the running script is recorded while it
+	// runs, so that a pcheck started after this one died finds it (see
+	// scriptRecord).
+	record string
+	// group kills what is left of the script at its timeout, sparing the
+	// entry's processes.
+	group groupKill
 }
-
-// notRun is the status of a script that could not be run at all, as a
-// shell reports a command it cannot execute.
-const notRun = "127"
 
 // maxScriptOutput bounds how much of a script's output file is sent to
 // syslog after each run.
@@ -48,28 +52,46 @@ const maxScriptOutput = 64 << 10
 // scriptResult is how a restart script ended.
 type scriptResult struct {
 	// status is the exit status ("0", "1", ..., 128+signal for a script
-	// killed by a signal), "timeout", or notRun when it could not start.
+	// killed by a signal), "timeout", or, for a script that could not be
+	// started, what a shell reports for a command it cannot execute:
+	// "127" when it is not found, "126" otherwise.
 	status  string
 	timeout bool
 	err     error // why it could not start
+	// out is how far the output file has been logged.
+	out outMark
 }
 
-// failed reports whether the attempt failed outright (timeout or no start),
-// so StartWait is not worth waiting.
-func (r scriptResult) failed() bool { return r.timeout || r.err != nil }
+// startError is the result of a script that could not be started: the
+// reason without the Go wrapping, and the status a shell would give.
+func startError(script string, err error) scriptResult {
+	status, reason := "126", err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		reason = errno.Error()
+		if errno == syscall.ENOENT || errno == syscall.ENOTDIR {
+			status = "127"
+			if _, serr := os.Stat(script); serr == nil {
+				reason += " (the script exists: the interpreter on its #! line does not)"
+			}
+		}
+	}
+	return scriptResult{status: status, err: fmt.Errorf("restart script %s cannot be executed: %s", script, reason)}
+}
 
 // start runs the script in its own process group with stdin /dev/null and
 // its output sent to syslog line by line. The result arrives on the
 // returned channel; the script is always waited for, so it never stays a
-// zombie, even when the caller stops listening. After timeout its whole
-// process group gets SIGTERM, then SIGKILL after killWait.
+// zombie, even when the caller stops listening. After timeout what is
+// left of its process group, but the entry's processes, is killed (see
+// groupKill).
 //
-// With outFile set, the output goes to that file (truncated at each run,
-// opened for appending) and is sent to syslog when the script ends. A
-// daemon the script starts without redirecting its output inherits the
-// file: with a pipe it would die of SIGPIPE on its next write once pcheck
-// is gone (stopped, or restarted by systemd), although pcheck must leave
-// monitored processes running.
+// With outFile set, the output goes to that file (a new one at each run,
+// the previous one kept as outFile.1) and is sent to syslog when the
+// script ends. A daemon the script starts without redirecting its output
+// inherits the file: with a pipe it would die of SIGPIPE on its next
+// write once pcheck is gone (stopped, or restarted by systemd), although
+// pcheck must leave monitored processes running.
 func (s scriptRun) start() <-chan scriptResult {
 	res := make(chan scriptResult, 1)
 	if s.outFile != "" {
@@ -77,7 +99,7 @@ func (s scriptRun) start() <-chan scriptResult {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		res <- startError(s.script, err)
 		return res
 	}
 	cmd := s.command(w)
@@ -85,7 +107,7 @@ func (s scriptRun) start() <-chan scriptResult {
 	w.Close()
 	if err != nil {
 		r.Close()
-		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		res <- startError(s.script, err)
 		return res
 	}
 	// The output is read until every holder of the pipe is gone, so a
@@ -97,24 +119,42 @@ func (s scriptRun) start() <-chan scriptResult {
 }
 
 // startToFile runs the script with its output in s.outFile and logs that
-// output once the script has ended.
+// output once the script has ended. An output file that cannot be made
+// does not stop the restart: the output is lost (/dev/null), and said so.
 func (s scriptRun) startToFile(res chan scriptResult) <-chan scriptResult {
-	f, err := os.OpenFile(s.outFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+	f, err := createOutput(s.outFile)
+	var out *os.File // to read the output back
+	if err == nil {
+		out, err = openNoFollow(s.outFile, os.O_RDONLY, 0)
+		if err == nil && fileMark(out, 0) != fileMark(f, 0) {
+			out.Close()
+			out, err = nil, errors.New("replaced while being opened")
+		}
+	}
 	if err != nil {
-		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: output file: %w", s.script, err)}
-		return res
+		s.log(message.Err(fmt.Sprintf("('%s'): restart script output file %s: %v; this run's output is not kept", s.proc, s.outFile, err)))
+		if f != nil {
+			f.Close()
+		}
+		if f, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			res <- startError(s.script, err)
+			return res
+		}
 	}
 	cmd := s.command(f)
 	err = cmd.Start()
 	f.Close()
 	if err != nil {
-		res <- scriptResult{status: notRun, err: fmt.Errorf("restart script %s: %w", s.script, err)}
+		if out != nil {
+			out.Close()
+		}
+		res <- startError(s.script, err)
 		return res
 	}
 	go func() {
 		r := s.wait(cmd)
-		if out, err := os.Open(s.outFile); err == nil {
-			s.forward(io.NopCloser(io.LimitReader(out, maxScriptOutput)))
+		if out != nil {
+			r.out = s.forwardOutput(out)
 			out.Close()
 		}
 		res <- r
@@ -145,12 +185,17 @@ func (s scriptRun) env() []string {
 	)
 }
 
-// wait waits for the script, killing its group after the timeout. The
-// exit is first awaited without reaping (WNOWAIT): while the script is a
-// zombie its pid, and so its process group id, cannot be reused, which
-// makes signalling the group safe.
+// wait waits for the script, recording it while it runs, and kills what
+// is left of its group after the timeout. The exit is first awaited
+// without reaping (WNOWAIT): while the script is a zombie its pid, and so
+// its process group id, cannot be reused.
 func (s scriptRun) wait(cmd *exec.Cmd) scriptResult {
 	pid := cmd.Process.Pid
+	// Not reaped yet, the script is in /proc whatever it does.
+	leader := proc.ID{Pid: pid}
+	if info, err := proc.Read(pid); err == nil {
+		leader = info.ID
+	}
 	exited := make(chan struct{})
 	go func() {
 		var info unix.Siginfo
@@ -162,28 +207,29 @@ func (s scriptRun) wait(cmd *exec.Cmd) scriptResult {
 		}
 		close(exited)
 	}()
-	timedOut := false
 	timer := time.NewTimer(s.timeout)
+	if s.record != "" {
+		rec := scriptRecord{Pid: pid, Start: leader.Start, Pgid: pid, Attempt: s.attempt, Reason: s.reason}
+		if err := rec.write(s.record); err != nil {
+			s.log(message.Warning(fmt.Sprintf("('%s'): the running restart script is not recorded (a pcheck started after this one dies would not wait for it): %v", s.proc, err)))
+		}
+		defer rec.remove(s.record)
+	}
 	select {
 	case <-exited:
 		timer.Stop()
 	case <-timer.C:
-		timedOut = true
-		unix.Kill(-pid, unix.SIGTERM)
-		kill := time.NewTimer(s.killWait)
-		select {
-		case <-exited:
-			kill.Stop()
-		case <-kill.C:
+		if s.group.stop(leader, pid, exited, s.killWait) {
+			// The script became the entry's process (exec): it runs
+			// on, and is reaped when it ends.
+			go cmd.Wait()
+			return scriptResult{status: "timeout", timeout: true}
 		}
-		// Whatever is left of the group goes, the script included.
-		unix.Kill(-pid, unix.SIGKILL)
 		<-exited
-	}
-	err := cmd.Wait()
-	if timedOut {
+		cmd.Wait()
 		return scriptResult{status: "timeout", timeout: true}
 	}
+	err := cmd.Wait()
 	if err == nil {
 		return scriptResult{status: "0"}
 	}

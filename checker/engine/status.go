@@ -91,6 +91,9 @@ type Event struct {
 	// "try-restart", ...) or a control ("pause", "resume", "reset").
 	Kind string `json:"kind"`
 	Text string `json:"text"`
+	// Output, on a Down, holds the last lines of the output file of the
+	// process's restart script: what the daemon it started wrote last.
+	Output []string `json:"output,omitempty"`
 }
 
 // StateChange tells a stall monitor that a process entry changed state:

@@ -40,11 +40,14 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 var pcheckBin, padminBin string
 
 func TestMain(m *testing.M) {
-	if os.Getenv("E2E_ROLE") == "service" {
+	switch os.Getenv("E2E_ROLE") {
+	case "service":
 		syscall.Setsid()
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "fatal":
+		fatalService()
 	}
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "padmin-e2e")
