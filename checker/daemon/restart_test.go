@@ -66,7 +66,7 @@ func TestUnexecutableScriptPaced(t *testing.T) {
 func TestOrphanScriptWaitedFor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := newService(t, e.dir, "slow", "sleep 4\n"+startService)
+	s := newService(t, e.dir, "slow", "sleep 6\n"+startService)
 	pf := filepath.Join(e.dir, "a.pf")
 	writeFile(t, pf, "MonitorInterval 10\nStartWait 1\nKillWait 1\nRestartTimeout 20\n"+s.entry(""))
 	p := e.start(nil, pf)
@@ -74,9 +74,9 @@ func TestOrphanScriptWaitedFor(t *testing.T) {
 	e.wait(tryLine)
 	waitFor(t, "the restart script to run", func() bool { return len(s.callReasons()) == 1 })
 	// The record is written just after the script starts; give it a
-	// moment (the script sleeps 4 s), but do not insist: without a
+	// moment (the script sleeps 6 s), but do not insist: without a
 	// record the second pcheck shows what it does.
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		if m, _ := filepath.Glob(filepath.Join(e.state, "*.script")); len(m) > 0 {
 			break
