@@ -44,6 +44,7 @@ func TestUnexecutableScriptPaced(t *testing.T) {
 	}
 	// Three attempts, each followed by StartWait: at least 3 x 2 s. The
 	// bound asserted is generous (it can only be exceeded under load).
+	t.Logf("retry over %v after the death", took)
 	if took < 2*startWait {
 		t.Fatalf("retry over %v after the death, want at least %v (3 attempts paced by StartWait %v)", took, 2*startWait, startWait)
 	}
