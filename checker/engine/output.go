@@ -49,11 +49,9 @@ func openNoFollow(path string, flags int, perm os.FileMode) (*os.File, error) {
 // path is never written through.
 func createOutput(path string) (*os.File, error) {
 	if st, err := os.Lstat(path); err == nil {
-		if st.Mode().IsRegular() && st.Size() > 0 {
-			// rename replaces path.1 whatever it is and never
-			// follows path itself.
-			err = os.Rename(path, path+".1")
-		} else {
+		// rename never follows path itself; when it fails (path.1 is
+		// a directory), the old output goes rather than the new.
+		if !st.Mode().IsRegular() || st.Size() == 0 || os.Rename(path, path+".1") != nil {
 			err = os.Remove(path)
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {

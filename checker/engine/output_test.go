@@ -42,6 +42,15 @@ func TestCreateOutput(t *testing.T) {
 		t.Fatalf(".1 holds %q after an empty run, want run 2", got)
 	}
 
+	// A directory in the way of .1: the new run still gets its file.
+	os.Remove(out + ".1")
+	os.Mkdir(out+".1", 0o700)
+	os.WriteFile(filepath.Join(out+".1", "x"), nil, 0o600)
+	write("run 4b\n")
+	if got := read(out); got != "run 4b\n" {
+		t.Fatalf("output file holds %q with a directory at .1", got)
+	}
+
 	victim := filepath.Join(dir, "victim")
 	os.WriteFile(victim, []byte("precious\n"), 0o600)
 	os.Remove(out)
