@@ -43,6 +43,10 @@ func (e *HeldError) Is(target error) bool { return target == ErrHeld }
 // ErrHeld matches any HeldError with errors.Is.
 var ErrHeld = errors.New("pid file is locked by another pcheck")
 
+// ErrForceRefused is returned by a forced Acquire that could not stop the
+// live holder, or would not signal it (not proved a pcheck).
+var ErrForceRefused = errors.New("--force")
+
 // Lock is a held pid file.
 type Lock struct {
 	path string
@@ -167,7 +171,7 @@ func open(dir *trust.WriteDir, name string) (f *os.File, writable bool, err erro
 // up to ForceWait for the process to be gone.
 func stopHolder(f *os.File, path string, pid int) error {
 	refuse := func(why string) error {
-		return fmt.Errorf("pid file %s: --force: %s; not started", path, why)
+		return fmt.Errorf("pid file %s: %w: %s; not started", path, ErrForceRefused, why)
 	}
 	holder, err := lockHolder(f)
 	if err != nil {
