@@ -91,13 +91,13 @@ type daemon struct {
 	// stateOK and runOK say whether the state and run directories could
 	// be written at start (checkDirs).
 	stateOK, runOK bool
-	stderr  io.Writer
-	report  *startReport // set in the detached child
-	loggers map[string]*message.Logger
-	logMu   sync.Mutex
-	main    *message.Logger // messages not tied to one pfile
-	pfiles  []*runningPfile
-	metrics *metrics.Server // --metrics, nil when off
+	stderr         io.Writer
+	report         *startReport // set in the detached child
+	loggers        map[string]*message.Logger
+	logMu          sync.Mutex
+	main           *message.Logger // messages not tied to one pfile
+	pfiles         []*runningPfile
+	metrics        *metrics.Server // --metrics, nil when off
 }
 
 // Run runs pcheck until it is stopped and returns its exit status.
