@@ -443,11 +443,11 @@ func (d *daemon) checkDirs() (int, error) {
 		dir.Close()
 	}
 	if err != nil {
-		where := "the run directory " + d.o.RunDir
+		where := "go to the run directory " + d.o.RunDir
 		if !d.runOK {
-			where = "nowhere else (no usable --run-dir)"
+			where = "have no other place (no usable --run-dir)"
 		}
-		d.main.Log(message.Err(fmt.Sprintf("state directory %s: %v; retry counts are kept in memory only and not saved, pid locks go to %s", d.o.StateDir, err, where)))
+		d.main.Log(message.Err(fmt.Sprintf("state directory %s: %v; retry counts are kept in memory only and not saved, pid locks that cannot be made there %s", d.o.StateDir, err, where)))
 		return ExitOK, nil
 	}
 	d.stateOK = true

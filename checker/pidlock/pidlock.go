@@ -110,6 +110,11 @@ func acquire(dir *trust.WriteDir, path string, force bool, res *Result) (*Lock, 
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			pid := readPid(f)
+			if pid == 0 {
+				// A holder that could not record its pid (full
+				// file system) is still named.
+				pid, _ = lockHolder(f)
+			}
 			if !force || res.ForcedPid != 0 {
 				f.Close()
 				return nil, &HeldError{Path: path, Pid: pid}
