@@ -270,6 +270,9 @@ func TestForceStopsHolder(t *testing.T) {
 		return err == nil && sv.Info.Pid == b.pid()
 	})
 
+	// B has adopted the service (the second Up line, after A's).
+	waitFor(t, "pcheck B's Up", func() bool { return e.count(upLine(pid)) == 2 })
+
 	// One death, one restart.
 	before := len(s.callReasons())
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
