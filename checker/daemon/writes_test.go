@@ -21,8 +21,8 @@ import (
 // directories, --force over a live pcheck, future attempts in the state
 // file, and a state directory that cannot be written.
 
-// runDir is a run directory short enough for socket paths.
-func runDir(t *testing.T) string {
+// shortRunDir is a run directory short enough for socket paths.
+func shortRunDir(t *testing.T) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "pr")
 	if err != nil {
@@ -32,9 +32,9 @@ func runDir(t *testing.T) string {
 	return d
 }
 
-// plantVictim writes a file an attacker wants root to overwrite and
+// plantVictimFile writes a file an attacker wants root to overwrite and
 // returns its path and content.
-func plantVictim(t *testing.T) (string, string) {
+func plantVictimFile(t *testing.T) (string, string) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "victim")
 	const text = "precious\n"
@@ -44,15 +44,15 @@ func plantVictim(t *testing.T) (string, string) {
 	return p, text
 }
 
-func assertVictim(t *testing.T, path, text string) {
+func assertVictimUnwritten(t *testing.T, path, text string) {
 	t.Helper()
 	if b, err := os.ReadFile(path); err != nil || string(b) != text {
 		t.Fatalf("the link's target %s was written: %q, %v", path, b, err)
 	}
 }
 
-// waitLog waits for a syslog line containing all of parts.
-func (e *env) waitLog(parts ...string) string {
+// waitLogParts waits for a syslog line containing all of parts.
+func (e *env) waitLogParts(parts ...string) string {
 	e.t.Helper()
 	var found string
 	waitFor(e.t, fmt.Sprintf("a syslog line with %q", parts), func() bool {
@@ -71,8 +71,8 @@ func (e *env) waitLog(parts ...string) string {
 	return found
 }
 
-// exited reports whether p has exited.
-func (p *pcheck) exited() bool {
+// hasExited reports whether p has exited.
+func (p *pcheck) hasExited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -81,11 +81,11 @@ func (p *pcheck) exited() bool {
 	}
 }
 
-// waitUp waits for the Up line of pid, failing at once if p exits first.
-func (e *env) waitUp(p *pcheck, pid int) {
+// waitUpOrFail waits for the Up line of pid, failing at once if p exits first.
+func (e *env) waitUpOrFail(p *pcheck, pid int) {
 	e.t.Helper()
-	waitFor(e.t, "Up or exit", func() bool { return p.exited() || e.count(upLine(pid)) > 0 })
-	if p.exited() {
+	waitFor(e.t, "Up or exit", func() bool { return p.hasExited() || e.count(upLine(pid)) > 0 })
+	if p.hasExited() {
 		e.t.Fatalf("pcheck exited with status %d instead of monitoring; stderr:\n%s", p.status, p.stderr)
 	}
 }
@@ -98,7 +98,7 @@ func TestSymlinkAtPidLock(t *testing.T) {
 	s := newService(t, e.dir, "a", "")
 	pf := filepath.Join(e.dir, "a.pf")
 	writeFile(t, pf, pfileHead+s.entry(""))
-	victim, text := plantVictim(t)
+	victim, text := plantVictimFile(t)
 	if err := os.MkdirAll(e.state, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +109,9 @@ func TestSymlinkAtPidLock(t *testing.T) {
 	p := e.start(nil, pf)
 	waitFor(t, "exit or a write through the link", func() bool {
 		b, _ := os.ReadFile(victim)
-		return p.exited() || string(b) != text
+		return p.hasExited() || string(b) != text
 	})
-	assertVictim(t, victim, text)
+	assertVictimUnwritten(t, victim, text)
 	if st := p.wait(); st != ExitFailure {
 		t.Fatalf("status %d, want %d; stderr:\n%s", st, ExitFailure, p.stderr)
 	}
@@ -130,8 +130,8 @@ func TestSymlinkAtStateAndDump(t *testing.T) {
 	pf := filepath.Join(e.dir, "a.pf")
 	dump := filepath.Join(e.dir, "dump.json")
 	writeFile(t, pf, pfileHead+"DumpFileName "+dump+"\n"+s.entry(""))
-	stateVictim, stateText := plantVictim(t)
-	dumpVictim, dumpText := plantVictim(t)
+	stateVictim, stateText := plantVictimFile(t)
+	dumpVictim, dumpText := plantVictimFile(t)
 	if err := os.MkdirAll(e.state, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestSymlinkAtStateAndDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := e.start(nil, pf)
-	e.waitUp(p, pid)
+	e.waitUpOrFail(p, pid)
 	// A restart saves the retry count.
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -156,9 +156,9 @@ func TestSymlinkAtStateAndDump(t *testing.T) {
 	})
 	p.signal(syscall.SIGUSR1)
 	e.wait(fmt.Sprintf("pfile '%s': state dump written to %s", pf, dump))
-	assertVictim(t, stateVictim, stateText)
-	assertVictim(t, dumpVictim, dumpText)
-	e.waitLog("retry counts start from zero: state file " + statePath + " is a symbolic link")
+	assertVictimUnwritten(t, stateVictim, stateText)
+	assertVictimUnwritten(t, dumpVictim, dumpText)
+	e.waitLogParts("retry counts start from zero: state file " + statePath + " is a symbolic link")
 	if st, err := os.Lstat(dump); err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 {
 		t.Fatalf("dump file: %v, %v", st.Mode(), err)
 	}
@@ -186,9 +186,9 @@ func TestUnsafeDirsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, false, "is a symbolic link"},
-		{"state 0777", func(t *testing.T, path string) { mkdirMode(t, path, 0o777) }, false, "is writable by group or other (mode 0777)"},
-		{"state 1777", func(t *testing.T, path string) { mkdirMode(t, path, os.ModeSticky|0o777) }, false, "is writable by group or other (mode 1777)"},
-		{"run 0777", func(t *testing.T, path string) { mkdirMode(t, path, 0o777) }, true, "is writable by group or other (mode 0777)"},
+		{"state 0777", func(t *testing.T, path string) { mkdirWithMode(t, path, 0o777) }, false, "is writable by group or other (mode 0777)"},
+		{"state 1777", func(t *testing.T, path string) { mkdirWithMode(t, path, os.ModeSticky|0o777) }, false, "is writable by group or other (mode 1777)"},
+		{"run 0777", func(t *testing.T, path string) { mkdirWithMode(t, path, 0o777) }, true, "is writable by group or other (mode 0777)"},
 		{"run symlink", func(t *testing.T, path string) {
 			if err := os.Symlink(t.TempDir(), path); err != nil {
 				t.Fatal(err)
@@ -201,7 +201,7 @@ func TestUnsafeDirsRefused(t *testing.T) {
 			s := newService(t, e.dir, "a", "")
 			pf := filepath.Join(e.dir, "a.pf")
 			writeFile(t, pf, pfileHead+s.entry(""))
-			run := filepath.Join(runDir(t), "run")
+			run := filepath.Join(shortRunDir(t), "run")
 			dir, what := e.state, "state directory"
 			if c.run {
 				dir, what = run, "run directory"
@@ -210,7 +210,7 @@ func TestUnsafeDirsRefused(t *testing.T) {
 			p := e.start(nil, "--run-dir", run, pf)
 			// The service is not running: a pcheck that starts
 			// monitoring runs the restart script at once.
-			waitFor(t, "exit or a restart", func() bool { return p.exited() || len(s.callReasons()) > 0 })
+			waitFor(t, "exit or a restart", func() bool { return p.hasExited() || len(s.callReasons()) > 0 })
 			if calls := s.callReasons(); len(calls) != 0 {
 				t.Fatalf("pcheck started monitoring (restart script ran: %v); stderr:\n%s", calls, p.stderr)
 			}
@@ -225,7 +225,7 @@ func TestUnsafeDirsRefused(t *testing.T) {
 	}
 }
 
-func mkdirMode(t *testing.T, path string, mode os.FileMode) {
+func mkdirWithMode(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Mkdir(path, 0o700); err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestForceStopsHolder(t *testing.T) {
 	pid := s.start()
 	pf := filepath.Join(e.dir, "a.pf")
 	writeFile(t, pf, pfileHead+s.entry(""))
-	run := runDir(t)
+	run := shortRunDir(t)
 	sock := control.SocketPath(run, pf)
 
 	a := e.start(nil, "--run-dir", run, pf)
@@ -328,12 +328,12 @@ func TestFutureAttemptsNotCounted(t *testing.T) {
 		fmt.Sprintf(`{"version":1,"pfile":%q,"entries":{%q:{"attempts":[%s]}}}`, pf, key, strings.Join(times, ",")))
 
 	p := e.start(nil, pf)
-	e.waitUp(p, pid)
+	e.waitUpOrFail(p, pid)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a restart or an exit", func() bool { return p.exited() || e.count(tryLine) > 0 })
-	if p.exited() {
+	waitFor(t, "a restart or an exit", func() bool { return p.hasExited() || e.count(tryLine) > 0 })
+	if p.hasExited() {
 		t.Fatalf("pcheck exited (status %d) with %d restart attempts: the future attempts were counted; stderr:\n%s",
 			p.status, e.count(tryLine), p.stderr)
 	}
@@ -342,7 +342,7 @@ func TestFutureAttemptsNotCounted(t *testing.T) {
 	if n := e.count(tryLine); n != 1 {
 		t.Fatalf("%d restart attempts, want 1", n)
 	}
-	e.waitLog(fmt.Sprintf("entry '%s': restart attempt at %s is in the future", key, future.Format(time.RFC3339Nano)), "not counted")
+	e.waitLogParts(fmt.Sprintf("entry '%s': restart attempt at %s is in the future", key, future.Format(time.RFC3339Nano)), "not counted")
 	p.signal(syscall.SIGTERM)
 	if st := p.wait(); st != 0 {
 		t.Fatalf("status %d", st)
@@ -399,11 +399,11 @@ func TestStateDirNotWritable(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.spoil(t, e.state)
-			run := runDir(t)
+			run := shortRunDir(t)
 
 			p := e.start(nil, "--run-dir", run, pf)
-			e.waitUp(p, pid)
-			e.waitLog("state directory "+e.state+": directory "+e.state+" cannot be written",
+			e.waitUpOrFail(p, pid)
+			e.waitLogParts("state directory "+e.state+": directory "+e.state+" cannot be written",
 				"retry counts are kept in memory only and not saved, pid locks that cannot be made there go to the run directory "+run)
 			lockPath := filepath.Join(e.state, state.Name(pf)+".pid")
 			if c.lock == "run" {
@@ -422,7 +422,7 @@ func TestStateDirNotWritable(t *testing.T) {
 			}
 			next := s.waitPid(pid)
 			e.wait(upLine(next))
-			e.waitLog(fmt.Sprintf("('%s'): retry count not saved", bin))
+			e.waitLogParts(fmt.Sprintf("('%s'): retry count not saved", bin))
 			p.signal(syscall.SIGTERM)
 			if st := p.wait(); st != 0 {
 				t.Fatalf("status %d; stderr:\n%s", st, p.stderr)

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// victim is a file an attacker would like root to overwrite.
-func victim(t *testing.T) string {
+// writeVictim writes a file an attacker would like root to overwrite.
+func writeVictim(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(p, []byte("precious\n"), 0o644); err != nil {
@@ -20,7 +20,7 @@ func victim(t *testing.T) string {
 	return p
 }
 
-func assertIntact(t *testing.T, path string) {
+func assertVictimIntact(t *testing.T, path string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil || string(b) != "precious\n" {
@@ -103,10 +103,10 @@ func TestMkWriteDirMode(t *testing.T) {
 	}
 }
 
-// TestNoSymlinkFollowed: a link planted at the name is never written
+// TestWriteDirNoSymlinkFollowed: a link planted at the name is never written
 // through: OpenFile fails, WriteFile replaces the link itself.
-func TestNoSymlinkFollowed(t *testing.T) {
-	v := victim(t)
+func TestWriteDirNoSymlinkFollowed(t *testing.T) {
+	v := writeVictim(t)
 	dir := t.TempDir()
 	for _, name := range []string{"open", "write", "pkg"} {
 		if err := os.Symlink(v, filepath.Join(dir, name)); err != nil {
@@ -136,7 +136,7 @@ func TestNoSymlinkFollowed(t *testing.T) {
 	if err := WriteFileAtomic(filepath.Join(dir, "pkg"), []byte("new\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	assertIntact(t, v)
+	assertVictimIntact(t, v)
 	for _, name := range []string{"write", "pkg"} {
 		st, err := os.Lstat(filepath.Join(dir, name))
 		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 {
@@ -179,9 +179,9 @@ func TestWriteDirSwapped(t *testing.T) {
 	}
 }
 
-// TestCheckWritable: a read-only mount fails the check, a writable
+// TestWriteDirCheckWritable: a read-only mount fails the check, a writable
 // directory passes it and is left as it was.
-func TestCheckWritable(t *testing.T) {
+func TestWriteDirCheckWritable(t *testing.T) {
 	dir := t.TempDir()
 	d, err := OpenWriteDir(dir)
 	if err != nil {
