@@ -78,6 +78,8 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	// dev and ino identify the socket file Listen created.
+	dev, ino uint64
 }
 
 // ErrPathTooLong is returned by Listen for a socket path that does not
@@ -85,7 +87,7 @@ type Server struct {
 var ErrPathTooLong = errors.New("socket path too long")
 
 // Listen creates the control socket at path (mode 0600, replacing a stale
-// one) for t. Serve answers it.
+// one, never a live one) for t. Serve answers it.
 func Listen(path string, t Target) (*Server, error) {
 	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
 		return nil, fmt.Errorf("control socket %s: %w (%d bytes)", path, ErrPathTooLong, len(path))
@@ -93,20 +95,26 @@ func Listen(path string, t Target) (*Server, error) {
 	if t.Engine == nil || t.Recorder == nil {
 		return nil, errors.New("control: Target needs Engine and Recorder")
 	}
-	// The caller holds the pfile's lock: a socket left here is a dead
-	// pcheck's.
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("control socket %s: removing the old one: %w", path, err)
+	if err := removeStale(path); err != nil {
+		return nil, err
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	ln.SetUnlinkOnClose(true)
+	// The socket is removed by Close only while path still is this
+	// socket: never one that another instance made there since.
+	ln.SetUnlinkOnClose(false)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
 	// Under the usual umask the socket is never writable by others, so
 	// no one else can connect before this.
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
+		removeIfSame(path, st.Dev, st.Ino)
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	self := uint32(os.Getuid())
@@ -122,7 +130,37 @@ func Listen(path string, t Target) (*Server, error) {
 		sem:      make(chan struct{}, maxConns),
 		allowed:  func(uid uint32) bool { return uid == 0 || uid == self },
 		conns:    map[net.Conn]struct{}{},
+		dev:      st.Dev,
+		ino:      st.Ino,
 	}, nil
+}
+
+// removeStale removes what is left at path by a pcheck that is gone. A
+// socket that still accepts connections belongs to a live instance (a
+// pcheck started with another state directory) and is not taken from it.
+func removeStale(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("control socket %s is served by another running process; not replaced", path)
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("control socket %s: removing the old one: %w", path, err)
+	}
+	return nil
+}
+
+// removeIfSame removes path when it still is the file dev:ino.
+func removeIfSame(path string, dev, ino uint64) {
+	var st unix.Stat_t
+	if unix.Lstat(path, &st) == nil && st.Dev == dev && st.Ino == ino {
+		os.Remove(path)
+	}
 }
 
 // Path returns the socket's path.
@@ -170,8 +208,8 @@ func (s *Server) Serve() error {
 	}
 }
 
-// Close removes the socket, drops every connection and waits for the
-// requests in progress.
+// Close removes the socket (when its path still is the socket Listen
+// made), drops every connection and waits for the requests in progress.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -180,6 +218,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	err := s.ln.Close()
+	removeIfSame(s.path, s.dev, s.ino)
 	for c := range s.conns {
 		c.Close()
 	}

@@ -486,6 +486,38 @@ func TestCloseRemovesSocket(t *testing.T) {
 	}
 }
 
+// TestSocketOwnedByCreator: Listen never takes the path of a socket that
+// is served, and Close never removes a socket that another server has
+// made at the path since.
+func TestSocketOwnedByCreator(t *testing.T) {
+	f := serve(t, nil)
+	tg := Target{Engine: &fakeEngine{file: newFile("web.pf")}, Recorder: NewRecorder(RecorderOptions{})}
+	if _, err := Listen(f.path, tg); err == nil || !strings.Contains(err.Error(), "is served by another running process") {
+		t.Fatalf("Listen over a live socket: err = %v", err)
+	}
+	if _, err := Query(f.path, 5*time.Second); err != nil {
+		t.Fatalf("the live socket no longer answers: %v", err)
+	}
+
+	// Another server takes the path over (as after a forced start); the
+	// first one's Close must leave it in place.
+	if err := os.Remove(f.path); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Listen(f.path, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go second.Serve()
+	defer second.Close()
+	if err := f.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Query(f.path, 5*time.Second); err != nil {
+		t.Fatalf("the first server's Close removed the second's socket: %v", err)
+	}
+}
+
 // TestLookup: a pfile is found by the path pcheck was given or its
 // absolute form, through its own socket or any other.
 func TestLookup(t *testing.T) {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/pcheck/pcheck/checker/control"
 	"github.com/pcheck/pcheck/checker/control/metrics"
@@ -16,13 +15,9 @@ import (
 // endpoint that cannot be opened is logged and monitoring goes on
 // without it: padmin then says no pcheck serves the pfile.
 func (d *daemon) serveControl() {
-	if d.o.RunDir != "" {
-		if err := os.MkdirAll(d.o.RunDir, 0o755); err != nil {
-			d.main.Log(message.Err(fmt.Sprintf("control sockets: run directory: %v", err)))
-		} else {
-			for _, p := range d.pfiles {
-				d.openControl(p)
-			}
+	if d.runOK { // checked at start
+		for _, p := range d.pfiles {
+			d.openControl(p)
 		}
 	}
 	if d.o.MetricsAddr != "" {

@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"github.com/pcheck/pcheck/checker/sdnotify"
 	"github.com/pcheck/pcheck/checker/stall"
 	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/checker/trust"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -85,14 +87,17 @@ type runningPfile struct {
 
 // daemon is one run of pcheck.
 type daemon struct {
-	o       Options
-	stderr  io.Writer
-	report  *startReport // set in the detached child
-	loggers map[string]*message.Logger
-	logMu   sync.Mutex
-	main    *message.Logger // messages not tied to one pfile
-	pfiles  []*runningPfile
-	metrics *metrics.Server // --metrics, nil when off
+	o Options
+	// stateOK and runOK say whether the state and run directories could
+	// be written at start (checkDirs).
+	stateOK, runOK bool
+	stderr         io.Writer
+	report         *startReport // set in the detached child
+	loggers        map[string]*message.Logger
+	logMu          sync.Mutex
+	main           *message.Logger // messages not tied to one pfile
+	pfiles         []*runningPfile
+	metrics        *metrics.Server // --metrics, nil when off
 }
 
 // Run runs pcheck until it is stopped and returns its exit status.
@@ -183,8 +188,8 @@ func (d *daemon) run(ctx context.Context) int {
 	if !ok {
 		return d.fail(ExitInvalid, "invalid pfile: nothing started")
 	}
-	if err := os.MkdirAll(d.o.StateDir, 0o755); err != nil {
-		return d.fail(ExitFailure, "state directory: %v", err)
+	if status, err := d.checkDirs(); err != nil {
+		return d.fail(status, "%v", err)
 	}
 	defer d.release()
 	for _, f := range files {
@@ -221,7 +226,7 @@ func (d *daemon) run(ctx context.Context) int {
 			// Restart script output goes to a file in the state
 			// directory: daemons the scripts leave writing to it must
 			// not die of SIGPIPE when pcheck stops.
-			ScriptOutputDir: d.o.StateDir,
+			ScriptOutputDir: d.outputDir(),
 			OnEvent:         p.rec.Event,
 			OnState:         sched.OnState,
 		})
@@ -339,14 +344,8 @@ func (d *daemon) load(paths []string) ([]*pfile.File, bool) {
 
 // open takes the lock of one pfile and prepares its logger.
 func (d *daemon) open(f *pfile.File) (int, error) {
-	name := state.Name(f.Path)
-	lockPath := filepath.Join(d.o.StateDir, name+".pid")
-	lock, res, err := pidlock.Acquire(lockPath, d.o.Force)
+	lock, res, err := d.lock(f.Path)
 	if err != nil {
-		var held *pidlock.HeldError
-		if errors.As(err, &held) {
-			return ExitFailure, fmt.Errorf("pfile '%s' is already watched by pcheck pid %d (lock %s); use --force if that is wrong", f.Path, held.Pid, lockPath)
-		}
 		return ExitFailure, err
 	}
 	l, err := d.logger(f.Params.SyslogFacility)
@@ -357,22 +356,126 @@ func (d *daemon) open(f *pfile.File) (int, error) {
 	p := &runningPfile{path: f.Path, lock: lock, log: &switchLogger{}, done: make(chan engine.Result, 1)}
 	p.log.set(l)
 	d.pfiles = append(d.pfiles, p)
+	if lock.Path() != d.statePath(f.Path, ".pid") {
+		l.Log(warning("pfile '%s': pid lock in %s: the state directory cannot hold it", f.Path, lock.Path()))
+	}
+	if res.Unrecorded != nil {
+		l.Log(warning("pfile '%s': the lock is held but pcheck's pid is not recorded in it: %v", f.Path, res.Unrecorded))
+	}
 	if res.StalePid != 0 {
 		l.Log(message.Info(fmt.Sprintf("pfile '%s': stale pid file of pcheck pid %d (not running) taken over", f.Path, res.StalePid)))
 	}
 	if res.ForcedPid != 0 {
-		l.Log(message.Warning(fmt.Sprintf("pfile '%s': --force: lock of pcheck pid %d taken over", f.Path, res.ForcedPid)))
+		l.Log(message.Warning(fmt.Sprintf("pfile '%s': --force: pcheck pid %d stopped, its lock taken over", f.Path, res.ForcedPid)))
 	}
 	return ExitOK, nil
 }
 
+// statePath is the file of pfile with suffix in the state directory.
+func (d *daemon) statePath(pfilePath, suffix string) string {
+	return filepath.Join(d.o.StateDir, state.Name(pfilePath)+suffix)
+}
+
+// lock takes the pid lock of a pfile: in the state directory, or in the
+// run directory when the state directory cannot hold it (read-only, and
+// no pid file there to lock read-only). A pcheck that locks in the state
+// directory also takes over and drops such a fallback lock, so that a
+// pcheck that fell back is never missed: there is one pcheck per pfile
+// whichever directory each could use.
+func (d *daemon) lock(pfilePath string) (*pidlock.Lock, pidlock.Result, error) {
+	statePath := d.statePath(pfilePath, ".pid")
+	runPath := filepath.Join(d.o.RunDir, state.Name(pfilePath)+".pid")
+	lock, res, err := pidlock.Acquire(statePath, d.o.Force)
+	// A live holder, a refused --force or an unsafe directory is final;
+	// only a state directory that cannot be written falls back.
+	fallback := err != nil && !d.stateOK && d.runOK &&
+		!errors.Is(err, pidlock.ErrHeld) && !errors.Is(err, pidlock.ErrForceRefused) && !errors.Is(err, trust.ErrUnsafeWriteDir)
+	if fallback {
+		lock, res, err = pidlock.Acquire(runPath, d.o.Force)
+	}
+	if err == nil && !fallback && d.runOK {
+		if _, serr := os.Lstat(runPath); serr == nil {
+			other, ores, oerr := pidlock.Acquire(runPath, d.o.Force)
+			if oerr == nil {
+				other.Release()
+				res.ForcedPid = cmp.Or(res.ForcedPid, ores.ForcedPid)
+			} else {
+				lock.Release()
+				lock, err = nil, oerr
+			}
+		}
+	}
+	if err != nil {
+		var held *pidlock.HeldError
+		if errors.As(err, &held) {
+			return nil, res, fmt.Errorf("pfile '%s' is already watched by pcheck pid %d (lock %s); use --force to stop that pcheck and start this one", pfilePath, held.Pid, held.Path)
+		}
+		return nil, res, fmt.Errorf("pfile '%s': %w", pfilePath, err)
+	}
+	return lock, res, nil
+}
+
+// checkDirs checks the state and run directories at start, creating them
+// (0755) when missing. One that is not safe to write in (a symbolic link,
+// another owner, writable by group or other) stops pcheck. A state
+// directory that cannot be written (read-only or full file system) does
+// not: monitoring starts with the retry counts kept in memory, and the
+// pid locks go to the run directory.
+func (d *daemon) checkDirs() (int, error) {
+	if d.o.RunDir != "" {
+		dir, err := trust.MkWriteDir(d.o.RunDir)
+		if errors.Is(err, trust.ErrUnsafeWriteDir) {
+			return ExitFailure, fmt.Errorf("run directory: %w", err)
+		}
+		if err != nil {
+			d.main.Log(message.Err(fmt.Sprintf("control sockets: run directory: %v", err)))
+		} else {
+			d.runOK = true
+			dir.Close()
+		}
+	}
+	dir, err := trust.MkWriteDir(d.o.StateDir)
+	if errors.Is(err, trust.ErrUnsafeWriteDir) {
+		return ExitFailure, fmt.Errorf("state directory: %w", err)
+	}
+	if err == nil {
+		err = dir.CheckWritable()
+		dir.Close()
+	}
+	if err != nil {
+		where := "go to the run directory " + d.o.RunDir
+		if !d.runOK {
+			where = "have no other place (no usable --run-dir)"
+		}
+		d.main.Log(message.Err(fmt.Sprintf("state directory %s: %v; retry counts are kept in memory only and not saved, pid locks that cannot be made there %s", d.o.StateDir, err, where)))
+		return ExitOK, nil
+	}
+	d.stateOK = true
+	return ExitOK, nil
+}
+
+// outputDir is where restart script output files go: the state
+// directory, or the run directory when the state directory cannot be
+// written ("" when neither can: the output then goes through a pipe).
+func (d *daemon) outputDir() string {
+	switch {
+	case d.stateOK:
+		return d.o.StateDir
+	case d.runOK:
+		return d.o.RunDir
+	}
+	return ""
+}
+
 // openState opens the retry counts of a pfile; a corrupt file is logged
-// and replaced.
+// and replaced, and attempts in the future are logged and not counted.
 func (d *daemon) openState(p *runningPfile) *state.Store {
-	path := filepath.Join(d.o.StateDir, state.Name(p.path)+".state")
-	s, err := state.Open(path, p.path)
+	s, err := state.Open(d.statePath(p.path, ".state"), p.path)
 	if err != nil {
 		p.log.Log(message.Warning(fmt.Sprintf("pfile '%s': retry counts start from zero: %v", p.path, err)))
+	}
+	for _, dr := range s.Dropped() {
+		p.log.Log(warning("pfile '%s': state file %s: %s", p.path, s.Path(), dr))
 	}
 	return s
 }

@@ -199,7 +199,7 @@ func TestCountsSurviveRestart(t *testing.T) {
 
 // TestSecondInstanceAndStaleLock: a second pcheck on the same pfile is
 // refused naming the first's pid; a pid file left by a dead pcheck is
-// taken over; --force takes over a live one.
+// taken over; --force stops a live one and takes over.
 func TestSecondInstanceAndStaleLock(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -230,7 +230,10 @@ func TestSecondInstanceAndStaleLock(t *testing.T) {
 	}
 
 	forced := e.start(nil, "--force", pf)
-	e.wait(fmt.Sprintf("pfile '%s': --force: lock of pcheck pid %d taken over", pf, first.pid()))
+	e.wait(fmt.Sprintf("pfile '%s': --force: pcheck pid %d stopped, its lock taken over", pf, first.pid()))
+	if st := first.wait(); st != 0 {
+		t.Fatalf("first pcheck, stopped by --force: status %d", st)
+	}
 	forced.signal(syscall.SIGTERM)
 	if st := forced.wait(); st != 0 {
 		t.Fatalf("forced pcheck status %d", st)

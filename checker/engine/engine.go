@@ -13,12 +13,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -26,6 +26,7 @@ import (
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/checker/trust"
 	"github.com/pcheck/pcheck/pfile"
 )
 
@@ -488,22 +489,19 @@ func (in *Instance) Dump(w io.Writer) error {
 }
 
 // DumpFile writes the Snapshot to DumpFileName; it does nothing when the
-// pfile sets none.
+// pfile sets none. The file is replaced atomically in a checked directory
+// (trust.WriteFileAtomic), never written through a symbolic link.
 func (in *Instance) DumpFile() error {
 	name := in.params().DumpFileName
 	if name == "" {
 		return nil
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	var b bytes.Buffer
+	if err := in.Dump(&b); err != nil {
+		return fmt.Errorf("state dump %s: %w", name, err)
+	}
+	if err := trust.WriteFileAtomic(name, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("state dump: %w", err)
-	}
-	if err := in.Dump(f); err != nil {
-		f.Close()
-		return fmt.Errorf("state dump %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("state dump %s: %w", name, err)
 	}
 	return nil
 }

@@ -1,12 +1,18 @@
 package pidlock
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestAcquireHeldAndRelease(t *testing.T) {
@@ -67,30 +73,237 @@ func TestAcquireStale(t *testing.T) {
 	}
 }
 
-func TestAcquireForce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.pid")
-	first, _, err := Acquire(path, false)
+// The test binary re-executes itself as a lock holder (PIDLOCK_HOLD=path):
+// it takes the lock, prints "locked", and releases it on SIGTERM, or
+// ignores SIGTERM with PIDLOCK_DEAF=1.
+func TestMain(m *testing.M) {
+	path := os.Getenv("PIDLOCK_HOLD")
+	if path == "" {
+		os.Exit(m.Run())
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	l, _, err := Acquire(path, false)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("locked")
+	for {
+		<-sigs
+		if os.Getenv("PIDLOCK_DEAF") == "" {
+			l.Release()
+			os.Exit(0)
+		}
+	}
+}
+
+// proc is a child process and, once it has exited, its status.
+type child struct {
+	cmd   *exec.Cmd
+	done  chan struct{}
+	state *os.ProcessState
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// start starts cmd, waits for its first line "locked" and kills it at the
+// end of the test.
+func start(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, res, err := Acquire(path, true)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	go func() { c.state, _ = cmd.Process.Wait(); close(c.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-c.done })
+	if line != "locked\n" {
+		t.Fatalf("%v: %q, %v", cmd.Args, line, err)
+	}
+	return c
+}
+
+// holder starts a lock holder on path and waits until it holds the lock.
+func holder(t *testing.T, path string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "PIDLOCK_HOLD="+path), env...)
+	return start(t, cmd)
+}
+
+// exitsWithin reports whether c exits within d.
+func (c *child) exitsWithin(d time.Duration) bool {
+	select {
+	case <-c.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// TestAcquireForceStopsHolder: force stops the live holder (SIGTERM, wait)
+// before it takes the lock, so there is one holder at any time.
+func TestAcquireForceStopsHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.pid")
+	old := holder(t, path)
+	l, res, err := Acquire(path, true)
 	if err != nil {
 		t.Fatalf("forced Acquire: %v", err)
 	}
-	if res.ForcedPid != os.Getpid() {
-		t.Fatalf("ForcedPid = %d", res.ForcedPid)
+	defer l.Release()
+	if res.ForcedPid != old.pid() {
+		t.Fatalf("ForcedPid = %d, want %d", res.ForcedPid, old.pid())
 	}
-	// The pushed-aside holder must not remove the new holder's file.
-	if err := first.Release(); err != nil {
+	// Acquire returns once the holder is gone; its reaping may lag.
+	select {
+	case <-old.done:
+	case <-time.After(time.Second):
+		t.Fatal("the old holder is still running after a forced Acquire")
+	}
+	if old.state.ExitCode() != 0 {
+		t.Fatalf("old holder did not stop cleanly: %v", old.state)
+	}
+	if pid, _ := ReadPid(path); pid != os.Getpid() {
+		t.Fatalf("pid file holds %d", pid)
+	}
+}
+
+// TestAcquireForceRefused: force never signals a process not proved to be
+// a pcheck, nor waits forever for one that does not stop; each refusal
+// leaves the holder running and the lock with it.
+func TestAcquireForceRefused(t *testing.T) {
+	forceWait = 300 * time.Millisecond
+	defer func() { forceWait = ForceWait }()
+
+	t.Run("deaf holder", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.pid")
+		h := holder(t, path, "PIDLOCK_DEAF=1")
+		_, _, err := Acquire(path, true)
+		want := fmt.Sprintf("--force: pcheck pid %d did not stop within 300ms of SIGTERM", h.pid())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want %q", err, want)
+		}
+		if h.exitsWithin(200 * time.Millisecond) {
+			t.Fatal("holder gone")
+		}
+	})
+	t.Run("pid file names another pid", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.pid")
+		h := holder(t, path)
+		// The file says pid 1: it must never be signalled.
+		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := Acquire(path, true)
+		want := fmt.Sprintf("the lock is held by pid %d but the file names pid 1; neither is signalled", h.pid())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want %q", err, want)
+		}
+		if h.exitsWithin(200 * time.Millisecond) {
+			t.Fatal("holder gone")
+		}
+	})
+	t.Run("holder is not a pcheck", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.pid")
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// flock(1) holds the lock while its child sleeps.
+		c := start(t, exec.Command("flock", "-x", path, "sh", "-c", "echo locked; exec sleep 60"))
+		if err := os.WriteFile(path, []byte(strconv.Itoa(c.pid())+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := Acquire(path, true)
+		want := fmt.Sprintf("the lock holder pid %d (flock, uid 0) is not a pcheck; it is not signalled", c.pid())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want %q", err, want)
+		}
+		if c.exitsWithin(200 * time.Millisecond) {
+			t.Fatal("flock was signalled")
+		}
+	})
+	t.Run("holder is this process", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.pid")
+		l, _, err := Acquire(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release()
+		if _, _, err := Acquire(path, true); err == nil || !strings.Contains(err.Error(), "held by this very process") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// TestAcquireNoSymlink: a link planted at the pid file's path is not
+// followed: its target is never written.
+func TestAcquireNoSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("old holder's Release removed the new pid file: %v", err)
+	path := filepath.Join(dir, "x.pid")
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := Acquire(path, false)
+	if err == nil {
+		l.Release()
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Fatalf("the link's target was written: %q", b)
+	}
+	if !errors.Is(err, syscall.ELOOP) {
+		t.Fatalf("err = %v, want ELOOP", err)
+	}
+}
+
+// TestAcquireUnsafeDir: a pid file in a world-writable directory is
+// refused.
+func TestAcquireUnsafeDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Acquire(filepath.Join(dir, "x.pid"), false); err == nil || !strings.Contains(err.Error(), "is writable by group or other") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestAcquireReadOnly: on a read-only file system an existing pid file is
+// locked read-only: the pid goes unrecorded, the lock still excludes.
+func TestAcquireReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.pid")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	l, res, err := Acquire(path, false)
+	if err != nil {
+		t.Fatalf("read-only pid file: %v", err)
+	}
+	if res.Unrecorded == nil {
+		t.Fatal("Unrecorded not set")
 	}
 	if _, _, err := Acquire(path, false); !errors.Is(err, ErrHeld) {
-		t.Fatalf("lock not held by the forced holder: %v", err)
+		t.Fatalf("second Acquire: %v", err)
 	}
-	second.Release()
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestAcquireMissingDir(t *testing.T) {

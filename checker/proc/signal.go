@@ -15,6 +15,9 @@ import (
 // typically one stuck in uninterruptible sleep (state D).
 var ErrStillAlive = errors.New("process still alive after SIGKILL")
 
+// ErrAlive reports a process that outlived SIGTERM and its wait in Stop.
+var ErrAlive = errors.New("process still alive after SIGTERM")
+
 // ErrInvalidGroup reports a process group that must never be signalled:
 // kill(-0) and kill(-1) would hit pcheck's own group or every process.
 var ErrInvalidGroup = errors.New("invalid process group")
@@ -124,6 +127,17 @@ func SignalGroup(pgid int, sig unix.Signal) error {
 // ErrStillAlive when it survived SIGKILL; ctx.Err() when ctx ends first.
 // The waits are on the process's pidfd, not on a clock.
 func Terminate(ctx context.Context, id ID, killWait time.Duration) error {
+	return terminate(ctx, id, killWait, true)
+}
+
+// Stop is Terminate without SIGKILL: SIGTERM (and SIGCONT), then a wait of
+// up to wait for the process to be gone. It returns ErrStillAlive when the
+// process outlived wait, and leaves it running.
+func Stop(ctx context.Context, id ID, wait time.Duration) error {
+	return terminate(ctx, id, wait, false)
+}
+
+func terminate(ctx context.Context, id ID, killWait time.Duration, kill bool) error {
 	var (
 		fd  = -1
 		err error
@@ -159,6 +173,9 @@ func Terminate(ctx context.Context, id ID, killWait time.Duration) error {
 	gone, err := waitGone(ctx, id, fd, killWait)
 	if gone || err != nil {
 		return err
+	}
+	if !kill {
+		return fmt.Errorf("proc: pid %d: %w", id.Pid, ErrAlive)
 	}
 	if err := send(unix.SIGKILL); err != nil {
 		if errors.Is(err, ErrNotFound) {

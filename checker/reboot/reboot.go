@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/pcheck/pcheck/checker/message"
-	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/checker/trust"
 )
 
 // Logger receives the Auto reboot messages.
@@ -51,7 +51,7 @@ type record struct {
 // Reboots returns the times of the reboots inside the window, oldest
 // first. A missing file is no reboots; an unreadable one is an error.
 func (r *Rebooter) Reboots() ([]time.Time, error) {
-	data, err := os.ReadFile(r.File)
+	data, err := trust.ReadFileNoFollow(r.File)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -124,7 +124,7 @@ func (r *Rebooter) write(times []time.Time) error {
 	if err != nil {
 		return err
 	}
-	return state.WriteFile(r.File, append(data, '\n'), 0o644)
+	return trust.WriteFileAtomic(r.File, append(data, '\n'), 0o644)
 }
 
 func (r *Rebooter) now() time.Time {

@@ -105,3 +105,40 @@ func TestResetAndCorrupt(t *testing.T) {
 		t.Errorf("corrupt count: rebooted=%v err=%v; want no reboot and an error naming the file", did, err)
 	}
 }
+
+// TestStateFileNotFollowed: a link planted at RebootStateFile is neither
+// read nor written through, and a count in a world-writable directory is
+// refused: no reboot on a count that cannot be trusted.
+func TestStateFileNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte(`{"reboots":[]}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ran := filepath.Join(dir, "ran")
+	r := &Rebooter{File: filepath.Join(dir, "reboots.json"), Limit: 2, Window: time.Hour,
+		Command: "echo reboot >> " + ran, Log: &logs{}}
+	if err := os.Symlink(victim, r.File); err != nil {
+		t.Fatal(err)
+	}
+	did, err := r.Trigger(context.Background(), "/usr/sbin/httpd")
+	if did || err == nil {
+		t.Fatalf("count read through a link: rebooted=%v err=%v", did, err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != `{"reboots":[]}`+"\n" {
+		t.Fatalf("victim written: %q", b)
+	}
+
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r.File = filepath.Join(open, "reboots.json")
+	did, err = r.Trigger(context.Background(), "/usr/sbin/httpd")
+	if did || err == nil || !strings.Contains(err.Error(), "is writable by group or other") {
+		t.Fatalf("count in a 0777 directory: rebooted=%v err=%v", did, err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("RebootCommand ran")
+	}
+}

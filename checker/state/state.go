@@ -4,11 +4,12 @@
 //
 // A Store is one JSON file per pfile in the state directory. Every change
 // is written atomically (temporary file, fsync, rename, fsync of the
-// directory): after a crash the file holds either the old or the new state,
-// never a mix.
+// directory, through trust.WriteFileAtomic): after a crash the file holds
+// either the old or the new state, never a mix.
 package state
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/trust"
 	"github.com/pcheck/pcheck/pfile"
 )
 
@@ -83,8 +87,9 @@ var ErrCorrupt = errors.New("state file is corrupt")
 type Store struct {
 	path string
 
-	mu   sync.Mutex
-	data fileData
+	mu      sync.Mutex
+	data    fileData
+	dropped []Dropped // set by Open only
 }
 
 // fileData is the JSON form of the state file.
@@ -100,14 +105,40 @@ type entryData struct {
 	Attempts []time.Time `json:"attempts"`
 }
 
+// ClockSkew is how far in the future a restart attempt read from disk may
+// lie and still count: a clock stepped back by NTP by less than this is
+// not worth losing a count over. An attempt further ahead (the clock was
+// ahead when it was written, or the file is damaged) cannot have happened
+// yet and would only use up retries that were never tried.
+const ClockSkew = time.Second
+
+// Dropped is a restart attempt that Open left out because it lies in the
+// future.
+type Dropped struct {
+	// Key is the entry's key.
+	Key string
+	// Attempt is the recorded time, Now the clock when it was read.
+	Attempt, Now time.Time
+}
+
+func (d Dropped) String() string {
+	return fmt.Sprintf("entry '%s': restart attempt at %s is in the future (now %s), not counted",
+		d.Key, d.Attempt.Format(time.RFC3339Nano), d.Now.Format(time.RFC3339Nano))
+}
+
 // Open reads the state file at path; a missing file is an empty state.
-// A corrupt file is reported with ErrCorrupt and an empty Store is still
-// returned, so the caller may log and go on.
+// A corrupt file, or a symbolic link (never followed), is reported with an
+// error and an empty Store is still returned, so the caller may log and go
+// on. Attempts more than ClockSkew in the future are left out and listed
+// by Dropped.
 func Open(path, pfilePath string) (*Store, error) {
 	s := &Store{path: path, data: fileData{Version: version, Pfile: pfilePath, Entries: map[string]*entryData{}}}
-	b, err := os.ReadFile(path)
+	b, err := trust.ReadFileNoFollow(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return s, fmt.Errorf("state file %s is a symbolic link: not read, and replaced at the next save", path)
 	}
 	if err != nil {
 		return s, fmt.Errorf("state file %s: %w", path, err)
@@ -119,13 +150,31 @@ func Open(path, pfilePath string) (*Store, error) {
 	if d.Version != version {
 		return s, fmt.Errorf("state file %s: %w: version %d, want %d", path, ErrCorrupt, d.Version, version)
 	}
+	now := time.Now()
 	for k, e := range d.Entries {
-		if e != nil {
-			s.data.Entries[k] = e
+		if e == nil {
+			continue
+		}
+		kept := e.Attempts[:0]
+		for _, t := range e.Attempts {
+			if t.After(now.Add(ClockSkew)) {
+				s.dropped = append(s.dropped, Dropped{Key: k, Attempt: t, Now: now})
+				continue
+			}
+			kept = append(kept, t)
+		}
+		if len(kept) > 0 {
+			s.data.Entries[k] = &entryData{Attempts: kept}
 		}
 	}
+	slices.SortFunc(s.dropped, func(a, b Dropped) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), a.Attempt.Compare(b.Attempt))
+	})
 	return s, nil
 }
+
+// Dropped returns the attempts Open left out, by key and time.
+func (s *Store) Dropped() []Dropped { return slices.Clone(s.dropped) }
 
 // Path returns the file the Store writes.
 func (s *Store) Path() string { return s.path }
@@ -176,48 +225,5 @@ func (s *Store) save() error {
 	if err != nil {
 		return fmt.Errorf("state file %s: %w", s.path, err)
 	}
-	return WriteFile(s.path, append(b, '\n'), 0o600)
-}
-
-// WriteFile writes data to path atomically: a temporary file in the same
-// directory is written and fsynced, renamed over path, and the directory is
-// fsynced so the rename itself survives a crash.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	done = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: open directory: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync directory: %w", path, err)
-	}
-	return nil
+	return trust.WriteFileAtomic(s.path, append(b, '\n'), 0o600)
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,11 +82,80 @@ func TestOpenCorrupt(t *testing.T) {
 	}
 }
 
-func TestWriteFileErrorNamesPath(t *testing.T) {
+func TestSaveErrorNamesPath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing", "x.state")
-	err := WriteFile(path, []byte("x"), 0o600)
+	s, err := Open(path, "x.pf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.SetAttempts("a", []time.Time{time.Now()})
 	if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("WriteFile into a missing directory: err = %v", err)
+		t.Fatalf("save into a missing directory: err = %v", err)
+	}
+	// The count is kept in memory all the same.
+	if len(s.Attempts("a")) != 1 {
+		t.Fatal("a failed save lost the attempt")
+	}
+}
+
+// TestFutureAttemptsDropped: attempts more than ClockSkew ahead of the
+// clock are not counted, and each is reported; those within it count.
+func TestFutureAttemptsDropped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.state")
+	now := time.Now()
+	past, near, far := now.Add(-time.Minute), now.Add(ClockSkew/2), now.Add(time.Hour)
+	data := fmt.Sprintf(`{"version":1,"pfile":"x.pf","entries":{
+		"a":{"attempts":[%q,%q,%q]},
+		"b":{"attempts":[%q]}}}`,
+		past.Format(time.RFC3339Nano), near.Format(time.RFC3339Nano), far.Format(time.RFC3339Nano),
+		far.Add(time.Hour).Format(time.RFC3339Nano))
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, "x.pf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Attempts("a"); len(got) != 2 || !got[0].Equal(past) || !got[1].Equal(near) {
+		t.Fatalf("a: attempts %v, want [%v %v]", got, past, near)
+	}
+	if got := s.Attempts("b"); got != nil {
+		t.Fatalf("b: attempts %v, want none", got)
+	}
+	d := s.Dropped()
+	if len(d) != 2 || d[0].Key != "a" || !d[0].Attempt.Equal(far) || d[1].Key != "b" {
+		t.Fatalf("Dropped = %v", d)
+	}
+	want := "entry 'a': restart attempt at " + far.Format(time.RFC3339Nano) + " is in the future (now "
+	if !strings.HasPrefix(d[0].String(), want) || !strings.HasSuffix(d[0].String(), "), not counted") {
+		t.Fatalf("message %q, want prefix %q", d[0], want)
+	}
+}
+
+// TestStateFileSymlink: a link planted at the state file's path is never
+// read or written through: the next save replaces the link.
+func TestStateFileSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "x.state")
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, "x.pf")
+	if err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Fatalf("Open through a link: err = %v", err)
+	}
+	if err := s.SetAttempts("a", []time.Time{time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Fatalf("victim written: %q", b)
+	}
+	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("state file is not a regular file after save: %v", err)
 	}
 }
 

@@ -18,7 +18,7 @@ const usage = `usage: pcheck [options] PFILE...
   -n, --check        parse and validate, print problems and the effective rules; exit 0 valid, 2 invalid
       --json         with -n: machine-readable output
   -D, --daemon       detach from the terminal (rc scripts)
-      --force        start although the pid lock names a live pcheck for this pfile
+      --force        stop the live pcheck that watches this pfile (SIGTERM, 10 s), then start
       --watch        reload when a pfile changes on disk
       --state-dir    retry and reboot counts, pid locks (default /var/lib/pcheck)
       --run-dir      control sockets (default /run/pcheck)
