@@ -13,7 +13,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
-	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/checker/trust"
 )
 
 // scriptRecord is the record of a running restart script, kept in the
@@ -40,7 +40,7 @@ func (r scriptRecord) write(path string) error {
 	if err != nil {
 		return err
 	}
-	return state.WriteFile(path, append(b, '\n'), 0o600)
+	return trust.WriteFileAtomic(path, append(b, '\n'), 0o600)
 }
 
 // remove removes the record at path if it is still this one: a run
@@ -54,7 +54,7 @@ func (r scriptRecord) remove(path string) {
 // readRecord reads the record at path without following a link.
 func readRecord(path string) (scriptRecord, error) {
 	var r scriptRecord
-	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	f, err := trust.OpenNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return r, err
 	}
@@ -158,7 +158,7 @@ func (e *entry) awaitOrphan(rec scriptRecord, script proc.Info) step {
 // orphanOutput logs the output file of a script that a previous pcheck
 // started and could not log.
 func (e *entry) orphanOutput() {
-	f, err := openNoFollow(e.scriptOutput(), os.O_RDONLY, 0)
+	f, err := trust.OpenNoFollow(e.scriptOutput(), os.O_RDONLY, 0)
 	if err != nil {
 		return
 	}

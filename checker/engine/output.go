@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/trust"
 )
 
 // The last lines of a process's output logged with its Down: at most
@@ -36,12 +37,6 @@ func (m outMark) same(st *unix.Stat_t) bool {
 	return m.ino != 0 && m.dev == uint64(st.Dev) && m.ino == uint64(st.Ino)
 }
 
-// openNoFollow opens path with flags, never following a symbolic link in
-// its last component.
-func openNoFollow(path string, flags int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-}
-
 // createOutput makes a fresh output file at path for a script run. The
 // previous run's file is kept as path.1 (an empty one is just removed), so
 // what a daemon wrote before it died survives its restart; the new file is
@@ -58,7 +53,7 @@ func createOutput(path string) (*os.File, error) {
 			return nil, err
 		}
 	}
-	return openNoFollow(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	return trust.OpenNoFollow(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 }
 
 // fileMark returns the mark of f at offset off.
@@ -98,7 +93,7 @@ func (s scriptRun) forwardOutput(f *os.File) outMark {
 // a line cut by the bound is left out, a line longer than maxScriptLine
 // is cut.
 func lastOutput(path string, mark outMark, started time.Time) ([]string, outMark) {
-	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	f, err := trust.OpenNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, mark
 	}

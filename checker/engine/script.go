@@ -15,6 +15,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/trust"
 )
 
 // maxScriptLine bounds one line of restart script output sent to syslog;
@@ -125,7 +126,7 @@ func (s scriptRun) startToFile(res chan scriptResult) <-chan scriptResult {
 	f, err := createOutput(s.outFile)
 	var out *os.File // to read the output back
 	if err == nil {
-		out, err = openNoFollow(s.outFile, os.O_RDONLY, 0)
+		out, err = trust.OpenNoFollow(s.outFile, os.O_RDONLY, 0)
 		if err == nil && fileMark(out, 0) != fileMark(f, 0) {
 			out.Close()
 			out, err = nil, errors.New("replaced while being opened")

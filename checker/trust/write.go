@@ -266,10 +266,17 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return d.WriteFile(filepath.Base(path), data, perm)
 }
 
+// OpenNoFollow opens path with flag, refusing a symbolic link as its last
+// component (ELOOP): the files pcheck itself writes are never links. Use
+// it for files in a directory already checked with OpenWriteDir.
+func OpenNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+}
+
 // ReadFileNoFollow reads the file at path, refusing a symbolic link as
 // its last component (the files pcheck itself writes are never links).
 func ReadFileNoFollow(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := OpenNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
