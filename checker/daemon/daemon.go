@@ -312,8 +312,8 @@ func (d *daemon) stop(cancel context.CancelFunc, wg *sync.WaitGroup, n *sdnotify
 	return status
 }
 
-// load parses every pfile and logs every problem; ok is false when any
-// pfile has an error.
+// load parses and checks every pfile (LoadPfile) and logs every problem;
+// ok is false when any pfile has an error.
 func (d *daemon) load(paths []string) ([]*pfile.File, bool) {
 	var files []*pfile.File
 	ok := true

@@ -375,7 +375,7 @@ func kind(m fs.FileMode) string {
 // owners says who may own a trusted file.
 func owners() string {
 	if euid := os.Geteuid(); euid != 0 {
-		return fmt.Sprintf("root or %s (pcheck's user)", userName(euid))
+		return "root or pcheck's user, " + userName(euid)
 	}
 	return "root"
 }
