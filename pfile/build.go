@@ -107,8 +107,12 @@ var params = []paramSpec{
 	{"KillWait", secondsParam(0, func(p *Params) *time.Duration { return &p.KillWait })},
 	{"DumpFileName", pathParam(func(p *Params) *string { return &p.DumpFileName })},
 	{"SyslogFacility", facilityParam},
-	{"AutoReboot", boolParam(func(p *Params) *bool { return &p.AutoReboot })},
-	{"RebootCommand", func(b *builder, p *Params, key Word, v Word) { p.RebootCommand = v.Text }},
+	{"AutoReboot", func(b *builder, p *Params, key Word, v Word) {
+		if on, ok := b.onOff(v, key.Text); ok {
+			p.AutoReboot, p.AutoRebootPos = on, v.Pos
+		}
+	}},
+	{"RebootCommand", func(b *builder, p *Params, key Word, v Word) { p.RebootCommand, p.RebootCommandPos = v.Text, v.Pos }},
 	{"RebootLimit", intParam(1, func(p *Params) *int { return &p.RebootLimit })},
 	{"RebootWindow", secondsParam(1, func(p *Params) *time.Duration { return &p.RebootWindow })},
 	{"RebootStateFile", pathParam(func(p *Params) *string { return &p.RebootStateFile })},
@@ -204,14 +208,6 @@ func pathParam(field func(*Params) *string) func(*builder, *Params, Word, Word) 
 	}
 }
 
-func boolParam(field func(*Params) *bool) func(*builder, *Params, Word, Word) {
-	return func(b *builder, p *Params, key Word, v Word) {
-		if on, ok := b.onOff(v, key.Text); ok {
-			*field(p) = on
-		}
-	}
-}
-
 func actionParam(b *builder, p *Params, key Word, v Word) {
 	if a, ok := b.action(v, key.Text); ok {
 		p.RetryOverAction = a
@@ -285,7 +281,7 @@ func (b *builder) process(st *ProcessStmt) *procBuild {
 		b.errorf(st.Script.Pos, "restart script must be an absolute path, not %q", st.Script.Text)
 		ok = false
 	}
-	p.Script = st.Script.Text
+	p.Script, p.ScriptPos = st.Script.Text, st.Script.Pos
 	pb := &procBuild{p: p}
 	seen := map[string]Pos{}
 	for _, o := range st.Options {
@@ -549,7 +545,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 				b.errorf(tlsCA.Pos, "TLSCAFile must be an absolute path, not %q", tlsCA.Text)
 				return nil
 			}
-			blk.Monitor.TLSCAFile = tlsCA.Text
+			blk.Monitor.TLSCAFile, blk.TLSCAFilePos = tlsCA.Text, tlsCA.Pos
 			blk.Monitor.TLSVerify = true
 		}
 	}
@@ -603,7 +599,7 @@ func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		b.errorf(f[0].Pos, "unknown entry type %q (DLL or CMD)", f[0].Text)
 		return nil
 	}
-	e.File = f[1].Text
+	e.File, e.FilePos = f[1].Text, f[1].Pos
 	if !strings.HasPrefix(e.File, "/") {
 		b.errorf(f[1].Pos, "%s file must be an absolute path, not %q", kind, e.File)
 		return nil

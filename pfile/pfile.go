@@ -81,6 +81,11 @@ type Params struct {
 	SyslogFacility   string        `json:"syslog_facility"`
 	AutoReboot       bool          `json:"auto_reboot"`
 	RebootCommand    string        `json:"reboot_command"`
+	// RebootCommandPos is where RebootCommand's value starts and
+	// AutoRebootPos where AutoReboot's does; zero when the pfile does
+	// not set them. They place the errors about RebootCommand's program.
+	RebootCommandPos Pos           `json:"-"`
+	AutoRebootPos    Pos           `json:"-"`
 	RebootLimit      int           `json:"reboot_limit"`
 	RebootWindow     time.Duration `json:"reboot_window"`
 	// RebootStateFile is empty when the pfile does not set it: the
@@ -124,12 +129,14 @@ type Process struct {
 	// ByName is true for a quoted name (matched against comm or the base
 	// name of argv[0]) and false for an absolute path (matched against
 	// /proc/PID/exe or argv[0]).
-	ByName  bool   `json:"by_name"`
-	Script  string `json:"script"`
-	Args    string `json:"args,omitempty"`
-	PidFile string `json:"pidfile,omitempty"`
-	User    string `json:"user,omitempty"`
-	Count   int    `json:"count"`
+	ByName bool   `json:"by_name"`
+	Script string `json:"script"`
+	// ScriptPos is where the restart script is named.
+	ScriptPos Pos    `json:"-"`
+	Args      string `json:"args,omitempty"`
+	PidFile   string `json:"pidfile,omitempty"`
+	User      string `json:"user,omitempty"`
+	Count     int    `json:"count"`
 	// Retry, Grace, Action and Timeout are the per-entry values, filled
 	// from the global parameters when the entry does not set them.
 	Retry   int           `json:"retry"`
@@ -146,6 +153,10 @@ type Block struct {
 	Name    string   `json:"name"`
 	Entries []*Entry `json:"entries"`
 	Monitor Monitor  `json:"monitor"`
+	// TLSCAFilePos is where TLSCAFile's value starts (zero without
+	// one). Positions stay out of Monitor: a reload compares Monitors
+	// to keep the unchanged ones, and a moved line changes nothing.
+	TLSCAFilePos Pos `json:"-"`
 }
 
 // EntryKind is PS_INIT, PS_EXEC, PS_ACTION or PS_QUIT.
@@ -166,7 +177,9 @@ type Entry struct {
 	Kind EntryKind `json:"kind"`
 	Type string    `json:"type"` // DLL or CMD
 	File string    `json:"file"`
-	Call string    `json:"call"`
+	// FilePos is where the file field starts.
+	FilePos Pos    `json:"-"`
+	Call    string `json:"call"`
 	// Timeout and Interval are zero when the field is a default.
 	Timeout  time.Duration `json:"timeout"`
 	Interval time.Duration `json:"interval"`

@@ -316,13 +316,13 @@ func (d *daemon) stop(cancel context.CancelFunc, wg *sync.WaitGroup, n *sdnotify
 	return status
 }
 
-// load parses every pfile and logs every problem; ok is false when any
-// pfile has an error.
+// load parses and checks every pfile (LoadPfile) and logs every problem;
+// ok is false when any pfile has an error.
 func (d *daemon) load(paths []string) ([]*pfile.File, bool) {
 	var files []*pfile.File
 	ok := true
 	for _, path := range paths {
-		f, diags := parser.Load(path)
+		f, diags := LoadPfile(path)
 		for _, dg := range diags {
 			if dg.Severity == pfile.Error {
 				// In the foreground the logger mirrors it to stderr;
@@ -340,6 +340,23 @@ func (d *daemon) load(paths []string) ([]*pfile.File, bool) {
 		files = append(files, f)
 	}
 	return files, ok
+}
+
+// LoadPfile reads and validates the pfile at path, and checks it and
+// every file it names as pcheck trusts them (trust.CheckPfile): what a
+// start, a reload and pcheck -n accept. The File is nil when the
+// diagnostics hold an error.
+func LoadPfile(path string) (*pfile.File, pfile.Diagnostics) {
+	f, diags := parser.Load(path)
+	if f == nil {
+		return nil, diags
+	}
+	diags = append(diags, trust.CheckPfile(f)...)
+	pfile.Sort(diags)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return f, diags
 }
 
 // open takes the lock of one pfile and prepares its logger.
@@ -504,7 +521,7 @@ func (d *daemon) reloadAll() {
 func (d *daemon) reload(p *runningPfile) error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
-	f, diags := parser.Load(p.path)
+	f, diags := LoadPfile(p.path)
 	for _, dg := range diags {
 		if dg.Severity == pfile.Error {
 			p.log.Log(message.PfileError(dg.String()))

@@ -902,3 +902,59 @@ func TestRebootCount(t *testing.T) {
 		t.Fatalf("status:\n%s", r.stdout)
 	}
 }
+
+// TestReloadUntrustedPfile: padmin reload of a pfile made world-writable
+// and repointed by user nobody to another restart script is refused with
+// the pfile's error; the old rules stay, so when the process dies its OLD
+// script runs. Today the reload is accepted and nobody's choice of script
+// runs as root.
+func TestReloadUntrustedPfile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	oldCalls, newCalls := filepath.Join(e.dir, "old.calls"), filepath.Join(e.dir, "new.calls")
+	s := e.service("web", fmt.Sprintf("echo \"$3\" >> '%s'\n@START@", oldCalls))
+	other := e.service("other", fmt.Sprintf("echo \"$3\" >> '%s'\n@START@", newCalls))
+	pid := e.start(s)
+	e.writePfile("", s)
+	e.pcheck()
+	e.waitProcess(s.key(), "Up", isUp)
+
+	if err := os.Chmod(e.pfile, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(e.pfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := exec.Command("/bin/sh", "-c", `cat > "$1"`, "sh", e.pfile)
+	nobody.Stdin = strings.NewReader(strings.ReplaceAll(string(text), s.script, other.script))
+	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := nobody.CombinedOutput(); err != nil {
+		t.Fatalf("nobody could not write the pfile: %v\n%s", err, out)
+	}
+
+	r := e.padmin("reload", e.pfile)
+	if r.code == 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+		deadline := time.Now().Add(30 * time.Second)
+		for b, _ := os.ReadFile(newCalls); len(b) == 0 && time.Now().Before(deadline); b, _ = os.ReadFile(newCalls) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(newCalls)
+		t.Fatalf("the reload was accepted, and on the death nobody's script ran as root: %q", b)
+	}
+	want := fmt.Sprintf("%s:0:0: pfile %s is writable by group and other (mode 0666): chmod go-w %s", e.pfile, e.pfile, e.pfile)
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "the old rules stay") {
+		t.Fatalf("reload: exit %d, stderr:\n%s\nwant exit 1 and %q", r.code, r.stderr, want)
+	}
+	e.log.WaitText(t, "pfile error: "+want, 30*time.Second)
+
+	syscall.Kill(pid, syscall.SIGKILL)
+	e.waitProcess(s.key(), "Up again", func(p control.ProcessStatus) bool { return isUp(p) && p.Pids[0] != pid })
+	if b, _ := os.ReadFile(oldCalls); string(b) != "down\n" {
+		t.Fatalf("old script calls %q, want \"down\\n\"", b)
+	}
+	if b, err := os.ReadFile(newCalls); !os.IsNotExist(err) {
+		t.Fatalf("nobody's script ran: %q", b)
+	}
+}

@@ -19,11 +19,12 @@ type checkResult struct {
 	Rules    *pfile.File `json:"rules,omitempty"`
 }
 
-// check is `pcheck -n`: parse and validate every pfile, print every problem
-// as file:line:col: text (on stderr) and the effective rules (on stdout).
-// It returns 0 when every pfile is valid and 2 otherwise. It touches
-// nothing on the system.
-func check(stdout, stderr io.Writer, paths []string, asJSON bool) int {
+// check is `pcheck -n`: parse and validate every pfile and, unless
+// syntaxOnly, check the pfile and the files it names as a start would
+// (daemon.LoadPfile); print every problem as file:line:col: text (on
+// stderr) and the effective rules (on stdout). It returns 0 when every
+// pfile is valid and 2 otherwise. It touches nothing on the system.
+func check(stdout, stderr io.Writer, paths []string, asJSON, syntaxOnly bool) int {
 	files, err := daemon.ExpandPfiles(paths)
 	if err != nil {
 		fmt.Fprintln(stderr, "pcheck:", err)
@@ -31,8 +32,12 @@ func check(stdout, stderr io.Writer, paths []string, asJSON bool) int {
 	}
 	status := 0
 	var results []checkResult
+	load := daemon.LoadPfile
+	if syntaxOnly {
+		load = parser.Load
+	}
 	for i, path := range files {
-		f, diags := parser.Load(path)
+		f, diags := load(path)
 		r := checkResult{Path: path, Valid: f != nil, Rules: f, Errors: []string{}, Warnings: []string{}}
 		for _, d := range diags {
 			if d.Severity == pfile.Warning {

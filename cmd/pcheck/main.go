@@ -15,7 +15,10 @@ var version = "0.1.0"
 
 const usage = `usage: pcheck [options] PFILE...
 
-  -n, --check        parse and validate, print problems and the effective rules; exit 0 valid, 2 invalid
+  -n, --check        parse and validate, check the files the pfile names (restart scripts, CMD files,
+                     TLSCAFile, RebootCommand) as pcheck would trust them, print problems and the
+                     effective rules; exit 0 valid, 2 invalid
+      --syntax-only  with -n: the language alone, not the files (templates, staging boxes)
       --json         with -n: machine-readable output
   -D, --daemon       detach from the terminal (rc scripts)
       --force        stop the live pcheck that watches this pfile (SIGTERM, 10 s), then start
@@ -29,9 +32,9 @@ const usage = `usage: pcheck [options] PFILE...
 
 // options is the parsed command line.
 type options struct {
-	check, json, daemon, force, watch, version bool
-	stateDir, runDir, syslog, metrics          string
-	pfiles                                     []string
+	check, syntaxOnly, json, daemon, force, watch, version bool
+	stateDir, runDir, syslog, metrics                      string
+	pfiles                                                 []string
 }
 
 func parseArgs(args []string, stderr io.Writer) (*options, error) {
@@ -40,6 +43,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&o.check, "n", false, "")
 	fs.BoolVar(&o.check, "check", false, "")
+	fs.BoolVar(&o.syntaxOnly, "syntax-only", false, "")
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.daemon, "D", false, "")
 	fs.BoolVar(&o.daemon, "daemon", false, "")
@@ -87,8 +91,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pcheck: no pfile given\n%s", usage)
 		return 2
 	}
+	if o.syntaxOnly && !o.check {
+		fmt.Fprintf(stderr, "pcheck: --syntax-only goes with -n\n%s", usage)
+		return 2
+	}
 	if o.check {
-		return check(stdout, stderr, o.pfiles, o.json)
+		return check(stdout, stderr, o.pfiles, o.json, o.syntaxOnly)
 	}
 	return serve(o, stderr)
 }

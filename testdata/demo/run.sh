@@ -3,6 +3,7 @@
 # pcheck in the foreground on the demo pfile. Kill the server and watch
 # pcheck bring it back; Ctrl-C stops pcheck (the server keeps running).
 set -eu
+umask 022 # what the demo creates (.run, the pfile) is not writable by others
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUN="$ROOT/.run"
 GO=${GO:-go}
@@ -11,6 +12,21 @@ mkdir -p "$RUN" bin
 $GO build -o bin/pcheck ./cmd/pcheck
 $GO build -o bin/demoweb ./cmd/demoweb
 sed "s|@ROOT@|$ROOT|g" testdata/demo/demo.pf.in >"$RUN/demo.pf"
+
+# pcheck runs the restart script as root only when no other user can change
+# it or the directories above it. A checkout made with umask 002 (files and
+# directories writable by the group) is refused: say so before starting.
+if ! bin/pcheck -n "$RUN/demo.pf" >/dev/null; then
+	cat >&2 <<MSG
+
+pcheck refuses the demo: the lines above name each file or directory that users
+other than $(id -un) could change, and the command that fixes it. A checkout made
+with umask 002 is writable by its group; fix it with
+    chmod -R go-w '$ROOT'
+(or clone again with umask 022) and run make run again.
+MSG
+	exit 2
+fi
 
 # Start the server unless it already runs (pcheck adopts it either way).
 pid=$(cat "$RUN/demoweb.pid" 2>/dev/null || true)

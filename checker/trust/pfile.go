@@ -1,0 +1,108 @@
+package trust
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// CheckPfile checks the loaded pfile f and every file it names that
+// pcheck runs or trusts: the restart scripts, the CMD files of the stall
+// monitors, the TLSCAFiles and, with AutoReboot on, RebootCommand's
+// program. Each refusal is an error at the position of the field that
+// names the file; the pfile's own refusal is at its path, line 0 column
+// 0, as a pfile that cannot be read.
+func CheckPfile(f *pfile.File) pfile.Diagnostics {
+	var ds pfile.Diagnostics
+	add := func(pos pfile.Pos, err error) {
+		if err != nil {
+			ds = append(ds, pfile.Diagnostic{Pos: pos, Severity: pfile.Error, Msg: err.Error()})
+		}
+	}
+	self, err := filepath.Abs(f.Path)
+	if err != nil {
+		self = f.Path
+	}
+	add(pfile.Pos{File: f.Path}, Check(self, Pfile))
+	for _, p := range f.Processes {
+		add(p.ScriptPos, Check(p.Script, RestartScript))
+		for _, b := range p.Blocks {
+			if b.Monitor.Kind == pfile.KindCommand {
+				add(execEntry(b).FilePos, Check(b.Monitor.File, CommandFile))
+			}
+			if b.Monitor.TLSCAFile != "" {
+				add(b.TLSCAFilePos, Check(b.Monitor.TLSCAFile, CAFile))
+			}
+		}
+	}
+	if prm := f.Params; prm.AutoReboot {
+		pos := prm.RebootCommandPos
+		if pos == (pfile.Pos{}) {
+			pos = prm.AutoRebootPos // the default RebootCommand
+		}
+		add(pos, checkProgram(prm.RebootCommand))
+	}
+	pfile.Sort(ds)
+	return ds
+}
+
+// execEntry returns the PS_EXEC entry of a block; a built block has one.
+func execEntry(b *pfile.Block) *pfile.Entry {
+	for _, e := range b.Entries {
+		if e.Kind == pfile.EntryExec {
+			return e
+		}
+	}
+	return &pfile.Entry{Pos: b.Pos, FilePos: b.Pos}
+}
+
+// checkProgram checks the program of a command line that /bin/sh -c
+// runs: its first word, looked up in PATH when it holds no '/'.
+func checkProgram(command string) error {
+	words := strings.Fields(command)
+	if len(words) == 0 {
+		return &Error{Use: RebootProgram, Path: `""`, At: `""`, Err: ErrMissing, Sys: os.ErrNotExist}
+	}
+	name := words[0]
+	switch {
+	case filepath.IsAbs(name):
+		return Check(name, RebootProgram)
+	case strings.Contains(name, "/"):
+		return &Error{Use: RebootProgram, Path: name, At: name, Err: ErrNotAbsolute}
+	}
+	path, err := lookPath(name)
+	if err != nil {
+		return err
+	}
+	return Check(path, RebootProgram)
+}
+
+// defaultPath is the search path of /bin/sh (dash, bash) when PATH is
+// not set.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// lookPath finds name as /bin/sh does: the first directory of PATH that
+// holds an executable regular file of that name. Directories of PATH
+// that are not absolute are skipped: they depend on the working
+// directory, which is not a place pcheck trusts.
+func lookPath(name string) (string, error) {
+	search, ok := os.LookupEnv("PATH")
+	if !ok || search == "" {
+		search = defaultPath
+	}
+	for _, dir := range filepath.SplitList(search) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() &&
+			unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS) == nil {
+			return p, nil
+		}
+	}
+	return "", &Error{Use: RebootProgram, Path: name, At: name, Err: ErrMissing, Sys: notInPath(search)}
+}
