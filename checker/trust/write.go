@@ -75,11 +75,11 @@ func OpenWriteDir(path string) (*WriteDir, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
+	if !ownerOK(st.Uid) {
 		unix.Close(fd)
 		return nil, &UnsafeWriteDirError{Dir: path, Reason: fmt.Sprintf("is owned by uid %d", st.Uid), Fix: "chown root " + path}
 	}
-	if st.Mode&0o022 != 0 {
+	if writableByOthers(st.Mode) {
 		unix.Close(fd)
 		return nil, &UnsafeWriteDirError{Dir: path, Reason: fmt.Sprintf("is writable by group or other (mode %04o)", st.Mode&0o7777), Fix: "chmod go-w " + path}
 	}
