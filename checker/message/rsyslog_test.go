@@ -41,3 +41,25 @@ func TestRsyslog(t *testing.T) {
 		t.Errorf("lines fell back to stderr:\n%s", s)
 	}
 }
+
+// TestRsyslogUDP: over udp a line carries the time and this host's name,
+// and a stock rsyslog's imudp records it as a whole line with both.
+func TestRsyslogUDP(t *testing.T) {
+	rs := syslogtest.StartRsyslogd(t)
+	traditional := syslogtest.FileTail(t, rs.TraditionalLog())
+	pri := syslogtest.FileTail(t, rs.PriLog())
+	l, err := New(Options{Ident: IdentPcheck, Facility: "local3", Network: "udp", Addr: rs.UDP, fallbackTo: &syncBuffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	from := time.Now()
+	for _, m := range []Message{Down("httpd", 42), PadminCommand("stop", "w.pfile")} {
+		l.Log(m)
+		tl := traditional.WaitText(t, m.Text, wait)
+		pl := pri.WaitText(t, m.Text, wait)
+		to := time.Now()
+		syslogtest.CheckTraditional(t, tl.Raw, m.Ident, os.Getpid(), m.Text, from, to)
+		syslogtest.CheckProtocol(t, pl.Raw, int(FacilityLocal3), int(m.Priority), m.Ident, os.Getpid(), m.Text, from, to)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,9 +33,14 @@ const RequireRsyslogEnv = "PCHECK_REQUIRE_RSYSLOG"
 //     second (a restart script's output), which the stock limit (200 in
 //     5 s per process) would cut, and a cut line would fail the test for a
 //     reason that is not the format.
+//
+// It also reads UDP on a loopback port with imudp's stock settings, the
+// network transport.
 const rsyslogConf = `global(workDirectory="%[1]s")
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="%[1]s/log.sock" RateLimit.Interval="0")
+module(load="imudp")
+input(type="imudp" Address="127.0.0.1" Port="%[2]d")
 action(type="omfile" file="%[1]s/pri.log" template="RSYSLOG_SyslogProtocol23Format")
 action(type="omfile" file="%[1]s/file.log" template="RSYSLOG_FileFormat")
 action(type="omfile" file="%[1]s/traditional.log" template="RSYSLOG_TraditionalFileFormat")
@@ -47,6 +53,8 @@ type Rsyslog struct {
 	// Socket is the unixgram socket it reads (give it to pcheck as
 	// --syslog unixgram:<Socket>).
 	Socket string
+	// UDP is the loopback host:port it reads (--syslog udp:<UDP>).
+	UDP string
 }
 
 // PriLog, FileLog and TraditionalLog are its three output files, in the
@@ -183,7 +191,8 @@ func StartRsyslogd(t testing.TB) *Rsyslog {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	conf := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, rsyslogConf, dir), 0o600); err != nil {
+	port := freeUDPPort(t)
+	if err := os.WriteFile(conf, fmt.Appendf(nil, rsyslogConf, dir, port), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -204,7 +213,7 @@ func StartRsyslogd(t testing.TB) *Rsyslog {
 		}
 	})
 
-	r := &Rsyslog{Dir: dir, Socket: filepath.Join(dir, "log.sock")}
+	r := &Rsyslog{Dir: dir, Socket: filepath.Join(dir, "log.sock"), UDP: fmt.Sprintf("127.0.0.1:%d", port)}
 	deadline := time.Now().Add(wait)
 	for {
 		if _, err := os.Stat(r.Socket); err == nil {
@@ -221,4 +230,15 @@ func StartRsyslogd(t testing.TB) *Rsyslog {
 			t.Fatalf("rsyslogd did not create %s within %v\n%s", r.Socket, wait, out.String())
 		}
 	}
+}
+
+// freeUDPPort returns a loopback UDP port that was free a moment ago.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }
