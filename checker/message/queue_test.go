@@ -155,3 +155,29 @@ func TestCloseBoundedWithDeafReceiver(t *testing.T) {
 		t.Errorf("Close took %v with 100 lines queued for a deaf receiver; want about FlushTimeout (%v)", took, FlushTimeout)
 	}
 }
+
+// TestWriteTimeoutCountsLine: a line the receiver does not take within
+// the write timeout is lost and counted, not held: once the receiver
+// reads again, the count comes before the next line.
+func TestWriteTimeoutCountsLine(t *testing.T) {
+	r := syslogtest.Listen(t)
+	r.Fill(t)
+	const timeout = 20 * time.Millisecond
+	l := newLogger(t, r, Options{Stderr: io.Discard, writeTimeout: timeout})
+	l.Log(Info("lost"))
+	// The receiver stays deaf for 25 write timeouts: the time is what
+	// this test is about, not a way to wait for an event.
+	time.Sleep(25 * timeout)
+	r.Resume()
+	l.Log(Info("next"))
+	r.WaitText(t, "next", wait)
+	var texts []string
+	for _, line := range r.Lines() {
+		if line.Text != syslogtest.FillText {
+			texts = append(texts, line.Text)
+		}
+	}
+	if want := []string{"1" + droppedSuffix, "next"}; strings.Join(texts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("received %q; want %q", texts, want)
+	}
+}
