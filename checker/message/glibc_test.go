@@ -2,10 +2,13 @@ package message
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +156,49 @@ func TestLocalFormatMatchesGlibc(t *testing.T) {
 		}
 		r.Close()
 		r = syslogtest.ListenAt(t, filepath.Join(dev, "log"))
+	}
+}
+
+// TestUnixStreamFraming: on a stream socket (--syslog unix:PATH) each line
+// is sent in the local format and ended by a NUL, as glibc does when
+// /dev/log is a stream socket.
+func TestUnixStreamFraming(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(wait))
+		b, _ := io.ReadAll(c) // until the Logger closes the connection
+		got <- string(b)
+	}()
+	l, err := New(Options{Ident: IdentPcheck, Facility: "local3", Network: "unix", Addr: path, fallbackTo: &syncBuffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log(Down("httpd", 42))
+	l.Log(Up("httpd", 43))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stream := <-got
+	records := strings.Split(stream, "\x00")
+	want := []string{"<155>TIME pcheck[PID]: Process ['httpd',pid=42] Down", "<158>TIME pcheck[PID]: ('httpd' ,pid=43) Up", ""}
+	if len(records) != len(want) {
+		t.Fatalf("stream %q: %d records; want 2, each ended by a NUL", stream, len(records)-1)
+	}
+	for i := range want {
+		if normalise(records[i]) != want[i] {
+			t.Errorf("record %d: %q; want %q", i, records[i], want[i])
+		}
 	}
 }

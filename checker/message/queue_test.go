@@ -25,9 +25,11 @@ func TestDeafReceiverDoesNotBlockLog(t *testing.T) {
 	for i := range 300 {
 		l.Log(Info(fmt.Sprintf("script line %d", i)))
 	}
-	if took := time.Since(start); took > time.Second {
+	took := time.Since(start)
+	if took > time.Second {
 		t.Fatalf("logging 300 lines to a deaf receiver took %v; want well under 1s (Log must not wait for syslog)", took)
 	}
+	t.Logf("300 lines logged in %v", took)
 }
 
 // TestDroppedSummary: lines a deaf receiver could not take are counted,
