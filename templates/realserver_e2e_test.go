@@ -133,6 +133,7 @@ type realHarness struct {
 	pfilePath string
 	file      *syslogtest.Receiver // rsyslogd's RSYSLOG_FileFormat file
 	pri       *syslogtest.Receiver // rsyslogd's file with <PRI>
+	started   time.Time            // just before pcheck started
 	rsFile    string
 	lines     []string // every pcheck line awaited, in order
 
@@ -174,6 +175,7 @@ func startRealServer(t *testing.T, srv realServer, pcheck string) *realHarness {
 		"--syslog", "unixgram:"+rs.Socket, h.pfilePath)
 	h.pcheck.Env = append(os.Environ(), env...)
 	h.pcheck.Stdout, h.pcheck.Stderr = &h.stderr, &h.stderr
+	h.started = time.Now()
 	if err := h.pcheck.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,9 +282,10 @@ func (h *realHarness) stopPcheck() int {
 	return h.pcheck.ProcessState.ExitCode()
 }
 
-// want waits for a pcheck line in rsyslogd's file, with pcheck's ident and
-// pid, and for it at facility daemon and the given severity in the <PRI>
-// file; it is added to the lines checked byte for byte.
+// want waits for a pcheck line in rsyslogd's file, whole as rsyslog writes
+// it (pcheck's ident and pid, this host, a time since pcheck started), and
+// for it at facility daemon and the given severity in the <PRI> file; it
+// is added to the lines checked byte for byte.
 func (h *realHarness) want(text string, severity int) {
 	h.t.Helper()
 	h.check(h.file.WaitText(h.t, text, 30*time.Second), severity)
@@ -293,12 +296,9 @@ func (h *realHarness) check(l syslogtest.Line, severity int) {
 	t := h.t
 	t.Helper()
 	text := l.Text
-	if l.Ident != "pcheck" || l.Pid != h.pcheck.Process.Pid {
-		t.Errorf("%q logged as %s[%d], want pcheck[%d]", text, l.Ident, l.Pid, h.pcheck.Process.Pid)
-	}
-	if p := h.pri.WaitText(t, text, 30*time.Second); p.Facility != 3 || p.Severity != severity {
-		t.Errorf("%q at facility %d severity %d, want daemon(3) severity %d", text, p.Facility, p.Severity, severity)
-	}
+	syslogtest.CheckFileFormat(t, l.Raw, "pcheck", h.pcheck.Process.Pid, text, h.started, time.Now())
+	p := h.pri.WaitText(t, text, 30*time.Second)
+	syslogtest.CheckProtocol(t, p.Raw, 3, severity, "pcheck", h.pcheck.Process.Pid, text, h.started, time.Now()) // daemon
 	h.lines = append(h.lines, text)
 }
 

@@ -61,6 +61,9 @@ type Options struct {
 	// SyslogNetwork and SyslogAddr name the syslog receiver; both empty
 	// is the local /dev/log.
 	SyslogNetwork, SyslogAddr string
+	// FallbackLog, with Daemonize, receives the lines syslog cannot take
+	// (message.Options.FallbackFile); empty: they are lost.
+	FallbackLog string
 	// Stderr receives errors and, in the foreground, a copy of every
 	// message; nil is os.Stderr.
 	Stderr io.Writer
@@ -126,7 +129,8 @@ func (d *daemon) fail(status int, format string, args ...any) int {
 	return status
 }
 
-// logger returns the shared Logger of a facility.
+// logger returns the shared Logger of a facility. The Loggers of all
+// facilities share the queues of the first one.
 func (d *daemon) logger(facility string) (*message.Logger, error) {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
@@ -138,17 +142,26 @@ func (d *daemon) logger(facility string) (*message.Logger, error) {
 	if l := d.loggers[key]; l != nil {
 		return l, nil
 	}
-	var mirror io.Writer
-	if !d.o.Daemonize && !stderrIsJournal(d.stderr) {
-		mirror = d.stderr
+	for _, first := range d.loggers {
+		l, err := first.WithFacility(facility)
+		if err != nil {
+			return nil, err
+		}
+		d.loggers[key] = l
+		return l, nil
 	}
-	l, err := message.New(message.Options{
+	o := message.Options{
 		Ident:    message.IdentPcheck,
 		Facility: facility,
 		Network:  d.o.SyslogNetwork,
 		Addr:     d.o.SyslogAddr,
-		Stderr:   mirror,
-	})
+	}
+	if d.o.Daemonize {
+		o.FallbackFile = d.o.FallbackLog
+	} else if !stderrIsJournal(d.stderr) {
+		o.Stderr = d.stderr
+	}
+	l, err := message.New(o)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +169,14 @@ func (d *daemon) logger(facility string) (*message.Logger, error) {
 	return l, nil
 }
 
+// closeLoggers flushes the loggers' queues (within message.FlushTimeout):
+// nothing is logged after it.
 func (d *daemon) closeLoggers() {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
 	for _, l := range d.loggers {
-		l.Close()
+		l.Close() // they share their queues: the first closes them all
+		break
 	}
 }
 

@@ -75,6 +75,7 @@ const (
 	IDStart             ID = "start"
 	IDStop              ID = "stop"
 	IDPfileError        ID = "pfile-error"
+	IDDropped           ID = "dropped"
 	IDInfo              ID = "info"
 	IDWarning           ID = "warning"
 	IDErr               ID = "err"
@@ -120,6 +121,7 @@ var catalogue = []Entry{
 	{IDStart, IdentPcheck, PriorityInfo, "pcheck start. pfile='<pfile>'", false},
 	{IDStop, IdentPcheck, PriorityInfo, "pcheck stop. pfile='<pfile>'", false},
 	{IDPfileError, IdentPcheck, PriorityErr, "pfile error: <diagnostic>", false},
+	{IDDropped, IdentPcheck, PriorityWarning, "<n> syslog messages dropped", false},
 	{IDInfo, IdentPcheck, PriorityInfo, "<text>", false},
 	{IDWarning, IdentPcheck, PriorityWarning, "<text>", false},
 	{IDErr, IdentPcheck, PriorityErr, "<text>", false},
@@ -264,6 +266,10 @@ func Stop(pfile string) Message { return render(IDStop, "pfile", pfile) }
 // PfileError reports a pfile that failed to parse or validate; diag is the
 // diagnostic as "<file>:<line>:<column>: <text>" (pfile.Diagnostic.String).
 func PfileError(diag string) Message { return render(IDPfileError, "diagnostic", diag) }
+
+// Dropped reports, once the receiver takes lines again, how many lines a
+// slow or deaf receiver lost (the Logger sends it itself).
+func Dropped(n int64) Message { return render(IDDropped, "n", strconv.FormatInt(n, 10)) }
 
 // Info is free text at severity info, such as a line of a restart script's
 // output.

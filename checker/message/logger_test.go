@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(childNoSocket(path))
 	}
+	if spec := os.Getenv(devLogEnv); spec != "" {
+		os.Exit(childDevLog(spec))
+	}
 	os.Exit(m.Run())
 }
 
@@ -45,6 +50,58 @@ func childNoSocket(path string) int {
 		return 1
 	}
 	return 0
+}
+
+// syncBuffer is a bytes.Buffer that the Logger's goroutines may write
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, wait)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// marker sends a datagram of the test's own to r and waits for it: every
+// datagram sent to r before it has then been received.
+func marker(t *testing.T, r *syslogtest.Receiver) {
+	t.Helper()
+	c, err := net.Dial("unixgram", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("<30>Jan  1 00:00:00 test: marker")); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitText(t, "marker", wait)
 }
 
 // newLogger returns a Logger writing to r, closed when the test ends.
@@ -86,9 +143,8 @@ func TestLogEveryCatalogueLine(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := syslogtest.Listen(t)
-			var stderr bytes.Buffer
-			l := newLogger(t, r, Options{Facility: facility})
-			l.fallback = &stderr
+			stderr := &syncBuffer{}
+			l := newLogger(t, r, Options{Facility: facility, fallbackTo: stderr})
 			for _, w := range wants {
 				l.Log(w.msg)
 				checkLine(t, r.WaitText(t, w.text, wait), w, want)
@@ -137,12 +193,15 @@ func stderrLines(t *testing.T, out string, pid int) []string {
 
 func TestStderrMirror(t *testing.T) {
 	r := syslogtest.Listen(t)
-	var stderr bytes.Buffer
-	l := newLogger(t, r, Options{Stderr: &stderr})
+	stderr := &syncBuffer{}
+	l := newLogger(t, r, Options{Stderr: stderr})
 	l.Log(Up("httpd", 42))
 	l.Log(PadminCommand("stop", "w.pfile"))
 	r.WaitText(t, "('httpd' ,pid=42) Up", wait)
 	r.WaitText(t, "Command execute. [stop] pfile='w.pfile'", wait)
+	if err := l.Close(); err != nil { // flushes the copy on stderr
+		t.Fatal(err)
+	}
 	got := stderrLines(t, stderr.String(), os.Getpid())
 	want := []string{"pcheck: ('httpd' ,pid=42) Up", "padmin: Command execute. [stop] pfile='w.pfile'"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -195,8 +254,8 @@ func TestNoSocketWritesStderr(t *testing.T) {
 // RetryInterval and then sends to syslog.
 func TestSyslogAppearsLater(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log.sock")
-	var stderr bytes.Buffer
-	l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: path, RetryInterval: 10 * time.Millisecond, Stderr: &stderr})
+	stderr := &syncBuffer{}
+	l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: path, RetryInterval: 10 * time.Millisecond, Stderr: stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +277,9 @@ func TestSyslogAppearsLater(t *testing.T) {
 	if got := r.Lines()[0]; !strings.HasPrefix(got.Text, "after ") {
 		t.Errorf("first syslog line %q; want an \"after\" line", got.Raw)
 	}
+	if err := l.Close(); err != nil { // flushes the copy on stderr
+		t.Fatal(err)
+	}
 	out := stderr.String()
 	if !strings.Contains(out, "pcheck["+fmt.Sprint(os.Getpid())+"]: before\n") || !strings.Contains(out, "]: syslog available again\n") {
 		t.Errorf("stderr does not hold the line logged before syslog came up and the recovery:\n%s", out)
@@ -232,18 +294,20 @@ func TestSyslogAppearsLater(t *testing.T) {
 // only then.
 func TestRetryIntervalLimitsDials(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log.sock")
-	l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: path, RetryInterval: time.Hour, Stderr: &bytes.Buffer{}})
+	stderr := &syncBuffer{}
+	l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: path, RetryInterval: time.Hour, fallbackTo: stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	// The first dial has failed once the warning is out.
+	waitFor(t, "the warning", func() bool { return strings.Contains(stderr.String(), "syslog unavailable") })
 	r := syslogtest.ListenAt(t, path)
 	l.Log(Info("held back"))
-	l.mu.Lock()
-	dialed := l.writers[IdentPcheck].w != nil
-	l.mu.Unlock()
-	if dialed || len(r.Lines()) != 0 {
-		t.Errorf("Logger dialed again within RetryInterval (connected %v, lines %v)", dialed, r.Lines())
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lines()) != 0 || !strings.HasSuffix(stderr.String(), "]: held back\n") {
+		t.Errorf("Logger dialed again within RetryInterval: syslog got %v; stderr:\n%s", r.Lines(), stderr)
 	}
 }
 
@@ -252,15 +316,15 @@ func TestRetryIntervalLimitsDials(t *testing.T) {
 func TestReceiverGoesAwayAndComesBack(t *testing.T) {
 	r := syslogtest.Listen(t)
 	path := r.Addr()
-	var stderr bytes.Buffer
-	l := newLogger(t, r, Options{})
-	l.fallback = &stderr
+	stderr := &syncBuffer{}
+	l := newLogger(t, r, Options{fallbackTo: stderr})
 	l.Log(Info("one"))
 	r.WaitText(t, "one", wait)
 
 	r.Close()
 	l.Log(Info("two"))
-	if out := stderr.String(); !strings.Contains(out, "syslog unavailable") || !strings.HasSuffix(out, "]: two\n") {
+	waitFor(t, "line two on stderr", func() bool { return strings.HasSuffix(stderr.String(), "]: two\n") })
+	if out := stderr.String(); !strings.Contains(out, "syslog unavailable") {
 		t.Fatalf("with syslog gone, stderr has:\n%s\nwant the warning and the line", out)
 	}
 
@@ -281,9 +345,8 @@ func TestReceiverGoesAwayAndComesBack(t *testing.T) {
 // reaches syslog or, if syslog could not keep up, stderr.
 func TestConcurrentLog(t *testing.T) {
 	r := syslogtest.Listen(t)
-	var stderr bytes.Buffer
-	l := newLogger(t, r, Options{})
-	l.fallback = &stderr
+	stderr := &syncBuffer{}
+	l := newLogger(t, r, Options{fallbackTo: stderr})
 	const workers, each = 4, 5
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -314,17 +377,26 @@ func TestConcurrentLog(t *testing.T) {
 	}
 }
 
+// TestLogAfterClose: nothing is logged after Close, to syslog or stderr
+// (pcheck's last line is its stop).
 func TestLogAfterClose(t *testing.T) {
 	r := syslogtest.Listen(t)
-	var stderr bytes.Buffer
-	l := newLogger(t, r, Options{})
-	l.fallback = &stderr
+	stderr := &syncBuffer{}
+	l := newLogger(t, r, Options{Stderr: stderr})
+	l.Log(Info("before"))
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	l.Log(Info("late"))
-	if !strings.HasSuffix(stderr.String(), "]: late\n") {
-		t.Errorf("a line logged after Close is not on stderr: %q", stderr.String())
+	r.WaitText(t, "before", wait)
+	marker(t, r)
+	for _, line := range r.Lines() {
+		if line.Text == "late" {
+			t.Errorf("a line logged after Close reached syslog: %q", line.Raw)
+		}
+	}
+	if strings.Contains(stderr.String(), "late") {
+		t.Errorf("a line logged after Close reached stderr: %q", stderr.String())
 	}
 }
 
@@ -377,22 +449,15 @@ func BenchmarkLog(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	var stderr bytes.Buffer
-	l.fallback = &stderr
 	m := Up("httpd", 1234)
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Log(m)
 	}
-	b.StopTimer()
-	if stderr.Len() > 0 {
-		b.Logf("some lines fell back to stderr: %d bytes", stderr.Len())
-	}
 }
 
 func BenchmarkLogNoSyslog(b *testing.B) {
-	var stderr bytes.Buffer
-	l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: filepath.Join(b.TempDir(), "missing.sock"), Stderr: &stderr})
+	l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: filepath.Join(b.TempDir(), "missing.sock"), Stderr: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -400,6 +465,5 @@ func BenchmarkLogNoSyslog(b *testing.B) {
 	m := Up("httpd", 1234)
 	for b.Loop() {
 		l.Log(m)
-		stderr.Reset()
 	}
 }

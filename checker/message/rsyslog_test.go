@@ -1,50 +1,65 @@
 package message
 
 import (
-	"bytes"
 	"os"
-	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcheck/pcheck/checker/syslogtest"
 )
 
-// TestRsyslog sends every catalogue line through a real rsyslogd and finds
-// each byte for byte in the files it writes.
+// TestRsyslog sends every catalogue line through a real rsyslogd on its
+// stock settings and finds each, as a whole line, in the files it writes
+// with its stock templates: the traditional format, RSYSLOG_FileFormat and
+// the protocol-23 format with the <PRI>.
 func TestRsyslog(t *testing.T) {
 	rs := syslogtest.StartRsyslogd(t)
-	socket := rs.Socket
+	traditional := syslogtest.FileTail(t, rs.TraditionalLog())
+	file := syslogtest.FileTail(t, rs.FileLog())
 	pri := syslogtest.FileTail(t, rs.PriLog())
-	files := []*syslogtest.Receiver{
-		syslogtest.FileTail(t, rs.FileLog()),
-		syslogtest.FileTail(t, rs.TraditionalLog()),
-	}
-	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// rsyslog drops the local domain unless PreserveFQDN is on.
-	shortHost, _, _ := strings.Cut(host, ".")
 
-	var stderr bytes.Buffer
-	l, err := New(Options{Ident: IdentPcheck, Facility: "local3", Network: "unixgram", Addr: socket})
+	fallback := &syncBuffer{}
+	l, err := New(Options{Ident: IdentPcheck, Facility: "local3", Network: "unixgram", Addr: rs.Socket, fallbackTo: fallback})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	l.fallback = &stderr
 
+	pid := os.Getpid()
 	for _, w := range wants {
+		from := time.Now()
 		l.Log(w.msg)
-		checkLine(t, pri.WaitText(t, w.text, wait), w, FacilityLocal3)
-		for _, f := range files {
-			got := f.WaitText(t, w.text, wait)
-			if got.Ident != w.ident || got.Pid != os.Getpid() || (got.Host != host && got.Host != shortHost) {
-				t.Errorf("%s in %s: %q parsed as %+v; want %s[%d] on %s", w.id, f.Addr(), got.Raw, got, w.ident, os.Getpid(), host)
-			}
-		}
+		tl := traditional.WaitText(t, w.text, wait)
+		fl := file.WaitText(t, w.text, wait)
+		pl := pri.WaitText(t, w.text, wait)
+		to := time.Now()
+		syslogtest.CheckTraditional(t, tl.Raw, w.ident, pid, w.text, from, to)
+		syslogtest.CheckFileFormat(t, fl.Raw, w.ident, pid, w.text, from, to)
+		syslogtest.CheckProtocol(t, pl.Raw, int(FacilityLocal3), int(w.priority), w.ident, pid, w.text, from, to)
 	}
-	if stderr.Len() != 0 {
-		t.Errorf("lines fell back to stderr:\n%s", stderr.String())
+	if s := fallback.String(); s != "" {
+		t.Errorf("lines fell back to stderr:\n%s", s)
+	}
+}
+
+// TestRsyslogUDP: over udp a line carries the time and this host's name,
+// and a stock rsyslog's imudp records it as a whole line with both.
+func TestRsyslogUDP(t *testing.T) {
+	rs := syslogtest.StartRsyslogd(t)
+	traditional := syslogtest.FileTail(t, rs.TraditionalLog())
+	pri := syslogtest.FileTail(t, rs.PriLog())
+	l, err := New(Options{Ident: IdentPcheck, Facility: "local3", Network: "udp", Addr: rs.UDP, fallbackTo: &syncBuffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	from := time.Now()
+	for _, m := range []Message{Down("httpd", 42), PadminCommand("stop", "w.pfile")} {
+		l.Log(m)
+		tl := traditional.WaitText(t, m.Text, wait)
+		pl := pri.WaitText(t, m.Text, wait)
+		to := time.Now()
+		syslogtest.CheckTraditional(t, tl.Raw, m.Ident, os.Getpid(), m.Text, from, to)
+		syslogtest.CheckProtocol(t, pl.Raw, int(FacilityLocal3), int(m.Priority), m.Ident, os.Getpid(), m.Text, from, to)
 	}
 }

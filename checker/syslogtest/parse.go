@@ -23,6 +23,9 @@ type Line struct {
 	Pid                int // 0 when the tag has no [pid]
 	Text               string
 	Raw                string // the datagram or file line, trailing newline removed
+	// Datagram is the datagram exactly as received, trailing newline
+	// included; "" for a line read from a file.
+	Datagram string
 }
 
 // String returns the raw line.
@@ -31,13 +34,17 @@ func (l Line) String() string { return l.Raw }
 // Parse reads one line in any of the formats go-syslog sends or rsyslog
 // writes:
 //
-//	<PRI>Mmm dd hh:mm:ss tag[pid]: text             go-syslog, local socket
-//	<PRI>RFC3339 host tag[pid]: text                go-syslog, DialLogger
+//	<PRI>Mmm dd hh:mm:ss tag[pid]: text             local socket (glibc's syslog(3), pcheck)
+//	<PRI>RFC3339 host tag[pid]: text                network (go-syslog, RSYSLOG_ForwardFormat)
 //	RFC3339 host tag[pid]: text                     rsyslog file (RSYSLOG_FileFormat)
 //	Mmm dd hh:mm:ss host tag[pid]: text             rsyslog file (traditional)
+//	<PRI>1 RFC3339 host tag pid msgid sd  text      rsyslog file (RSYSLOG_SyslogProtocol23Format)
 //
 // The <PRI> prefix, the host and the [pid] are each optional. Text is
-// everything after the single space that follows "tag:".
+// everything after the single space that follows "tag:". In the RFC 5424
+// layout (version 1), written by rsyslog from a local message, the message
+// keeps the space that followed the tag's colon: Text is what follows the
+// structured data and that space, and a "-" pid is 0.
 func Parse(raw string) (Line, error) {
 	raw = strings.TrimSuffix(raw, "\n")
 	l := Line{Facility: -1, Severity: -1, Raw: raw}
@@ -58,6 +65,9 @@ func Parse(raw string) (Line, error) {
 		rest = rest[end+1:]
 	}
 
+	if l.Facility >= 0 && strings.HasPrefix(rest, "1 ") {
+		return parse5424(l, rest[2:], bad)
+	}
 	switch {
 	case rest != "" && rest[0] >= '0' && rest[0] <= '9':
 		ts, after, ok := strings.Cut(rest, " ")
@@ -102,5 +112,32 @@ func Parse(raw string) (Line, error) {
 		return bad("empty tag")
 	}
 	l.Ident, l.Text = tag, after
+	return l, nil
+}
+
+// parse5424 reads the fields after "<PRI>1 ": timestamp, host, app, procid,
+// msgid and structured data ("-" only), then the message.
+func parse5424(l Line, rest string, bad func(string) (Line, error)) (Line, error) {
+	f := strings.SplitN(rest, " ", 7)
+	if len(f) < 6 {
+		return bad("short RFC 5424 header")
+	}
+	if _, err := time.Parse(time.RFC3339Nano, f[0]); err != nil {
+		return bad("bad RFC 3339 timestamp")
+	}
+	if f[5] != "-" {
+		return bad("structured data other than -")
+	}
+	l.Timestamp, l.Host, l.Ident = f[0], f[1], f[2]
+	if f[3] != "-" {
+		pid, err := strconv.Atoi(f[3])
+		if err != nil {
+			return bad("bad procid")
+		}
+		l.Pid = pid
+	}
+	if len(f) == 7 {
+		l.Text = strings.TrimPrefix(f[6], " ")
+	}
 	return l, nil
 }

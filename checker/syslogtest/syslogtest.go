@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxSocketPath keeps socket paths inside sun_path (108 bytes on Linux).
@@ -35,6 +37,12 @@ type Receiver struct {
 	closeOnce sync.Once
 	stop      func() // ends the reading goroutine
 	done      chan struct{}
+
+	// A socket receiver only: Pause and Resume, SetReadDelay.
+	conn      *net.UnixConn
+	paused    chan struct{} // non-nil while paused; closed by Resume
+	parked    chan struct{} // receives when the reader has stopped reading
+	readDelay time.Duration
 }
 
 func newReceiver(addr string) *Receiver {
@@ -67,7 +75,10 @@ func ListenAt(t testing.TB, path string) *Receiver {
 		t.Fatalf("syslogtest: listening on %s: %v", path, err)
 	}
 	r := newReceiver(path)
+	r.conn = conn
+	r.parked = make(chan struct{}, 1)
 	r.stop = func() {
+		r.Resume()
 		conn.Close()
 		os.Remove(path)
 	}
@@ -75,15 +86,113 @@ func ListenAt(t testing.TB, path string) *Receiver {
 		defer close(r.done)
 		buf := make([]byte, 64<<10)
 		for {
+			r.gate()
 			n, _, err := conn.ReadFrom(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // Pause interrupted the read
+			}
 			if err != nil {
 				return
 			}
-			r.add(string(buf[:n]))
+			r.addDatagram(string(buf[:n]))
+			r.mu.Lock()
+			delay := r.readDelay
+			r.mu.Unlock()
+			if delay > 0 {
+				time.Sleep(delay) // a slow syslog daemon: simulated, not a synchronisation
+			}
 		}
 	}()
 	t.Cleanup(r.Close)
 	return r
+}
+
+// gate blocks the reading goroutine while the receiver is paused.
+func (r *Receiver) gate() {
+	r.mu.Lock()
+	paused := r.paused
+	r.mu.Unlock()
+	if paused == nil {
+		return
+	}
+	select {
+	case r.parked <- struct{}{}:
+	default:
+	}
+	<-paused
+	r.conn.SetReadDeadline(time.Time{})
+}
+
+// Pause stops reading the socket, as a syslog daemon that hangs: datagrams
+// queue in the kernel until its queue is full (net.unix.max_dgram_qlen,
+// 10 by default), and then writers block. It returns once the reading
+// goroutine has stopped; no datagram is read until Resume.
+func (r *Receiver) Pause(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	if r.conn == nil {
+		r.mu.Unlock()
+		t.Fatal("syslogtest: Pause on a file receiver")
+	}
+	if r.paused != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.paused = make(chan struct{})
+	r.mu.Unlock()
+	r.conn.SetReadDeadline(time.Now()) // interrupts a read under way
+	select {
+	case <-r.parked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("syslogtest: the reader did not stop within 10s")
+	}
+}
+
+// Resume reads the socket again after Pause.
+func (r *Receiver) Resume() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.paused != nil {
+		close(r.paused)
+		r.paused = nil
+	}
+}
+
+// SetReadDelay makes the receiver slow: after each datagram it waits d
+// before reading the next one (0: read at once).
+func (r *Receiver) SetReadDelay(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.readDelay = d
+}
+
+// FillText is the text of the datagrams Fill sends, under ident syslogtest.
+const FillText = "filling the queue"
+
+// Fill pauses the receiver and sends it datagrams until the kernel refuses
+// more: a receiver that is there but takes nothing, so that every write to
+// it blocks. It returns how many datagrams it queued; they are received,
+// with text FillText, after Resume.
+func (r *Receiver) Fill(t testing.TB) int {
+	t.Helper()
+	r.Pause(t)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("syslogtest: Fill: %v", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: r.addr}); err != nil {
+		t.Fatalf("syslogtest: Fill: connecting to %s: %v", r.addr, err)
+	}
+	msg := []byte("<30>Jan  1 00:00:00 syslogtest: " + FillText)
+	for n := 0; ; n++ {
+		if _, err := unix.Write(fd, msg); err != nil {
+			if errors.Is(err, unix.EAGAIN) && n > 0 {
+				return n
+			}
+			t.Fatalf("syslogtest: Fill: writing to %s after %d datagrams: %v", r.addr, n, err)
+		}
+	}
 }
 
 // FileTail follows the file at path, as written by a real rsyslogd,
@@ -155,11 +264,17 @@ func (r *Receiver) Close() {
 // add records one raw line. A line in no known format is kept with
 // Facility and Severity -1 and its whole raw text as Text, so that a
 // failing Wait shows it.
-func (r *Receiver) add(raw string) {
+func (r *Receiver) add(raw string) { r.addLine(raw, "") }
+
+// addDatagram records one datagram, keeping its exact bytes.
+func (r *Receiver) addDatagram(d string) { r.addLine(d, d) }
+
+func (r *Receiver) addLine(raw, datagram string) {
 	l, err := Parse(raw)
 	if err != nil {
 		l = Line{Facility: -1, Severity: -1, Text: l.Raw, Raw: l.Raw}
 	}
+	l.Datagram = datagram
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lines = append(r.lines, l)

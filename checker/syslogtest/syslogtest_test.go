@@ -24,12 +24,12 @@ func TestParse(t *testing.T) {
 		want Line
 	}{
 		{
-			name: "go-syslog local format",
+			name: "local format",
 			raw:  "<27>Nov  5 17:00:00 pcheck[123]: ('httpd' ,pid=42) Up\n",
 			want: Line{Facility: 3, Severity: 3, Timestamp: "Nov  5 17:00:00", Ident: "pcheck", Pid: 123, Text: "('httpd' ,pid=42) Up"},
 		},
 		{
-			name: "go-syslog network format",
+			name: "network format",
 			raw:  "<158>2026-11-25T17:00:00+09:00 host1 padmin[7]: Command execute. [stop] pfile='/etc/p: x'\n",
 			want: Line{Facility: 19, Severity: 6, Timestamp: "2026-11-25T17:00:00+09:00", Host: "host1", Ident: "padmin", Pid: 7, Text: "Command execute. [stop] pfile='/etc/p: x'"},
 		},
@@ -47,6 +47,16 @@ func TestParse(t *testing.T) {
 			name: "tag without pid",
 			raw:  "2026-11-25T17:00:00.000000+00:00 vm rsyslogd: [origin software=\"rsyslogd\"] start",
 			want: Line{Facility: -1, Severity: -1, Timestamp: "2026-11-25T17:00:00.000000+00:00", Host: "vm", Ident: "rsyslogd", Text: "[origin software=\"rsyslogd\"] start"},
+		},
+		{
+			name: "rsyslog protocol-23 format",
+			raw:  "<27>1 2026-11-25T17:00:00.000000+00:00 vm pcheck 123 - -   two  spaces \n",
+			want: Line{Facility: 3, Severity: 3, Timestamp: "2026-11-25T17:00:00.000000+00:00", Host: "vm", Ident: "pcheck", Pid: 123, Text: " two  spaces "},
+		},
+		{
+			name: "rsyslog protocol-23 format, no procid, empty text",
+			raw:  "<14>1 2026-11-25T17:00:00.000000+00:00 vm pcheck - - - ",
+			want: Line{Facility: 1, Severity: 6, Timestamp: "2026-11-25T17:00:00.000000+00:00", Host: "vm", Ident: "pcheck", Text: ""},
 		},
 		{
 			name: "empty text",
@@ -232,5 +242,43 @@ func TestFileTail(t *testing.T) {
 		if l.Text == "sec" {
 			t.Errorf("a partial line was parsed: %+v", l)
 		}
+	}
+}
+
+// TestFillBlocksWriters: a filled receiver takes no datagram (a writer
+// would block) until Resume, and then receives what was queued, the exact
+// bytes kept in Datagram.
+func TestFillBlocksWriters(t *testing.T) {
+	r := Listen(t)
+	n := r.Fill(t)
+	c, err := net.Dial("unixgram", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := c.Write([]byte("<30>Nov 25 17:00:00 pcheck[1]: blocked\n")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a filled receiver: %v; want a timeout", err)
+	}
+	if got := len(r.Lines()); got != 0 {
+		t.Fatalf("a paused receiver read %d datagrams", got)
+	}
+	r.Resume()
+	c.SetWriteDeadline(time.Now().Add(wait))
+	if _, err := c.Write([]byte("<30>Nov 25 17:00:00 pcheck[1]: taken\n")); err != nil {
+		t.Fatal(err)
+	}
+	l := r.WaitText(t, "taken", wait)
+	if l.Datagram != "<30>Nov 25 17:00:00 pcheck[1]: taken\n" || l.Raw != strings.TrimSuffix(l.Datagram, "\n") {
+		t.Errorf("datagram kept as %q, raw %q", l.Datagram, l.Raw)
+	}
+	fill := 0
+	for _, l := range r.Lines() {
+		if l.Text == FillText {
+			fill++
+		}
+	}
+	if fill != n {
+		t.Errorf("%d fill datagrams received after Resume; Fill queued %d", fill, n)
 	}
 }

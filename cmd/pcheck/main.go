@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/pcheck/pcheck/checker/message"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -26,6 +28,7 @@ const usage = `usage: pcheck [options] PFILE...
       --state-dir    retry and reboot counts, pid locks (default /var/lib/pcheck)
       --run-dir      control sockets (default /run/pcheck)
       --syslog       NETWORK:ADDRESS of the syslog receiver (default: the local /dev/log)
+      --fallback-log with -D: where lines go that syslog cannot take (default /var/log/pcheck.log)
       --metrics      HOST:PORT to serve Prometheus metrics on /metrics (default: off)
       --version      print the version
 `
@@ -33,7 +36,7 @@ const usage = `usage: pcheck [options] PFILE...
 // options is the parsed command line.
 type options struct {
 	check, syntaxOnly, json, daemon, force, watch, version bool
-	stateDir, runDir, syslog, metrics                      string
+	stateDir, runDir, syslog, metrics, fallbackLog         string
 	pfiles                                                 []string
 }
 
@@ -53,6 +56,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/pcheck", "")
 	fs.StringVar(&o.runDir, "run-dir", "/run/pcheck", "")
 	fs.StringVar(&o.syslog, "syslog", "", "")
+	fs.StringVar(&o.fallbackLog, "fallback-log", message.DefaultFallbackFile, "")
 	fs.StringVar(&o.metrics, "metrics", "", "")
 	// Options and pfiles may come in any order.
 	for {

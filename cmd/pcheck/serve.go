@@ -30,6 +30,7 @@ func serve(o *options, stderr io.Writer) int {
 		RunDir:        o.runDir,
 		SyslogNetwork: network,
 		SyslogAddr:    addr,
+		FallbackLog:   o.fallbackLog,
 		Stderr:        stderr,
 		MetricsAddr:   o.metrics,
 	})
