@@ -95,6 +95,13 @@ func openAppend(path string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
+	// A file someone else owns, or a second name of another file (a
+	// hard link planted in a directory others may write, such as a
+	// group-writable /var/log), is never appended to as root.
+	if (st.Uid != 0 && int(st.Uid) != os.Geteuid()) || st.Nlink != 1 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: owned by uid %d with %d links; pcheck appends only to its own file with one name", path, st.Uid, st.Nlink)
+	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_WRONLY|unix.O_APPEND); err != nil {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "fcntl", Path: path, Err: err}

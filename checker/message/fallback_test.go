@@ -86,3 +86,42 @@ func TestFallbackFileRefusesSymlink(t *testing.T) {
 		t.Errorf("a file was created through a dangling symlink: %v", err)
 	}
 }
+
+// A second name of another file (a hard link planted where others may
+// write) and a file another user owns are never appended to.
+func TestFallbackFileRefusesLinkAndForeignOwner(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "shadow")
+	if err := os.WriteFile(target, []byte("root:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(dir, "linked.log")
+	if err := os.Link(target, linked); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(dir, "foreign.log")
+	if err := os.WriteFile(foreign, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(foreign, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{foreign, linked} {
+		l, err := New(Options{Ident: IdentPcheck, Network: "unixgram", Addr: filepath.Join(dir, "missing.sock"), FallbackFile: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Log(Info("through the link"))
+		l.Close()
+	}
+	if b, _ := os.ReadFile(target); string(b) != "root:x:0:0\n" {
+		t.Errorf("the hard link's other name was written: %q", b)
+	}
+	if os.Geteuid() == 0 {
+		if b, _ := os.ReadFile(foreign); len(b) != 0 {
+			t.Errorf("a file owned by nobody was written: %q", b)
+		}
+	}
+}
