@@ -41,6 +41,9 @@ func TestCrashOutputKept(t *testing.T) {
 	pid := e.waitProcess(s.key(), "Up", isUp).Pids[0]
 	e.log.WaitText(t, fmt.Sprintf("restart script ('%s'): starting run 1", self), 30*time.Second)
 
+	// The service says "serving" once its SIGUSR1 handler is in place;
+	// before that, a Go program drops SIGUSR1 and the test would hang.
+	waitServing(t, filepath.Join(e.dir, "state"))
 	syscall.Kill(pid, syscall.SIGUSR1)
 	down := fmt.Sprintf("Process ['%s',pid=%d] Down", self, pid)
 	fatal := fmt.Sprintf("last output ('%s'): FATAL: disk full", self)
@@ -95,10 +98,26 @@ func TestCrashOutputKept(t *testing.T) {
 	if !found {
 		t.Fatalf("no down event with the FATAL line among %v", evs)
 	}
-	if r := e.ok("events", e.pfile); true {
-		t.Logf("%s\n%v", r.stdout, e.log.Lines())
-	}
 	if r := e.ok("events", e.pfile); !strings.Contains(r.stdout, "FATAL: disk full") {
 		t.Fatalf("padmin events does not show the FATAL line:\n%s", r.stdout)
+	}
+}
+
+// waitServing waits until the service's output file in the state
+// directory says "serving".
+func waitServing(t *testing.T, stateDir string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		outs, _ := filepath.Glob(filepath.Join(stateDir, "*.out"))
+		for _, o := range outs {
+			if b, _ := os.ReadFile(o); strings.Contains(string(b), "serving\n") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service did not say \"serving\" in %v within 30s", outs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
