@@ -509,9 +509,17 @@ func TestMonitorListen(t *testing.T) {
 			t.Fatalf("%s: accepted connections %q (%v)", log, b, err)
 		}
 	}
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(closerPort)))
-	if err != nil {
-		t.Fatal(err)
+	// A monitor shows Ok from its start, before its first attempt: the
+	// restarted server may not listen yet, so the dial is retried.
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(closerPort))); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted server does not listen: %v", err)
+		}
 	}
 	c.Close()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
