@@ -28,6 +28,11 @@ import (
 // are tried one after another (no Happy Eyeballs race, whose losing
 // attempt could outlive Run), and TCP keep-alive stays off (the kernel's
 // default): a connection lives for one exchange.
+//
+// What fails on pcheck's side is told apart from what the peer did (see
+// failure): a socket(2) without descriptors or memory, a setsockopt or
+// poll(2) that fails, make the attempt Unknown; whatever connect(2), read
+// and write return is the service's answer.
 
 // fastWait bounds the wait for the peer in poll(2), which blocks the
 // probe's goroutine and its thread; a healthy local service mostly answers
@@ -185,7 +190,7 @@ func connect(ctx context.Context, a netip.AddrPort, deadline time.Time) (*conn, 
 	c := &conn{fd: fd, remote: a, ctx: ctx, deadline: deadline}
 	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
 		c.Close()
-		return nil, os.NewSyscallError("setsockopt SO_LINGER", err)
+		return nil, broken(os.NewSyscallError("setsockopt SO_LINGER", err))
 	}
 	switch err := unix.Connect(fd, sa); err {
 	case nil:
@@ -335,7 +340,7 @@ func (c *conn) wait(events int16) (revents int16, err error) {
 	}
 	rc, err := c.file.SyscallConn()
 	if err != nil {
-		return 0, err
+		return 0, broken(err)
 	}
 	// The callback reports ready the second time it is called: after
 	// the poller has seen the socket ready.
@@ -379,7 +384,7 @@ func (c *conn) poll(events int16) (int16, error) {
 			continue
 		}
 		if err != nil {
-			return 0, os.NewSyscallError("ppoll", err)
+			return 0, broken(os.NewSyscallError("ppoll", err))
 		}
 		if n > 0 {
 			return fds[0].Revents, nil
@@ -398,7 +403,7 @@ func (c *conn) toPoller() error {
 	c.file = f
 	if !c.deadline.IsZero() {
 		if err := f.SetDeadline(c.deadline); err != nil {
-			return err // not pollable: a wait could not be bounded
+			return broken(err) // not pollable: a wait could not be bounded
 		}
 	}
 	c.release = context.AfterFunc(c.ctx, func() { _ = f.SetDeadline(longAgo) })
@@ -428,7 +433,7 @@ func lingerZero(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	if serr != nil {
-		return os.NewSyscallError("setsockopt SO_LINGER", serr)
+		return broken(os.NewSyscallError("setsockopt SO_LINGER", serr))
 	}
 	return nil
 }

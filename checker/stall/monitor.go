@@ -107,17 +107,18 @@ func targetText(m pfile.Monitor) string {
 // tree is the probe.TreeFunc of the listen and children probes: the main
 // watched process first, then its descendants, then the other watched
 // processes of the entry (count > 1) with theirs. It is empty when the
-// main process is gone: the engine is about to report it down.
-func (m *monitor) tree() []probe.ProcName {
+// main process is gone: the engine is about to report it down. A /proc
+// that cannot be scanned is an error: the attempt is Unknown.
+func (m *monitor) tree() ([]probe.ProcName, error) {
 	m.s.mu.Lock()
 	pids := slices.Clone(m.pids)
 	m.s.mu.Unlock()
 	if len(pids) == 0 {
-		return nil
+		return nil, nil
 	}
 	all, err := m.s.scan()
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	byPid := make(map[int]proc.Info, len(all))
 	for _, p := range all {
@@ -135,7 +136,7 @@ func (m *monitor) tree() []probe.ProcName {
 		p, ok := byPid[id.Pid]
 		if !ok || p.Start != id.Start || p.Dead() {
 			if i == 0 {
-				return nil
+				return nil, nil
 			}
 			continue
 		}
@@ -146,7 +147,7 @@ func (m *monitor) tree() []probe.ProcName {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // loop is one run: attempts every interval until the run is paused (ctx)
