@@ -224,6 +224,7 @@ func (d *daemon) run(ctx context.Context) int {
 			ScriptOutputDir: d.o.StateDir,
 			OnEvent:         p.rec.Event,
 			OnState:         sched.OnState,
+			DumpMonitors:    func() any { return p.monitorStatus() },
 		})
 		if err != nil {
 			cancel()
