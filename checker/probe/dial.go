@@ -30,9 +30,9 @@ import (
 // default): a connection lives for one exchange.
 //
 // What fails on pcheck's side is told apart from what the peer did (see
-// failure): a socket(2) without descriptors or memory, a setsockopt or
-// poll(2) that fails, make the attempt Unknown; whatever connect(2), read
-// and write return is the service's answer.
+// failure): a socket(2), a setsockopt or a poll(2) that fails makes the
+// attempt Unknown; whatever connect(2), read and write return is the
+// service's answer.
 
 // fastWait bounds the wait for the peer in poll(2), which blocks the
 // probe's goroutine and its thread; a healthy local service mostly answers
@@ -109,20 +109,29 @@ func (t *target) opError(to *netip.AddrPort, err error) error {
 // dial connects to the target within ctx, trying each address in turn.
 // Each address but the last gets a share of the time left, as net.Dialer
 // gives it, so that one that drops the connection request does not use it
-// all. The error is the first address's.
+// all. The error is the first address's that the service gave, or the
+// first of pcheck's side when no address got that far: "localhost" on a
+// host without IPv6 (socket(2) fails for ::1) whose server refuses on
+// 127.0.0.1 is a failure, not an Unknown attempt.
 func (t *target) dial(ctx context.Context) (*conn, error) {
 	addrs, err := t.addrs(ctx)
 	if err != nil {
 		return nil, err
 	}
 	deadline, _ := ctx.Deadline()
-	var first error
+	var first, ours error // the first of the service's side, of pcheck's
+	note := func(err error) {
+		switch {
+		case !pcheckSide(err) && first == nil:
+			first = err
+		case pcheckSide(err) && ours == nil:
+			ours = err
+		}
+	}
 	for i, a := range addrs {
 		partial, err := partialDeadline(time.Now(), deadline, len(addrs)-i)
 		if err != nil {
-			if first == nil {
-				first = t.opError(&a, err)
-			}
+			note(t.opError(&a, err))
 			break
 		}
 		c, err := connect(ctx, a, partial)
@@ -130,12 +139,13 @@ func (t *target) dial(ctx context.Context) (*conn, error) {
 			c.setDeadline(deadline) // the whole attempt's from now on
 			return c, nil
 		}
-		if first == nil {
-			first = t.opError(&a, err)
-		}
+		note(t.opError(&a, err))
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if first == nil {
+		first = ours
 	}
 	if first == nil {
 		first = t.opError(nil, &net.AddrError{Err: "no suitable address found", Addr: t.host})

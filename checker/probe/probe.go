@@ -24,7 +24,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -79,7 +78,7 @@ func success(start time.Time, detail string) Result {
 }
 
 // failure builds a failed Result from err, or an Unknown one when err is of
-// pcheck's own side (cannotRun, or a socket(2) that ran out of resources).
+// pcheck's own side (cannotRun, or a socket(2) that failed).
 // An attempt cut short by ctx or by a descriptor deadline is reported as
 // "timeout" (or "canceled"), its error made to satisfy errors.Is(err,
 // context.DeadlineExceeded).
@@ -115,24 +114,18 @@ func (e *cannotRun) Unwrap() error { return e.err }
 func broken(err error) error { return &cannotRun{err: err} }
 
 // pcheckSide reports whether err means that the attempt could not be made:
-// marked by broken, or socket(2) failing for lack of descriptors or memory
-// (EMFILE, ENFILE, ENOBUFS, ENOMEM). A failed connect(2) is the service's
-// side, whatever its errno.
+// marked by broken, or socket(2) failing, whatever the errno (EMFILE,
+// ENFILE, ENOBUFS, ENOMEM for lack of descriptors or memory; EACCES,
+// EAFNOSUPPORT where the host forbids or lacks the family): nothing has
+// reached the service yet. A failed connect(2) is the service's side,
+// whatever its errno.
 func pcheckSide(err error) bool {
 	var cr *cannotRun
 	if errors.As(err, &cr) {
 		return true
 	}
 	var se *os.SyscallError
-	if !errors.As(err, &se) || se.Syscall != "socket" {
-		return false
-	}
-	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
-		if errors.Is(se.Err, errno) {
-			return true
-		}
-	}
-	return false
+	return errors.As(err, &se) && se.Syscall == "socket"
 }
 
 // detailOf returns the short part of an error: "connect: connection

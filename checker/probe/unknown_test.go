@@ -147,9 +147,9 @@ func TestUnknownOutOfDescriptors(t *testing.T) {
 	}
 }
 
-// TestUnknownSocketErrno: socket(2) without descriptors or memory is
-// pcheck's side; the same errno from connect(2), and what a peer answers,
-// is the service's.
+// TestUnknownSocketErrno: socket(2) failing is pcheck's side, whatever the
+// errno; the same errno from connect(2), and what a peer answers, is the
+// service's.
 func TestUnknownSocketErrno(t *testing.T) {
 	for _, tc := range []struct {
 		err     error
@@ -160,7 +160,8 @@ func TestUnknownSocketErrno(t *testing.T) {
 		{os.NewSyscallError("socket", syscall.ENOBUFS), true},
 		{os.NewSyscallError("socket", syscall.ENOMEM), true},
 		{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}, true},
-		{os.NewSyscallError("socket", syscall.EAFNOSUPPORT), false},
+		{os.NewSyscallError("socket", syscall.EAFNOSUPPORT), true},
+		{os.NewSyscallError("socket", syscall.EACCES), true},
 		{os.NewSyscallError("connect", syscall.ENOBUFS), false},
 		{os.NewSyscallError("connect", syscall.ECONNREFUSED), false},
 		{fmt.Errorf("status line: %w", ErrBadStatusLine), false},
