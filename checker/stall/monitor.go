@@ -206,9 +206,9 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 //
 // An Unknown attempt (pcheck could not make it) is neither a success nor
 // a failure: it ends the series of failures in progress, since a stall
-// needs the service seen failing for the whole failover time and for that
-// while it was not seen at all. The next attempt that is made starts a new
-// series if it fails.
+// needs the service seen failing for the whole failover time and while
+// Unknown it was not seen at all. The next attempt that is made starts a
+// new series if it fails.
 func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (stalled bool, pid int, current bool, unknown string) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
