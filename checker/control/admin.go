@@ -236,7 +236,7 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
 	for _, m := range st.Monitors {
 		lastOK := "-"
-		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled {
+		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
 			lastOK = fmt.Sprintf("%ds ago", int64(m.SinceSuccessSeconds))
 		}
 		lat := "-"

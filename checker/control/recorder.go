@@ -19,6 +19,9 @@ type Attempt struct {
 	Process string
 	Monitor string
 	OK      bool
+	// Unknown: the attempt could not be made (pcheck's side). It is
+	// neither a check nor a failure in the statistics, nor a latency.
+	Unknown bool
 	Latency time.Duration
 }
 
@@ -89,6 +92,9 @@ func (r *Recorder) Event(ev engine.Event) {
 // Attempt records one stall monitor attempt: a check, a failure when it
 // failed, and its latency.
 func (r *Recorder) Attempt(a Attempt) {
+	if a.Unknown {
+		return
+	}
 	c := Counts{Checks: 1}
 	if !a.OK {
 		c.Failures = 1

@@ -62,7 +62,11 @@ type ProcessStatus struct {
 	LastReason     string `json:"last_reason,omitempty"`
 }
 
-// The states of a stall monitor (MonitorStatus.State).
+// The states of a stall monitor (MonitorStatus.State): the names of
+// stall.State, which defines them, spelled here so that padmin does not
+// link the probes (the metrics test checks that both agree). The protocol
+// carries them as text, so a padmin older than its pcheck still shows a
+// state it does not know.
 const (
 	MonitorOk      = "Ok"
 	MonitorInDoubt = "In doubt"
@@ -71,6 +75,9 @@ const (
 	// MonitorStopped: stall monitoring of the block has ended (PS_EXEC
 	// error=1 after a stall, or a kill that failed).
 	MonitorStopped = "Stopped"
+	// MonitorUnknown: the last attempt could not be made because of
+	// pcheck's own side; LastError says why. Never a stall.
+	MonitorUnknown = "Unknown"
 )
 
 // MonitorStatus is the state of one stall monitor (a _bi_* block).
@@ -81,7 +88,7 @@ type MonitorStatus struct {
 	// Monitor names the block: its kind and target ("webserv
 	// 127.0.0.1:80").
 	Monitor string `json:"monitor"`
-	State   string `json:"state"` // Ok, In doubt, Stalled, Paused, Stopped
+	State   string `json:"state"` // Ok, In doubt, Stalled, Paused, Stopped, Unknown
 	// SinceSuccessSeconds is the time since the last successful attempt
 	// (since monitoring started when none succeeded yet).
 	SinceSuccessSeconds float64 `json:"since_success_seconds"`
@@ -91,7 +98,9 @@ type MonitorStatus struct {
 	Stalls int64 `json:"stalls"`
 	// LastLatencySeconds is how long the last attempt took.
 	LastLatencySeconds float64 `json:"last_latency_seconds"`
-	LastError          string  `json:"last_error,omitempty"`
+	// LastError is why the last attempt failed or, while Unknown, why it
+	// could not be made.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // RulesResult is the answer to CmdRules: the effective rules as JSON (the

@@ -85,7 +85,7 @@ func (d *daemon) rebootCount(p *runningPfile) (int, bool) {
 // attempt feeds one stall-monitor attempt to the statistics and the
 // latency histogram, under the monitor name status and the metrics use.
 func (p *runningPfile) attempt(a stall.Attempt) {
-	p.rec.Attempt(control.Attempt{Process: a.Process, Monitor: monitorName(a.Kind, a.Target), OK: a.OK, Latency: a.Latency})
+	p.rec.Attempt(control.Attempt{Process: a.Process, Monitor: monitorName(a.Kind, a.Target), OK: a.OK, Unknown: a.Unknown, Latency: a.Latency})
 }
 
 // monitorName names a monitor "<kind> <target>" in status and metrics.

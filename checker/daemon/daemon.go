@@ -245,6 +245,7 @@ func (d *daemon) run(ctx context.Context) int {
 			ScriptOutputDir: d.outputDir(),
 			OnEvent:         p.rec.Event,
 			OnState:         sched.OnState,
+			DumpMonitors:    func() any { return p.monitorStatus() },
 		})
 		if err != nil {
 			cancel()

@@ -114,6 +114,9 @@ type Options struct {
 	// OnState, when set, is called when an entry becomes Up (with its
 	// pids) or leaves Up, for the stall monitors. Return quickly.
 	OnState func(StateChange)
+	// DumpMonitors, when set, gives the stall monitors' states that the
+	// state dump shows beside the process entries ("monitors").
+	DumpMonitors func() any
 }
 
 // Instance watches the processes of one pfile.
@@ -128,6 +131,9 @@ type Instance struct {
 	onState func(StateChange)
 	scanner scanner
 	started time.Time
+
+	// dumpMonitors is Options.DumpMonitors.
+	dumpMonitors func() any
 
 	// rescanner serves the re-checks of entries that follow processes
 	// already found: /proc/PID/stat is all they need (proc.ScanStat).
@@ -168,6 +174,7 @@ func New(o Options) (*Instance, error) {
 		finish:  make(chan Result, 1),
 	}
 	in.rescanner.scan = proc.ScanStat
+	in.dumpMonitors = o.DumpMonitors
 	if in.clock == nil {
 		in.clock = realClock{}
 	}
@@ -481,11 +488,19 @@ func (in *Instance) Snapshot() Status {
 	return st
 }
 
-// Dump writes the Snapshot as indented JSON.
+// Dump writes the Snapshot as indented JSON, with the stall monitors'
+// states (Options.DumpMonitors) under "monitors".
 func (in *Instance) Dump(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(in.Snapshot())
+	dump := struct {
+		Status
+		Monitors any `json:"monitors,omitempty"`
+	}{Status: in.Snapshot()}
+	if in.dumpMonitors != nil {
+		dump.Monitors = in.dumpMonitors()
+	}
+	return enc.Encode(dump)
 }
 
 // DumpFile writes the Snapshot to DumpFileName; it does nothing when the

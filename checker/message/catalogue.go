@@ -76,6 +76,7 @@ const (
 	IDStop              ID = "stop"
 	IDPfileError        ID = "pfile-error"
 	IDDropped           ID = "dropped"
+	IDMonitorUnknown    ID = "monitor-unknown"
 	IDInfo              ID = "info"
 	IDWarning           ID = "warning"
 	IDErr               ID = "err"
@@ -122,6 +123,7 @@ var catalogue = []Entry{
 	{IDStop, IdentPcheck, PriorityInfo, "pcheck stop. pfile='<pfile>'", false},
 	{IDPfileError, IdentPcheck, PriorityErr, "pfile error: <diagnostic>", false},
 	{IDDropped, IdentPcheck, PriorityWarning, "<n> syslog messages dropped", false},
+	{IDMonitorUnknown, IdentPcheck, PriorityWarning, "Monitor unknown ('<proc>') <block>: <reason>", false},
 	{IDInfo, IdentPcheck, PriorityInfo, "<text>", false},
 	{IDWarning, IdentPcheck, PriorityWarning, "<text>", false},
 	{IDErr, IdentPcheck, PriorityErr, "<text>", false},
@@ -239,6 +241,12 @@ func ListenStall(pid, port int) Message {
 // ChildStall reports a _bi_children stall: child is the missing child's name.
 func ChildStall(pid int, child string) Message {
 	return render(IDChildStall, "pid", itoa(pid), "name", child)
+}
+
+// MonitorUnknown reports a stall monitor whose probe cannot run because of
+// pcheck's own side (block is the block name, reason why): never a stall.
+func MonitorUnknown(proc, block, reason string) Message {
+	return render(IDMonitorUnknown, "proc", proc, "block", block, "reason", reason)
 }
 
 // CommandStall reports a CMD check stall: command is the check command.

@@ -72,5 +72,5 @@ func BenchmarkListen(b *testing.B) {
 	}
 	b.Cleanup(func() { l.Close() })
 	self := []int{os.Getpid()}
-	benchmark(b, Listen(l.Addr().(*net.TCPAddr).Port, "", func() []int { return self }))
+	benchmark(b, Listen(l.Addr().(*net.TCPAddr).Port, "", func() ([]int, error) { return self, nil }))
 }

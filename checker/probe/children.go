@@ -32,13 +32,15 @@ func (p ProcName) matches(name string) bool {
 // childrenProber checks that named processes are present in a tree.
 type childrenProber struct {
 	names []string
-	tree  func() []ProcName
+	tree  func() ([]ProcName, error)
 }
 
 // Children returns the _bi_children probe: every name must appear among
 // tree() by comm or by the base name of argv[0]. Result.Missing lists the
-// names not found and Detail names the first of them.
-func Children(names []string, tree func() []ProcName) Prober {
+// names not found and Detail names the first of them. A tree that cannot be
+// read (tree's error) makes the attempt Unknown: no child is called
+// missing because pcheck could not look.
+func Children(names []string, tree func() ([]ProcName, error)) Prober {
 	return &childrenProber{names: names, tree: tree}
 }
 
@@ -48,7 +50,10 @@ func (p *childrenProber) Run(ctx context.Context) Result {
 	if err := ctx.Err(); err != nil {
 		return failure(ctx, start, err)
 	}
-	procs := p.tree()
+	procs, err := p.tree()
+	if err != nil {
+		return failure(ctx, start, broken(fmt.Errorf("process tree: %w", err)))
+	}
 	var missing []string
 	for _, name := range p.names {
 		found := false

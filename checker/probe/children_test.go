@@ -8,14 +8,14 @@ import (
 )
 
 func TestChildren(t *testing.T) {
-	tree := func() []ProcName {
+	tree := func() ([]ProcName, error) {
 		return []ProcName{
 			{Pid: 10, Comm: "httpd", Argv0: "/usr/sbin/httpd"},
 			{Pid: 11, Comm: "rotatelogs", Argv0: "/usr/sbin/rotatelogs"},
 			{Pid: 12, Comm: "java", Argv0: "/opt/jdk/bin/java"},
 			{Pid: 13, Comm: "very-long-daemo", Argv0: "-"},
 			{Pid: 14, Comm: "python3", Argv0: "/usr/local/bin/worker"},
-		}
+		}, nil
 	}
 	for _, tc := range []struct {
 		name    string
@@ -44,7 +44,7 @@ func TestChildren(t *testing.T) {
 			}
 		})
 	}
-	r := Children([]string{"httpd"}, func() []ProcName { return nil }).Run(withTimeout(t, 30*time.Second))
+	r := Children([]string{"httpd"}, func() ([]ProcName, error) { return nil, nil }).Run(withTimeout(t, 30*time.Second))
 	if r.OK {
 		t.Error("an empty tree has no children, yet the probe succeeded")
 	}

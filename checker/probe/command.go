@@ -31,7 +31,9 @@ type commandProber struct {
 }
 
 // Command returns the CMD probe: run path with args in the convention of
-// the monitoring plugins (exit 0 healthy, anything else a failure). env is
+// the monitoring plugins (exit 0 healthy, anything else a failure; a
+// command that cannot be started, ENOENT, EACCES or ENOEXEC at exec, is
+// Unknown: it is pcheck's check that is broken, not the service). env is
 // the command's environment; nil means pcheck's own. Stdin is /dev/null and
 // stdout and stderr are captured together, capped at 4 KiB.
 //
@@ -55,7 +57,13 @@ func (c *commandProber) Run(ctx context.Context) Result {
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = pipeGrace
 	if err := cmd.Start(); err != nil {
-		return failure(ctx, start, fmt.Errorf("check command %s: %w", c.path, err))
+		err = fmt.Errorf("check command %s: %w", c.path, err)
+		if ctx.Err() == nil {
+			// Not started (missing, not executable, not an
+			// executable format, no fork or pipe): pcheck's side.
+			err = broken(err)
+		}
+		return failure(ctx, start, err)
 	}
 	// Wait for the leader to exit without reaping it: while it is a
 	// zombie its pid, the group id, cannot be given to another process,
@@ -67,7 +75,7 @@ func (c *commandProber) Run(ctx context.Context) Result {
 
 	state := cmd.ProcessState
 	if state == nil {
-		return failure(ctx, start, fmt.Errorf("check command %s: %w", c.path, err))
+		return failure(ctx, start, broken(fmt.Errorf("check command %s: %w", c.path, err)))
 	}
 	first := out.firstLine()
 	status := state.Sys().(syscall.WaitStatus)

@@ -28,6 +28,11 @@ import (
 // are tried one after another (no Happy Eyeballs race, whose losing
 // attempt could outlive Run), and TCP keep-alive stays off (the kernel's
 // default): a connection lives for one exchange.
+//
+// What fails on pcheck's side is told apart from what the peer did (see
+// failure): a socket(2), a setsockopt or a poll(2) that fails makes the
+// attempt Unknown; whatever connect(2), read and write return is the
+// service's answer.
 
 // fastWait bounds the wait for the peer in poll(2), which blocks the
 // probe's goroutine and its thread; a healthy local service mostly answers
@@ -104,20 +109,29 @@ func (t *target) opError(to *netip.AddrPort, err error) error {
 // dial connects to the target within ctx, trying each address in turn.
 // Each address but the last gets a share of the time left, as net.Dialer
 // gives it, so that one that drops the connection request does not use it
-// all. The error is the first address's.
+// all. The error is the first address's that the service gave, or the
+// first of pcheck's side when no address got that far: "localhost" on a
+// host without IPv6 (socket(2) fails for ::1) whose server refuses on
+// 127.0.0.1 is a failure, not an Unknown attempt.
 func (t *target) dial(ctx context.Context) (*conn, error) {
 	addrs, err := t.addrs(ctx)
 	if err != nil {
 		return nil, err
 	}
 	deadline, _ := ctx.Deadline()
-	var first error
+	var first, ours error // the first of the service's side, of pcheck's
+	note := func(err error) {
+		switch {
+		case !pcheckSide(err) && first == nil:
+			first = err
+		case pcheckSide(err) && ours == nil:
+			ours = err
+		}
+	}
 	for i, a := range addrs {
 		partial, err := partialDeadline(time.Now(), deadline, len(addrs)-i)
 		if err != nil {
-			if first == nil {
-				first = t.opError(&a, err)
-			}
+			note(t.opError(&a, err))
 			break
 		}
 		c, err := connect(ctx, a, partial)
@@ -125,12 +139,13 @@ func (t *target) dial(ctx context.Context) (*conn, error) {
 			c.setDeadline(deadline) // the whole attempt's from now on
 			return c, nil
 		}
-		if first == nil {
-			first = t.opError(&a, err)
-		}
+		note(t.opError(&a, err))
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if first == nil {
+		first = ours
 	}
 	if first == nil {
 		first = t.opError(nil, &net.AddrError{Err: "no suitable address found", Addr: t.host})
@@ -185,7 +200,7 @@ func connect(ctx context.Context, a netip.AddrPort, deadline time.Time) (*conn, 
 	c := &conn{fd: fd, remote: a, ctx: ctx, deadline: deadline}
 	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
 		c.Close()
-		return nil, os.NewSyscallError("setsockopt SO_LINGER", err)
+		return nil, broken(os.NewSyscallError("setsockopt SO_LINGER", err))
 	}
 	switch err := unix.Connect(fd, sa); err {
 	case nil:
@@ -335,7 +350,7 @@ func (c *conn) wait(events int16) (revents int16, err error) {
 	}
 	rc, err := c.file.SyscallConn()
 	if err != nil {
-		return 0, err
+		return 0, broken(err)
 	}
 	// The callback reports ready the second time it is called: after
 	// the poller has seen the socket ready.
@@ -379,7 +394,7 @@ func (c *conn) poll(events int16) (int16, error) {
 			continue
 		}
 		if err != nil {
-			return 0, os.NewSyscallError("ppoll", err)
+			return 0, broken(os.NewSyscallError("ppoll", err))
 		}
 		if n > 0 {
 			return fds[0].Revents, nil
@@ -398,7 +413,7 @@ func (c *conn) toPoller() error {
 	c.file = f
 	if !c.deadline.IsZero() {
 		if err := f.SetDeadline(c.deadline); err != nil {
-			return err // not pollable: a wait could not be bounded
+			return broken(err) // not pollable: a wait could not be bounded
 		}
 	}
 	c.release = context.AfterFunc(c.ctx, func() { _ = f.SetDeadline(longAgo) })
@@ -428,7 +443,7 @@ func lingerZero(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	if serr != nil {
-		return os.NewSyscallError("setsockopt SO_LINGER", serr)
+		return broken(os.NewSyscallError("setsockopt SO_LINGER", serr))
 	}
 	return nil
 }

@@ -108,8 +108,13 @@ func (p *httpProber) Run(ctx context.Context) Result {
 	return p.reply(ctx, start, conn)
 }
 
-// runTLS performs one attempt over TLS, through a net.Conn.
+// runTLS performs one attempt over TLS, through a net.Conn. A CA file that
+// cannot be used makes the attempt Unknown before anything is sent.
 func (p *httpProber) runTLS(ctx context.Context, start time.Time) Result {
+	cfg, err := p.tlsConfig()
+	if err != nil {
+		return failure(ctx, start, broken(err))
+	}
 	raw, err := dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return failure(ctx, start, err)
@@ -118,10 +123,6 @@ func (p *httpProber) runTLS(ctx context.Context, start time.Time) Result {
 	release := bindDeadline(ctx, raw)
 	defer release()
 
-	cfg, err := p.tlsConfig()
-	if err != nil {
-		return failure(ctx, start, err)
-	}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return failure(ctx, start, fmt.Errorf("TLS handshake with %s: %w", p.addr, err))
@@ -142,7 +143,10 @@ func (p *httpProber) reply(ctx context.Context, start time.Time, conn io.Reader)
 }
 
 // tlsConfig builds the client configuration of one attempt. The CA file is
-// read each time so that a renewed file is picked up.
+// read each time so that a renewed file is picked up; while it cannot be
+// read or holds no certificate the attempts are Unknown (pcheck cannot
+// verify, which says nothing of the server), never verified against an
+// older copy that a renewed server certificate would fail.
 func (p *httpProber) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: p.tls.ServerName}
 	if cfg.ServerName == "" {
@@ -164,11 +168,11 @@ func (p *httpProber) tlsConfig() (*tls.Config, error) {
 	if p.tls.CAFile != "" {
 		pem, err := os.ReadFile(p.tls.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
+			return nil, fmt.Errorf("TLSCAFile: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: %w", p.tls.CAFile, errNoCertificate)
+			return nil, fmt.Errorf("TLSCAFile %s: %w", p.tls.CAFile, errNoCertificate)
 		}
 	}
 	return cfg, nil

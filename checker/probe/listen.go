@@ -25,7 +25,7 @@ type listenProber struct {
 	port    int
 	addr    netip.Addr // zero: any address
 	addrErr error
-	pids    func() []int
+	pids    func() ([]int, error)
 }
 
 // Listen returns the _bi_listen probe: OK when one of pids() holds a TCP
@@ -33,7 +33,12 @@ type listenProber struct {
 // or IPv6 literal; a wildcard listener, 0.0.0.0 or ::, covers it). pids
 // gives the monitored process and its descendants. No connection is made:
 // the sockets are found in /proc/PID/net/tcp{,6} and /proc/PID/fd.
-func Listen(port int, address string, pids func() []int) Prober {
+//
+// No LISTEN socket on the port is a failure. An attempt that cannot tell
+// is Unknown: pids cannot be listed, a socket table cannot be read, or
+// there is a listener on the port but the descriptors of a process of the
+// tree could not be read (EACCES, EMFILE) and no readable one holds it.
+func Listen(port int, address string, pids func() ([]int, error)) Prober {
 	p := &listenProber{port: port, pids: pids}
 	if address != "" {
 		a, err := netip.ParseAddr(address)
@@ -49,15 +54,18 @@ func Listen(port int, address string, pids func() []int) Prober {
 func (p *listenProber) Run(ctx context.Context) Result {
 	start := time.Now()
 	if p.addrErr != nil {
-		return failure(ctx, start, p.addrErr)
+		return failure(ctx, start, broken(p.addrErr))
 	}
 	if err := ctx.Err(); err != nil {
 		return failure(ctx, start, err)
 	}
-	pids := p.pids()
+	pids, err := p.pids()
+	if err != nil {
+		return failure(ctx, start, broken(fmt.Errorf("process tree: %w", err)))
+	}
 	inodes, err := p.listeners(pids)
 	if err != nil {
-		return failure(ctx, start, err)
+		return failure(ctx, start, broken(err))
 	}
 	var readErr error
 	if len(inodes) > 0 {
@@ -74,11 +82,15 @@ func (p *listenProber) Run(ctx context.Context) Result {
 			}
 		}
 	}
+	if readErr != nil {
+		// A listener is there and a process we could not read may hold it.
+		return failure(ctx, start, broken(readErr))
+	}
 	err = fmt.Errorf("%w: port %d", ErrNotListening, p.port)
 	if p.addr.IsValid() {
 		err = fmt.Errorf("%w: %s", ErrNotListening, netip.AddrPortFrom(p.addr, uint16(p.port)))
 	}
-	return failure(ctx, start, errors.Join(err, readErr))
+	return failure(ctx, start, err)
 }
 
 // listeners returns the inodes of the LISTEN sockets on the port (and

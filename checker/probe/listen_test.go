@@ -13,13 +13,13 @@ func TestListen(t *testing.T) {
 	v4 := startHelper(t, "listen", "127.0.0.1:0")
 	v6 := startHelper(t, "listen", "[::1]:0")
 	any4 := startHelper(t, "listen", "0.0.0.0:0")
-	pids := func(hs ...int) func() []int { return func() []int { return hs } }
+	pids := func(hs ...int) func() ([]int, error) { return func() ([]int, error) { return hs, nil } }
 	self := os.Getpid()
 	for _, tc := range []struct {
 		name    string
 		port    int
 		address string
-		pids    func() []int
+		pids    func() ([]int, error)
 		ok      bool
 	}{
 		{"IPv4, any address", v4.port, "", pids(v4.pid()), true},
@@ -63,7 +63,7 @@ func TestListen(t *testing.T) {
 }
 
 func TestListenBadAddress(t *testing.T) {
-	r := Listen(80, "localhost", func() []int { return []int{os.Getpid()} }).Run(withTimeout(t, 30*time.Second))
+	r := Listen(80, "localhost", func() ([]int, error) { return []int{os.Getpid()}, nil }).Run(withTimeout(t, 30*time.Second))
 	if r.OK || r.Err == nil || errors.Is(r.Err, ErrNotListening) {
 		t.Errorf("got OK=%v Err=%v, want an address error", r.OK, r.Err)
 	}

@@ -47,7 +47,13 @@ func TestMain(m *testing.M) {
 //	http:   an HTTP server answering 200 to everything
 //	listen: a bare listener; the stdin line "close" closes it and the
 //	        helper answers "closed"
+//	exhausted: no listener; runs probes against addr with its
+//	        descriptors exhausted (runExhausted)
 func runHelper(role, addr string) {
+	if role == exhaustedRole {
+		runExhausted(addr)
+		return
+	}
 	network := "tcp4"
 	if strings.HasPrefix(addr, "[") {
 		network = "tcp6"

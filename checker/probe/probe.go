@@ -6,6 +6,15 @@
 // failover time, the In doubt state and what to do after a stall belong to
 // the caller. A failed attempt is a Result with OK false; Run never panics
 // and leaves no descriptor, goroutine or child process behind.
+//
+// As Kubernetes' probers tell a failed result from an error of the prober
+// itself, a Result tells a failure (the service did not answer: refused,
+// timed out, a bad status line, a missing heartbeat file, child or
+// listener) from an attempt that could not be made because pcheck's own
+// side broke (Result.Unknown: a CA file it cannot read, a check command it
+// cannot start, a socket it cannot create, /proc it cannot read). An
+// Unknown attempt says nothing about the service and must never count
+// toward a stall.
 package probe
 
 import (
@@ -22,7 +31,12 @@ import (
 
 // Result is the outcome of one attempt.
 type Result struct {
-	OK      bool
+	OK bool
+	// Unknown is set when the attempt could not be made because of
+	// pcheck's own side; Err says why (with its errno where there is
+	// one). OK is false: the service was not seen answering, nor seen
+	// failing.
+	Unknown bool
 	Latency time.Duration
 	// Detail is short human text: "HTTP/1.1 200 OK",
 	// "connect: connection refused", "exit 2: CRITICAL ...", "timeout".
@@ -63,11 +77,17 @@ func success(start time.Time, detail string) Result {
 	return Result{OK: true, Latency: time.Since(start), Detail: clip(detail)}
 }
 
-// failure builds a failed Result from err. An attempt cut short by ctx or by
-// a descriptor deadline is reported as "timeout" (or "canceled"), its error
-// made to satisfy errors.Is(err, context.DeadlineExceeded).
+// failure builds a failed Result from err, or an Unknown one when err is of
+// pcheck's own side (cannotRun, or a socket(2) that failed).
+// An attempt cut short by ctx or by a descriptor deadline is reported as
+// "timeout" (or "canceled"), its error made to satisfy errors.Is(err,
+// context.DeadlineExceeded).
 func failure(ctx context.Context, start time.Time, err error) Result {
 	r := Result{Latency: time.Since(start), Detail: clip(detailOf(err)), Err: err}
+	if pcheckSide(err) {
+		r.Unknown = true
+		return r
+	}
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
 		r.Detail = "canceled"
@@ -81,6 +101,31 @@ func failure(ctx context.Context, start time.Time, err error) Result {
 		}
 	}
 	return r
+}
+
+// cannotRun marks an error of pcheck's own side: the attempt could not be
+// made, so its Result is Unknown. It adds nothing to the message.
+type cannotRun struct{ err error }
+
+func (e *cannotRun) Error() string { return e.err.Error() }
+func (e *cannotRun) Unwrap() error { return e.err }
+
+// broken marks err as of pcheck's own side.
+func broken(err error) error { return &cannotRun{err: err} }
+
+// pcheckSide reports whether err means that the attempt could not be made:
+// marked by broken, or socket(2) failing, whatever the errno (EMFILE,
+// ENFILE, ENOBUFS, ENOMEM for lack of descriptors or memory; EACCES,
+// EAFNOSUPPORT where the host forbids or lacks the family): nothing has
+// reached the service yet. A failed connect(2) is the service's side,
+// whatever its errno.
+func pcheckSide(err error) bool {
+	var cr *cannotRun
+	if errors.As(err, &cr) {
+		return true
+	}
+	var se *os.SyscallError
+	return errors.As(err, &se) && se.Syscall == "socket"
 }
 
 // detailOf returns the short part of an error: "connect: connection

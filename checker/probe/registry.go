@@ -9,8 +9,9 @@ import (
 )
 
 // TreeFunc returns the monitored process first, then its descendants. It is
-// called at each attempt of a listen or children probe.
-type TreeFunc func() []ProcName
+// called at each attempt of a listen or children probe. An error means the
+// tree could not be read (pcheck's side): the attempt is Unknown.
+type TreeFunc func() ([]ProcName, error)
 
 // Errors of New, for errors.Is.
 var (
@@ -68,13 +69,13 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 		if tree == nil {
 			return nil, invalid(m, "no process tree")
 		}
-		return Listen(m.Port, m.Address, func() []int {
-			procs := tree()
+		return Listen(m.Port, m.Address, func() ([]int, error) {
+			procs, err := tree()
 			pids := make([]int, len(procs))
 			for i, p := range procs {
 				pids[i] = p.Pid
 			}
-			return pids
+			return pids, err
 		}), nil
 	},
 	pfile.KindChildren: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
@@ -84,11 +85,12 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 		if tree == nil {
 			return nil, invalid(m, "no process tree")
 		}
-		return Children(m.Children, func() []ProcName {
-			if procs := tree(); len(procs) > 1 {
-				return procs[1:] // the monitored process is not its own child
+		return Children(m.Children, func() ([]ProcName, error) {
+			procs, err := tree()
+			if len(procs) > 1 {
+				return procs[1:], err // the monitored process is not its own child
 			}
-			return nil
+			return nil, err
 		}), nil
 	},
 }

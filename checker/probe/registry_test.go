@@ -12,7 +12,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
-	tree := func() []ProcName { return []ProcName{{Pid: 1, Comm: "httpd"}} }
+	tree := func() ([]ProcName, error) { return []ProcName{{Pid: 1, Comm: "httpd"}}, nil }
 	for _, tc := range []struct {
 		name string
 		m    pfile.Monitor
@@ -55,11 +55,11 @@ func TestNew(t *testing.T) {
 // the monitored process (first in the tree) is not one of its children.
 func TestNewTreeProbes(t *testing.T) {
 	h := startHelper(t, "listen", "127.0.0.1:0")
-	tree := func() []ProcName {
+	tree := func() ([]ProcName, error) {
 		return []ProcName{
 			{Pid: os.Getpid(), Comm: "parent"},
 			{Pid: h.pid(), Comm: filepath.Base(os.Args[0])},
-		}
+		}, nil
 	}
 	listen, err := New(pfile.Monitor{Kind: pfile.KindListen, Port: h.port, Address: "127.0.0.1"}, tree)
 	if err != nil {

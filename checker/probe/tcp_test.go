@@ -100,8 +100,8 @@ func timeWait(t *testing.T, port int) int {
 func TestExpiredContext(t *testing.T) {
 	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	dir := t.TempDir()
-	self := func() []int { return []int{os.Getpid()} }
-	tree := func() []ProcName { return []ProcName{{Pid: 1, Comm: "x"}} }
+	self := func() ([]int, error) { return []int{os.Getpid()}, nil }
+	tree := func() ([]ProcName, error) { return []ProcName{{Pid: 1, Comm: "x"}}, nil }
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	for name, p := range map[string]Prober{

@@ -107,17 +107,18 @@ func targetText(m pfile.Monitor) string {
 // tree is the probe.TreeFunc of the listen and children probes: the main
 // watched process first, then its descendants, then the other watched
 // processes of the entry (count > 1) with theirs. It is empty when the
-// main process is gone: the engine is about to report it down.
-func (m *monitor) tree() []probe.ProcName {
+// main process is gone: the engine is about to report it down. A /proc
+// that cannot be scanned is an error: the attempt is Unknown.
+func (m *monitor) tree() ([]probe.ProcName, error) {
 	m.s.mu.Lock()
 	pids := slices.Clone(m.pids)
 	m.s.mu.Unlock()
 	if len(pids) == 0 {
-		return nil
+		return nil, nil
 	}
 	all, err := m.s.scan()
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	byPid := make(map[int]proc.Info, len(all))
 	for _, p := range all {
@@ -135,7 +136,7 @@ func (m *monitor) tree() []probe.ProcName {
 		p, ok := byPid[id.Pid]
 		if !ok || p.Start != id.Start || p.Dead() {
 			if i == 0 {
-				return nil
+				return nil, nil
 			}
 			continue
 		}
@@ -146,7 +147,7 @@ func (m *monitor) tree() []probe.ProcName {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // loop is one run: attempts every interval until the run is paused (ctx)
@@ -181,11 +182,14 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 		}
 		end := clock.Now()
 		if m.s.onAttempt != nil {
-			m.s.onAttempt(Attempt{Process: m.process, Kind: m.cfg.Kind, Target: m.target, OK: res.OK, Latency: res.Latency})
+			m.s.onAttempt(Attempt{Process: m.process, Kind: m.cfg.Kind, Target: m.target, OK: res.OK, Unknown: res.Unknown, Latency: res.Latency})
 		}
-		stalled, pid, current := m.record(gen, start, end, res)
+		stalled, pid, current, unknown := m.record(gen, start, end, res)
 		if !current {
 			return
+		}
+		if unknown != "" {
+			m.s.emit(m.process, message.MonitorUnknown(m.process, m.block, unknown))
 		}
 		if stalled {
 			m.act(pid, res)
@@ -197,12 +201,19 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 
 // record accounts for one attempt of run gen that started at start and
 // ended at end. It reports whether the process is now stalled and its main
-// pid, and whether the run is still current.
-func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (stalled bool, pid int, current bool) {
+// pid, whether the run is still current, and the reason to log when the
+// monitor has just become Unknown or is Unknown for another reason.
+//
+// An Unknown attempt (pcheck could not make it) is neither a success nor
+// a failure: it ends the series of failures in progress, since a stall
+// needs the service seen failing for the whole failover time and while
+// Unknown it was not seen at all. The next attempt that is made starts a
+// new series if it fails.
+func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (stalled bool, pid int, current bool, unknown string) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
 	if m.gen != gen {
-		return false, 0, false
+		return false, 0, false, ""
 	}
 	m.attempts++
 	m.latency = res.Latency
@@ -210,7 +221,18 @@ func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (st
 	if res.OK {
 		m.lastOK, m.failSince = end, time.Time{}
 		m.state, m.lastErr = StateOk, ""
-		return false, 0, true
+		return false, 0, true, ""
+	}
+	if res.Unknown {
+		reason := res.Detail
+		if res.Err != nil {
+			reason = res.Err.Error()
+		}
+		if m.state != StateUnknown || m.lastErr != reason {
+			unknown = reason
+		}
+		m.state, m.lastErr, m.failSince = StateUnknown, reason, time.Time{}
+		return false, 0, true, unknown
 	}
 	m.failures++
 	m.lastErr = res.Detail
@@ -222,7 +244,7 @@ func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (st
 	}
 	if end.Sub(m.failSince) < m.cfg.Failover {
 		m.state = StateInDoubt
-		return false, 0, true
+		return false, 0, true, ""
 	}
 	m.state = StateStalled
 	m.stalls++
@@ -231,7 +253,7 @@ func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (st
 		// not start a new run.
 		m.stopped = true
 	}
-	return true, m.pids[0].Pid, true
+	return true, m.pids[0].Pid, true, ""
 }
 
 // act carries out a stall: the find message, then the ACTION (the kill,

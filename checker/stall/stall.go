@@ -25,7 +25,11 @@
 // the first failed attempt of an uninterrupted series of failures to the
 // end of a failed attempt: a service is stalled only once it has been seen
 // failing for the failover time, however soon after a success it hung, and
-// a step of the wall clock changes nothing. A heartbeat attempt fails when
+// a step of the wall clock changes nothing. An attempt the probe could not
+// make because of pcheck's own side (probe.Result.Unknown) is no failure:
+// the monitor is Unknown with the reason, logged once when it becomes
+// Unknown or the reason changes (Monitor unknown), and the series of
+// failures in progress ends, as the service was not seen failing then. A heartbeat attempt fails when
 // the file is missing or its modification time is the one the previous
 // attempt saw (the first attempt of a run only takes note of it).
 package stall
@@ -77,8 +81,11 @@ type Attempt struct {
 	Process string
 	Kind    pfile.Kind
 	// Target is the monitor's target as MonitorStatus shows it.
-	Target  string
-	OK      bool
+	Target string
+	OK     bool
+	// Unknown: the attempt could not be made (pcheck's side); it is not
+	// a failure of the service.
+	Unknown bool
 	Latency time.Duration
 }
 

@@ -29,9 +29,26 @@ const (
 	// killed. It stays so until pcheck restarts or a reload changes
 	// the block.
 	StateStopped
+	// StateUnknown: the last attempt could not be made because of
+	// pcheck's own side (probe.Result.Unknown: a CA file it cannot read,
+	// a check command that vanished, no descriptor for a socket); the
+	// reason is MonitorStatus.LastError. It never counts toward a stall.
+	// The next attempt that is made leaves it for Ok or In doubt.
+	StateUnknown
 )
 
-var stateNames = [...]string{"Paused", "Ok", "In doubt", "Stalled", "Stopped"}
+// stateNames is the one list of the names of the states: padmin status,
+// the control protocol and the metrics' state label use these.
+var stateNames = [...]string{"Paused", "Ok", "In doubt", "Stalled", "Stopped", "Unknown"}
+
+// States returns every state, in the order of their values.
+func States() []State {
+	out := make([]State, len(stateNames))
+	for i := range out {
+		out[i] = State(i)
+	}
+	return out
+}
 
 // String returns the name padmin prints.
 func (s State) String() string {
@@ -73,14 +90,14 @@ type MonitorStatus struct {
 	FailingFor time.Duration `json:"failing_for"`
 	// Attempts and Failures count since the monitor was built (pcheck
 	// start or the reload that changed its block); Stalls counts the
-	// stalls found.
+	// stalls found. An Unknown attempt is an attempt, not a failure.
 	Attempts int `json:"attempts"`
 	Failures int `json:"failures"`
 	Stalls   int `json:"stalls"`
 	// LastLatency is the duration of the last attempt; LastError the
 	// cause of its failure (with the errno text: "dial tcp
-	// 127.0.0.1:8080: connect: connection refused"), empty when it
-	// succeeded.
+	// 127.0.0.1:8080: connect: connection refused"), or while Unknown why
+	// it could not be made; empty when it succeeded.
 	LastLatency time.Duration `json:"last_latency"`
 	LastError   string        `json:"last_error,omitempty"`
 	// LastDetail is the last attempt's short result: "HTTP/1.1 200 OK",

@@ -868,6 +868,77 @@ func TestStatusMonitors(t *testing.T) {
 	}
 }
 
+// TestStatusUnknown: a CMD check whose file is deleted once pcheck runs is
+// Unknown with its reason in padmin status (the table and --json) and in
+// the state dump, and its attempts are no failures.
+func TestStatusUnknown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	check := filepath.Join(e.dir, "check_web")
+	if err := os.WriteFile(check, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := e.service("web", "")
+	s.block = fmt.Sprintf("_bi_check{\n    PS_EXEC CMD:%s:DIRECT:-:1:0:1:60\n}\n", check)
+	e.start(s)
+	e.writePfile("", s)
+	e.pcheck()
+	e.waitProcess(s.key(), "Up", isUp)
+	waitMonitor := func(what string, pred func(control.MonitorStatus) bool) control.MonitorStatus {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := e.status()
+			if len(st.Monitors) == 1 && pred(st.Monitors[0]) {
+				return st.Monitors[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for the monitor %s: %+v", what, st.Monitors)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitMonitor("to succeed", func(m control.MonitorStatus) bool { return m.State == "Ok" && m.Attempts > 0 })
+	if err := os.Remove(check); err != nil {
+		t.Fatal(err)
+	}
+	reason := fmt.Sprintf("check command %s: fork/exec %s: no such file or directory", check, check)
+	m := waitMonitor("to be Unknown", func(m control.MonitorStatus) bool { return m.State == "Unknown" && m.Attempts >= 3 })
+	if m.LastError != reason || m.Failures != 0 {
+		t.Fatalf("Unknown monitor %+v, want reason %q and no failures", m, reason)
+	}
+
+	r := e.ok("status", e.pfile)
+	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s +cmd %s +Unknown +\d+s ago +\d+ +0 +\S+ +%s$`,
+		regexp.QuoteMeta(self), regexp.QuoteMeta(check), regexp.QuoteMeta(reason)))
+	if !row.MatchString(r.stdout) {
+		t.Fatalf("status:\n%s", r.stdout)
+	}
+	var st control.StatusResult
+	if err := json.Unmarshal([]byte(e.ok("status", e.pfile, "--json").stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Monitors) != 1 || st.Monitors[0].State != "Unknown" || st.Monitors[0].LastError != reason {
+		t.Fatalf("status --json monitors %+v", st.Monitors)
+	}
+
+	e.ok("dump", e.pfile)
+	b, err := os.ReadFile(filepath.Join(e.dir, "dump.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dump struct {
+		Processes []struct{ Key string }
+		Monitors  []control.MonitorStatus
+	}
+	if err := json.Unmarshal(b, &dump); err != nil {
+		t.Fatalf("dump: %v\n%s", err, b)
+	}
+	if len(dump.Processes) != 1 || len(dump.Monitors) != 1 || dump.Monitors[0].State != "Unknown" || dump.Monitors[0].LastError != reason {
+		t.Fatalf("dump without the Unknown monitor:\n%s", b)
+	}
+}
+
 // TestRebootCount: with AutoReboot on, list and status show the reboot
 // count and reset of the whole pfile clears it.
 func TestRebootCount(t *testing.T) {

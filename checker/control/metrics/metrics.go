@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/control"
 	"github.com/pcheck/pcheck/checker/engine"
+	"github.com/pcheck/pcheck/checker/stall"
 )
 
 // Source is one pfile as the metrics see it.
@@ -36,10 +38,17 @@ type Source struct {
 	Reboots func() (n int, ok bool)
 }
 
-// processStates and monitorStates are the values of the state labels.
+// processStates and monitorStates are the values of the state labels;
+// the monitor states are stall's own list.
 var (
 	processStates = []engine.State{engine.StateDown, engine.StateUp, engine.StateRestarting, engine.StatePaused, engine.StateRetryOver}
-	monitorStates = []string{control.MonitorOk, control.MonitorInDoubt, control.MonitorStalled, control.MonitorPaused, control.MonitorStopped}
+	monitorStates = func() []string {
+		var out []string
+		for _, s := range stall.States() {
+			out = append(out, s.String())
+		}
+		return out
+	}()
 )
 
 var (
@@ -53,7 +62,7 @@ var (
 	descRestarts       = prometheus.NewDesc("pcheck_process_restarts_total", "Restart scripts run for the process entry since pcheck started (reset by padmin reset).", procLabels, nil)
 	descRetriesUsed    = prometheus.NewDesc("pcheck_process_retries_used", "Restart attempts inside the Grace window.", procLabels, nil)
 	descRetriesAllowed = prometheus.NewDesc("pcheck_process_retries_allowed", "Restart attempts allowed inside the Grace window (RetryCount).", procLabels, nil)
-	descMonState       = prometheus.NewDesc("pcheck_monitor_state", "1 for the state the stall monitor is in (Ok, In doubt, Stalled, Paused, Stopped), 0 for the others.", append(monLabels, "state"), nil)
+	descMonState       = prometheus.NewDesc("pcheck_monitor_state", "1 for the state the stall monitor is in ("+strings.Join(monitorStates, ", ")+"), 0 for the others.", append(monLabels, "state"), nil)
 	descMonAttempts    = prometheus.NewDesc("pcheck_monitor_attempts_total", "Stall monitor attempts.", monLabels, nil)
 	descMonFailures    = prometheus.NewDesc("pcheck_monitor_failures_total", "Failed stall monitor attempts.", monLabels, nil)
 	descMonSince       = prometheus.NewDesc("pcheck_monitor_seconds_since_success", "Seconds since the stall monitor's last successful attempt.", monLabels, nil)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +166,45 @@ func TestListenBusyAddress(t *testing.T) {
 	defer srv.Close()
 	if _, err := Listen(srv.Addr(), NewCollector(func() []Source { return nil })); err == nil {
 		t.Fatal("a second endpoint on the same address")
+	}
+}
+
+// TestMonitorStateNames: the state label takes every stall state, Unknown
+// included, by the names the control protocol (and padmin) use; a
+// monitor Unknown is 1 for Unknown only, and an Unknown attempt is no
+// check, failure or latency sample.
+func TestMonitorStateNames(t *testing.T) {
+	protocol := []string{control.MonitorPaused, control.MonitorOk, control.MonitorInDoubt, control.MonitorStalled, control.MonitorStopped, control.MonitorUnknown}
+	if !slices.Equal(monitorStates, protocol) {
+		t.Fatalf("stall's state names %q, the control protocol's %q", monitorStates, protocol)
+	}
+	rec := control.NewRecorder(control.RecorderOptions{})
+	rec.Attempt(control.Attempt{Process: "httpd", Monitor: "cmd /opt/check", Unknown: true, Latency: time.Millisecond})
+	src := Source{
+		Engine:   fakeEngine{engine.Status{Pfile: "a.pf"}},
+		Recorder: rec,
+		Monitors: func() []control.MonitorStatus {
+			return []control.MonitorStatus{{Process: "httpd", Monitor: "cmd /opt/check", State: control.MonitorUnknown, Attempts: 3,
+				LastError: "check command /opt/check: fork/exec /opt/check: no such file or directory"}}
+		},
+	}
+	fams := scrape(t, NewCollector(func() []Source { return []Source{src} }))
+	for _, state := range monitorStates {
+		want := 0.0
+		if state == control.MonitorUnknown {
+			want = 1
+		}
+		if got := value(t, fams, "pcheck_monitor_state", map[string]string{"monitor": "cmd /opt/check", "state": state}); got != want {
+			t.Errorf("pcheck_monitor_state{state=%q} = %v, want %v", state, got, want)
+		}
+	}
+	if got := value(t, fams, "pcheck_monitor_failures_total", map[string]string{"monitor": "cmd /opt/check"}); got != 0 {
+		t.Errorf("failures %v, want 0", got)
+	}
+	if c := rec.Stats().Snapshot(); c.Total.Checks != 0 || c.Total.Failures != 0 {
+		t.Errorf("an Unknown attempt counted in the statistics: %+v", c.Total)
+	}
+	if len(rec.Latencies()) != 0 {
+		t.Errorf("an Unknown attempt has a latency sample: %+v", rec.Latencies())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -38,6 +39,9 @@ const (
 	StatusEnv = "PCHECK_STALLTEST_STATUS"
 	// LogEnv is the request log (no log when empty).
 	LogEnv = "PCHECK_STALLTEST_LOG"
+	// CertEnv, for https, is where the service writes its self-signed
+	// certificate (PEM) once it listens, for a TLSCAFile (none when empty).
+	CertEnv = "PCHECK_STALLTEST_CERT"
 )
 
 // Service describes one service for Env and Script.
@@ -46,6 +50,7 @@ type Service struct {
 	Port   int
 	Status int    // 0 is 200
 	Log    string // request log path
+	Cert   string // https: where to write the certificate (CertEnv)
 }
 
 // Env returns the service's environment as NAME=value strings.
@@ -59,6 +64,7 @@ func (s Service) Env() []string {
 		PortEnv + "=" + strconv.Itoa(s.Port),
 		StatusEnv + "=" + strconv.Itoa(status),
 		LogEnv + "=" + s.Log,
+		CertEnv + "=" + s.Cert,
 	}
 }
 
@@ -102,6 +108,11 @@ func serve(role string) error {
 		cert, err := selfSigned()
 		if err != nil {
 			return err
+		}
+		if p := os.Getenv(CertEnv); p != "" {
+			if err := writeCert(p, cert); err != nil {
+				return err
+			}
 		}
 		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}})
 	} else if role != "http" {
@@ -157,6 +168,17 @@ func selfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// writeCert writes cert's certificate to path as PEM, by rename so that a
+// reader never sees half of it.
+func writeCert(path string, cert tls.Certificate) error {
+	tmp := path + ".tmp"
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Requests returns the lines of a request log ("HEAD /", ...).
