@@ -141,9 +141,7 @@ func newService(t testing.TB, dir, suffix, body string) *service {
 		body = startService
 	}
 	text := fmt.Sprintf("#!/bin/sh\nBIN='%s'\nTAG='%s'\necho \"$3\" >> '%s'\n%s\n", bin, s.tag, s.calls, body)
-	if err := os.WriteFile(s.script, []byte(text), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeExecutable(t, s.script, text)
 	t.Cleanup(func() { killTagged(s.tag) })
 	return s
 }
@@ -335,5 +333,19 @@ func waitFor(t testing.TB, what string, pred func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeExecutable writes a script the test will run itself. It holds
+// syscall.ForkLock while the file is open for writing: a process forked
+// meanwhile by a parallel test would hold the descriptor until its exec,
+// and running the script then fails with "text file busy" (ETXTBSY).
+func writeExecutable(t testing.TB, path, text string) {
+	t.Helper()
+	syscall.ForkLock.Lock()
+	err := os.WriteFile(path, []byte(text), 0o755)
+	syscall.ForkLock.Unlock()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
