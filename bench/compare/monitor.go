@@ -41,7 +41,7 @@ type monitor interface {
 
 // monProc is a running monitor process and what it logged.
 type monProc struct {
-	child   *child
+	Child   *Child
 	started time.Time
 	log     *lineLog
 	cancel  context.CancelFunc // stops tailing its log file
@@ -50,11 +50,11 @@ type monProc struct {
 // exited reports whether the monitor has ended, and how.
 func (m *monProc) exited() error {
 	select {
-	case <-m.child.Done():
-		if err := m.child.Err(); err != nil {
+	case <-m.Child.Done():
+		if err := m.Child.Err(); err != nil {
 			return err
 		}
-		return fmt.Errorf("%s (pid %d): exit status 0: %w", m.child.name, m.child.Pid, ErrExited)
+		return fmt.Errorf("%s (pid %d): exit status 0: %w", m.Child.name, m.Child.Pid, ErrExited)
 	default:
 		return nil
 	}
@@ -63,7 +63,7 @@ func (m *monProc) exited() error {
 // stop ends the monitor with SIGTERM (each of the three leaves or stops its
 // processes as it does in production) and stops following its log.
 func (m *monProc) stop() error {
-	err := m.child.stop(60 * time.Second)
+	err := m.Child.stop(60 * time.Second)
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -83,11 +83,11 @@ func (h *harness) startProc(console string, log *lineLog, name string, args ...s
 		defer out.Close()
 		cmd.Stdout, cmd.Stderr = out, out
 		started := time.Now()
-		c, err := h.r.spawn(cmd)
+		c, err := h.r.Spawn(cmd)
 		if err != nil {
 			return nil, err
 		}
-		return &monProc{child: c, started: started}, nil
+		return &monProc{Child: c, started: started}, nil
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -96,7 +96,7 @@ func (h *harness) startProc(console string, log *lineLog, name string, args ...s
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	started := time.Now()
-	c, err := h.r.spawn(cmd)
+	c, err := h.r.Spawn(cmd)
 	w.Close()
 	if err != nil {
 		r.Close()
@@ -108,7 +108,7 @@ func (h *harness) startProc(console string, log *lineLog, name string, args ...s
 		r.Close()
 		out.Close()
 	}()
-	return &monProc{child: c, started: started, log: log}, nil
+	return &monProc{Child: c, started: started, log: log}, nil
 }
 
 // pollUntil calls cond every interval until it reports done, fails, or ctx

@@ -39,14 +39,14 @@ func TestReaperExitStatuses(t *testing.T) {
 	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "why") {
 		t.Errorf("failing command: err = %v, want ErrExited with status 3 and its stderr", err)
 	}
-	c, err := h.r.spawn(exec.Command("sleep", "60"))
+	c, err := h.r.Spawn(exec.Command("sleep", "60"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.stop(10 * time.Second); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "terminated") {
 		t.Errorf("stopped child: err = %v, want killed by SIGTERM", err)
 	}
-	if _, err := h.r.spawn(&exec.Cmd{Path: "/bin/true", Stdout: new(strings.Builder)}); err == nil {
+	if _, err := h.r.Spawn(&exec.Cmd{Path: "/bin/true", Stdout: new(strings.Builder)}); err == nil {
 		t.Error("spawn accepted a non-file stdout")
 	}
 }
@@ -82,7 +82,7 @@ func TestRestartScriptStartsTarget(t *testing.T) {
 		t.Errorf("the target's command line does not name the work directory %s", h.l.Dir)
 	}
 
-	if err := signalOurs(pid, h.l.Dir, unix.SIGKILL); err != nil {
+	if err := SignalOurs(pid, h.l.Dir, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := pollUntil(ctx, 5*time.Millisecond, func() (bool, error) { return gone(pid), nil }); err != nil {
@@ -95,13 +95,13 @@ func TestRestartScriptStartsTarget(t *testing.T) {
 
 func TestSignalOursRefusesOthers(t *testing.T) {
 	h := newTestHarness(t)
-	c, err := h.r.spawn(exec.Command("sleep", "60"))
+	c, err := h.r.Spawn(exec.Command("sleep", "60"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.stop(time.Second)
 	// sleep's command line does not name the work directory.
-	if err := signalOurs(c.Pid, h.l.Dir, unix.SIGKILL); !errors.Is(err, ErrNotOurs) {
+	if err := SignalOurs(c.Pid, h.l.Dir, unix.SIGKILL); !errors.Is(err, ErrNotOurs) {
 		t.Errorf("signalOurs(sleep) = %v, want ErrNotOurs", err)
 	}
 	select {
@@ -128,7 +128,7 @@ func TestStopScriptKillsHungTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.close()
-	if err := signalOurs(pid, h.l.Dir, unix.SIGSTOP); err != nil {
+	if err := SignalOurs(pid, h.l.Dir, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	// Another target's id must not match.
@@ -260,7 +260,7 @@ func TestLineLogTail(t *testing.T) {
 
 func TestChildErrNamesSignal(t *testing.T) {
 	h := newTestHarness(t)
-	c, err := h.r.spawn(exec.Command("sleep", "60"))
+	c, err := h.r.Spawn(exec.Command("sleep", "60"))
 	if err != nil {
 		t.Fatal(err)
 	}
