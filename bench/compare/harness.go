@@ -378,7 +378,7 @@ func (h *harness) startTargets(ctx context.Context, targets []*Target) ([]*Child
 // killTargets kills targets the harness started and waits for them.
 func (h *harness) killTargets(kids []*Child) {
 	for _, c := range kids {
-		_ = c.signal(syscall.SIGKILL)
+		_ = c.Signal(syscall.SIGKILL)
 	}
 	for _, c := range kids {
 		<-c.Done()

@@ -63,7 +63,7 @@ func (m *monProc) exited() error {
 // stop ends the monitor with SIGTERM (each of the three leaves or stops its
 // processes as it does in production) and stops following its log.
 func (m *monProc) stop() error {
-	err := m.Child.stop(60 * time.Second)
+	err := m.Child.Stop(60 * time.Second)
 	if m.cancel != nil {
 		m.cancel()
 	}

@@ -43,7 +43,7 @@ func TestReaperExitStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.stop(10 * time.Second); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "terminated") {
+	if err := c.Stop(10 * time.Second); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "terminated") {
 		t.Errorf("stopped child: err = %v, want killed by SIGTERM", err)
 	}
 	if _, err := h.r.Spawn(&exec.Cmd{Path: "/bin/true", Stdout: new(strings.Builder)}); err == nil {
@@ -99,7 +99,7 @@ func TestSignalOursRefusesOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.stop(time.Second)
+	defer c.Stop(time.Second)
 	// sleep's command line does not name the work directory.
 	if err := SignalOurs(c.Pid, h.l.Dir, unix.SIGKILL); !errors.Is(err, ErrNotOurs) {
 		t.Errorf("signalOurs(sleep) = %v, want ErrNotOurs", err)
@@ -264,13 +264,13 @@ func TestChildErrNamesSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.signal(syscall.SIGKILL); err != nil {
+	if err := c.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.wait(testCtx(t, 30*time.Second)); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("wait = %v, want killed", err)
 	}
-	if err := c.signal(syscall.SIGKILL); err == nil {
+	if err := c.Signal(syscall.SIGKILL); err == nil {
 		t.Error("signalling a reaped child succeeded")
 	}
 }

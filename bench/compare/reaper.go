@@ -129,24 +129,24 @@ func (r *Reaper) Spawn(cmd *exec.Cmd) (*Child, error) {
 	return c, nil
 }
 
-// signal sends sig to the child unless it has exited.
-func (c *Child) signal(sig os.Signal) error {
+// Signal sends sig to the child unless it has exited.
+func (c *Child) Signal(sig os.Signal) error {
 	if err := c.proc.Signal(sig); err != nil {
 		return fmt.Errorf("signal %s (pid %d): %w", c.name, c.Pid, err)
 	}
 	return nil
 }
 
-// stop sends SIGTERM and waits up to grace for the child to end, then
+// Stop sends SIGTERM and waits up to grace for the child to end, then
 // kills it.
-func (c *Child) stop(grace time.Duration) error {
-	_ = c.signal(syscall.SIGTERM)
+func (c *Child) Stop(grace time.Duration) error {
+	_ = c.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 		return c.Err()
 	case <-time.After(grace):
 	}
-	_ = c.signal(syscall.SIGKILL)
+	_ = c.Signal(syscall.SIGKILL)
 	<-c.done
 	return fmt.Errorf("%s (pid %d): did not stop within %v of SIGTERM", c.name, c.Pid, grace)
 }
