@@ -304,7 +304,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 func (h *harness) versions(ctx context.Context) map[string]string {
 	v := make(map[string]string)
 	ask := func(name, bin string, args ...string) {
-		out, err := h.r.output(ctx, bin, args...)
+		out, err := h.r.Output(ctx, bin, args...)
 		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 		if err != nil && first == "" {
 			first = "unknown (" + err.Error() + ")"

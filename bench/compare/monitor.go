@@ -226,7 +226,7 @@ func (m *monitMon) start(_ context.Context, targets []*Target, check Check) erro
 func (m *monitMon) cli(ctx context.Context, args ...string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := m.h.r.output(cctx, m.h.o.MonitBin, append([]string{"-c", m.rc, "-B"}, args...)...)
+	out, err := m.h.r.Output(cctx, m.h.o.MonitBin, append([]string{"-c", m.rc, "-B"}, args...)...)
 	return string(out), err
 }
 

@@ -31,11 +31,11 @@ func gone(pid int) bool {
 func TestReaperExitStatuses(t *testing.T) {
 	h := newTestHarness(t)
 	ctx := testCtx(t, 30*time.Second)
-	out, err := h.r.output(ctx, "sh", "-c", "echo hello; echo oops >&2")
+	out, err := h.r.Output(ctx, "sh", "-c", "echo hello; echo oops >&2")
 	if err != nil || string(out) != "hello\n" {
 		t.Errorf("output = %q, %v; want \"hello\\n\", nil", out, err)
 	}
-	_, err = h.r.output(ctx, "sh", "-c", "echo why >&2; exit 3")
+	_, err = h.r.Output(ctx, "sh", "-c", "echo why >&2; exit 3")
 	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "why") {
 		t.Errorf("failing command: err = %v, want ErrExited with status 3 and its stderr", err)
 	}
@@ -132,13 +132,13 @@ func TestStopScriptKillsHungTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another target's id must not match.
-	if _, err := h.r.output(ctx, h.l.StopBin, tg.PidFile, "t-000", "1"); err != nil {
+	if _, err := h.r.Output(ctx, h.l.StopBin, tg.PidFile, "t-000", "1"); err != nil {
 		t.Fatal(err)
 	}
 	if gone(pid) {
 		t.Fatal("the stop script killed a process whose id did not match")
 	}
-	if _, err := h.r.output(ctx, h.l.StopBin, tg.PidFile, tg.ID, "1"); err != nil {
+	if _, err := h.r.Output(ctx, h.l.StopBin, tg.PidFile, tg.ID, "1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.wait(ctx); err != nil {

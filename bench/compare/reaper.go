@@ -176,9 +176,9 @@ func (c *Child) wait(ctx context.Context) error {
 	}
 }
 
-// output runs a short command and returns its standard output; its
+// Output runs a short command and returns its standard output; its
 // standard error is kept for the error message.
-func (r *Reaper) output(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (r *Reaper) Output(ctx context.Context, name string, args ...string) ([]byte, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
