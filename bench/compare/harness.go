@@ -458,8 +458,8 @@ func readScriptStamps(path string) ([]time.Time, error) {
 	return out, nil
 }
 
-// askPid asks the target on port for its pid.
-func askPid(port int) (int, error) { return ask(port, "/") }
+// AskPid asks the target on port for its pid.
+func AskPid(port int) (int, error) { return ask(port, "/") }
 
 // askConns asks the target on port how many connections it has accepted,
 // this one included.
@@ -508,7 +508,7 @@ func lingerZero(_, _ string, c syscall.RawConn) error {
 func waitServing(ctx context.Context, port, old int) (int, time.Time, error) {
 	var last error
 	for {
-		pid, err := askPid(port)
+		pid, err := AskPid(port)
 		if err == nil && pid != old {
 			return pid, time.Now(), nil
 		}

@@ -88,7 +88,7 @@ func TestRestartScriptStartsTarget(t *testing.T) {
 	if err := pollUntil(ctx, 5*time.Millisecond, func() (bool, error) { return gone(pid), nil }); err != nil {
 		t.Errorf("killed target pid %d was not reaped: %v", pid, err)
 	}
-	if _, err := askPid(tg.Port); err == nil {
+	if _, err := AskPid(tg.Port); err == nil {
 		t.Error("the port still answers after the kill")
 	}
 }
