@@ -211,7 +211,7 @@ func TestStartTargetsAndWaitServing(t *testing.T) {
 
 func TestLineLog(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
-	l := newLineLog()
+	l := NewLineLog()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,18 +220,18 @@ func TestLineLog(t *testing.T) {
 	fmt.Fprintln(w, "a Up")
 	fmt.Fprintln(w, "b Down")
 	fmt.Fprintln(w, "c Up")
-	ln, next, err := l.waitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, "Down") })
-	if err != nil || ln.text != "b Down" || next != 2 {
-		t.Errorf("waitFor Down = %q, %d, %v", ln.text, next, err)
+	ln, next, err := l.WaitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, "Down") })
+	if err != nil || ln.Text != "b Down" || next != 2 {
+		t.Errorf("waitFor Down = %q, %d, %v", ln.Text, next, err)
 	}
-	if _, _, err := l.waitFor(ctx, 0, func(s string) bool { return s == "c Up" }); err != nil {
+	if _, _, err := l.WaitFor(ctx, 0, func(s string) bool { return s == "c Up" }); err != nil {
 		t.Fatal(err)
 	}
-	if n := l.count(0, func(s string) bool { return strings.HasSuffix(s, "Up") }); n != 2 {
+	if n := l.Count(0, func(s string) bool { return strings.HasSuffix(s, "Up") }); n != 2 {
 		t.Errorf("count Up = %d, want 2", n)
 	}
 	w.Close()
-	if _, _, err := l.waitFor(ctx, 0, func(string) bool { return false }); !errors.Is(err, errLogEnded) {
+	if _, _, err := l.WaitFor(ctx, 0, func(string) bool { return false }); !errors.Is(err, errLogEnded) {
 		t.Errorf("waitFor after the end = %v, want errLogEnded", err)
 	}
 }
@@ -239,21 +239,21 @@ func TestLineLog(t *testing.T) {
 func TestLineLogTail(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	path := t.TempDir() + "/x.log"
-	l := newLineLog()
+	l := NewLineLog()
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go l.tail(tctx, path) // the file does not exist yet
+	go l.Tail(tctx, path) // the file does not exist yet
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	fmt.Fprint(f, "first\nsec")
-	if _, _, err := l.waitFor(ctx, 0, func(s string) bool { return s == "first" }); err != nil {
+	if _, _, err := l.WaitFor(ctx, 0, func(s string) bool { return s == "first" }); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprint(f, "ond\n")
-	if _, _, err := l.waitFor(ctx, 0, func(s string) bool { return s == "second" }); err != nil {
+	if _, _, err := l.WaitFor(ctx, 0, func(s string) bool { return s == "second" }); err != nil {
 		t.Fatalf("a line written in two pieces: %v", err)
 	}
 }

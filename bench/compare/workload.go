@@ -315,7 +315,7 @@ func (h *harness) load(ctx context.Context, m monitor, targets []*Target) (res L
 		res.Err = err
 		return res
 	}
-	from := p.log.len()
+	from := p.log.Len()
 	w0 := time.Now()
 	if err := sleep(ctx, h.o.Window); err != nil {
 		res.Err = err
@@ -342,7 +342,7 @@ func (h *harness) load(ctx context.Context, m monitor, targets []*Target) (res L
 	n := len(targets)
 	res.Checks = float64(conns1-conns0-n) / float64(n) / at1.Sub(at0).Seconds()
 	mark := restartMark(m)
-	res.Restarts = p.log.count(from, func(s string) bool { return strings.Contains(s, mark) })
+	res.Restarts = p.log.Count(from, func(s string) bool { return strings.Contains(s, mark) })
 	h.progress("W3 %s %d: CPU %.2f s in %v, peak RSS %d MiB, restarts %d, %.2f TCP checks/target/s", m.name(), len(targets),
 		res.CPU.Seconds(), res.Window.Round(time.Second), res.PeakRSS>>20, res.Restarts, res.Checks)
 	return res
