@@ -81,8 +81,8 @@ type suite struct {
 	viol    map[string][]string
 	worst   map[string]time.Duration
 	samples map[string]int // faults that measured worst[...]
-	base    resources // first sample at rest of the running pcheck
-	base0   resources // of the first pcheck
+	base    resources      // first sample at rest of the running pcheck
+	base0   resources      // of the first pcheck
 	peak    resources
 	started time.Time
 	ended   time.Time
