@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,15 +44,25 @@ var faults = []fault{
 // loop applies random faults until the time is up, checking the
 // invariants after each.
 func (s *suite) loop(ctx context.Context) {
-	total := 0
+	var chosen []fault
 	for _, f := range faults {
+		if s.c.only == "" || slices.ContainsFunc(strings.Split(s.c.only, ","), func(w string) bool { return w != "" && strings.Contains(f.name, w) }) {
+			chosen = append(chosen, f)
+		}
+	}
+	total := 0
+	for _, f := range chosen {
 		total += f.weight
+	}
+	if total == 0 {
+		s.violation("no faults", "-faults %q names no fault", s.c.only)
+		return
 	}
 	end := s.started.Add(s.c.dur)
 	for time.Now().Before(end) && ctx.Err() == nil {
 		n := s.rng.IntN(total)
 		var f fault
-		for _, f = range faults {
+		for _, f = range chosen {
 			if n < f.weight {
 				break
 			}

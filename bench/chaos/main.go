@@ -36,6 +36,7 @@ type config struct {
 	report    string
 	keep      bool
 	pcheckSrc string // the module root to build pcheck from
+	only      string // comma-separated fault names to apply (all when empty)
 }
 
 func main() { os.Exit(run()) }
@@ -69,6 +70,7 @@ func run() int {
 	fs.StringVar(&c.report, "report", "docs/reliability.md", "file to write the report to (\"\" for none)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (it is kept anyway on a violation)")
 	fs.StringVar(&c.pcheckSrc, "src", ".", "the pcheck module to build pcheck, padmin and the target from")
+	fs.StringVar(&c.only, "faults", "", "apply only these faults: comma-separated words of their names (e.g. \"half,hang\")")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
