@@ -75,3 +75,40 @@ func TestWatchHalfWritten(t *testing.T) {
 		t.Fatalf("b's restart script ran %d times, want once (by hand): %v", len(r), r)
 	}
 }
+
+// TestWatchInvalidAdvice: with --watch an invalid pfile put in place by
+// rename is refused (the old rules stay) with the advice to write pfiles
+// by rename, once; a later valid pfile is loaded.
+func TestWatchInvalidAdvice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := newService(t, e.dir, "a", "")
+	b := newService(t, e.dir, "b", "")
+	pa, pb := a.start(), b.start()
+	pf := filepath.Join(e.dir, "a.pf")
+	writeFile(t, pf, pfileHead+a.entry(""))
+	e.start(nil, "--watch", pf)
+	e.wait(upLine(pa))
+	replace := func(text string) {
+		t.Helper()
+		writeFile(t, pf+".new", text)
+		if err := os.Rename(pf+".new", pf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(pfileHead + "Grace 0\n" + a.entry(""))
+	e.wait(fmt.Sprintf("pfile '%s': reload refused, the old rules stay", pf))
+	advice := fmt.Sprintf("pfile '%s' changed while being read; write pfiles to a temporary file and rename it into place", pf)
+	e.log.Wait(t, func(l syslogtest.Line) bool { return strings.HasSuffix(l.Text, advice) }, 30*time.Second)
+	replace(pfileHead + a.entry("") + b.entry(""))
+	e.wait(upLine(pb))
+	n := 0
+	for _, l := range e.log.Lines() {
+		if strings.HasSuffix(l.Text, advice) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("advice logged %d times, want once", n)
+	}
+}
