@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ var faults = []fault{
 	{"target pause (SIGSTOP < failover)", 8, (*suite).targetPause},
 	{"pcheck kill -9 and restart", 7, (*suite).pcheckKill},
 	{"pcheck SIGSTOP", 6, (*suite).pcheckFreeze},
+	{"second pcheck on the pfile", 3, (*suite).secondPcheck},
 	{"reload good pfile", 5, (*suite).reloadGood},
 	{"reload bad pfile", 5, (*suite).reloadBad},
 	{"reload half-written pfile", 5, (*suite).reloadHalf},
@@ -285,6 +287,62 @@ func (s *suite) pcheckKill(ctx context.Context) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		os.Remove(t.slow)
+	}
+}
+
+// secondPcheck: a second pcheck on the same pfile must refuse; with
+// --force it must make the first one stop (never two monitors).
+func (s *suite) secondPcheck(ctx context.Context) {
+	force := s.rng.IntN(2) == 0
+	old := s.pcheck
+	args := []string{"--state-dir", s.state, "--run-dir", s.runDir, "--syslog", "unixgram:" + s.sock, "--watch"}
+	if force {
+		args = append(args, "--force")
+	}
+	out, err := os.OpenFile(filepath.Join(s.dir, "pcheck.out"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		s.violation("second pcheck", "%v", err)
+		return
+	}
+	defer out.Close()
+	cmd := exec.Command(filepath.Join(s.bin, "pcheck"), append(args, s.pfile)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	c, err := s.r.Spawn(cmd)
+	if err != nil {
+		s.violation("second pcheck", "%v", err)
+		return
+	}
+	if !force {
+		s.progress("  second pcheck pid %d without --force", c.Pid)
+		select {
+		case <-c.Done():
+			if c.Err() == nil {
+				s.violation("two pchecks", "a second pcheck on the pfile exited 0 instead of refusing")
+			}
+		case <-time.After(10 * time.Second):
+			s.violation("two pchecks", "a second pcheck (pid %d) on the pfile without --force still runs after 10 s beside pid %d", c.Pid, old.Pid)
+			_ = c.Signal(syscall.SIGKILL)
+			<-c.Done()
+		}
+		return
+	}
+	s.progress("  second pcheck pid %d with --force beside pid %d", c.Pid, old.Pid)
+	select {
+	case <-old.Done():
+		s.pcheck = c
+		s.base = resources{}
+	case <-c.Done():
+		s.violation("second pcheck", "pcheck --force (pid %d) exited: %v, the first (pid %d) still runs", c.Pid, c.Err(), old.Pid)
+	case <-time.After(15 * time.Second):
+		s.violation("two pchecks", "pcheck --force (pid %d) and the pcheck it pushed aside (pid %d) both run after 15 s", c.Pid, old.Pid)
+		// Back to one pcheck: the first one, restarted clean.
+		_ = c.Signal(syscall.SIGKILL)
+		_ = old.Signal(syscall.SIGKILL)
+		<-c.Done()
+		<-old.Done()
+		if err := s.startPcheck(); err != nil {
+			s.violation("pcheck restart", "%v", err)
+		}
 	}
 }
 

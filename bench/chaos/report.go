@@ -16,7 +16,7 @@ var invariantKinds = []string{
 	"healthy target killed", "hang not killed", "death not logged", "retry count",
 	"retry over", "resource growth", "not recovered", "half-written pfile read",
 	"bad pfile not refused", "reload not applied", "restart held up by syslog",
-	"restart with full state fs", "restart held up by control flood",
+	"restart with full state fs", "restart held up by control flood", "second pcheck",
 }
 
 // table is the run's result as Markdown tables.
