@@ -82,7 +82,7 @@ func (s *suite) printTable(w io.Writer) {
 func (s *suite) markdown() string {
 	var b strings.Builder
 	m := compare.MachineInfo()
-	receiver := "a private rsyslogd with its stock imuxsock settings"
+	receiver := "rsyslogd (stock imuxsock settings)"
 	if s.rsyslog == nil {
 		receiver = "chaos's own unixgram receiver (rsyslogd not installed)"
 	}
@@ -90,29 +90,45 @@ func (s *suite) markdown() string {
 
 Written by `+"`make chaos`"+` (bench/chaos) from its last run; do not edit by hand.
 
-The suite runs the real pcheck binary (built from ./cmd/pcheck, foreground, `+"`--watch`"+`)
-over %d HTTP targets on loopback (bench/compare/cmd/target), each with a restart script
-and a `+"`_bi_webserv`"+` stall monitor (interval %v, failover %v; every fourth also a
-`+"`_bi_socket`"+` monitor), with %s as syslog, and a private state directory
-(on a 2 MiB tmpfs it mounts, as root) and run directory. It applies random faults one at a
-time, seeded, waits until every target is up and serving and `+"`padmin status`"+` is all Up,
-and checks the invariants after each fault:
+The suite runs the real pcheck binary (built from ./cmd/pcheck, in the foreground, with
+`+"`--watch`"+`) over %d HTTP targets on loopback (bench/compare/cmd/target), each with a
+restart script and a `+"`_bi_webserv`"+` stall monitor (interval %v, failover %v; every
+fourth also a `+"`_bi_socket`"+` monitor). Syslog is a private rsyslogd with its stock
+imuxsock settings (the receiver operators run; chaos falls back to a unixgram reader of its
+own only where rsyslogd is not installed). The state directory is on a 2 MiB tmpfs the suite
+mounts (as root; elsewhere the full-filesystem fault is skipped with a line saying so), the
+run directory private. Chaos is the subreaper of everything it starts, and signals only the
+processes it started (their command lines name its work directory).
 
-- never two copies of a target (target processes counted by their `+"`-id=`"+` argument),
-  never two pchecks on the pfile;
+Faults, one at a time, chosen at random from a printed seed: SIGKILL of a target; SIGSTOP
+of a target for longer than failover (a hang pcheck must kill) and for less (pcheck must
+leave it alone); kill -9 of pcheck and its restart, also with a target killed while pcheck
+is down and while a slow restart script runs; SIGSTOP of pcheck; a second pcheck on the
+pfile, plain and with `+"`--force`"+`; reloads by rename with a good and a bad pfile, and a
+pfile written in place in two chunks 2 s apart; a deaf syslog (rsyslogd stopped, its queue
+full, five targets killed at once); a full state filesystem; slow (2 s) and hung restart
+scripts; floods of 200 raw control connections and 32 padmin runs.
+
+After each fault chaos waits until every target is one process that serves and
+`+"`padmin status`"+` is all Up, then checks:
+
+- never two copies of a target (processes counted by their `+"`-id=`"+` argument), never
+  two pchecks on the pfile;
 - every death followed by exactly one restart: the target processes started and the
   restart-script runs equal the deaths chaos caused (a hung script adds one run);
 - no healthy target killed: a target that served and that chaos neither killed nor
   stopped for longer than failover never dies and is never named by `+"`Killed Process`"+`;
-  a target stopped for longer than failover is killed;
+  a target stopped for longer than failover is killed within failover plus 8 s;
 - `+"`padmin status`"+` retries_used equal to the restart-script runs;
 - pcheck's fds, threads and RSS do not grow beyond a bound over its first sample;
-- a bad pfile is refused, a good one reloaded, a half-written one never read while open.
+- a bad pfile is refused, a good one reloaded, a half-written one never read while open;
+- a restart while syslog is deaf takes at most %v (some 30-70 ms otherwise).
 
-SIGSTOP of pcheck is bounded at %v (below failover minus interval): longer freezes are a
+SIGSTOP of pcheck is bounded at %v, below failover minus interval: longer freezes are a
 known defect, scheduled as "freeze-proof failover" (`+"`-freeze-max`"+` allows them).
 
-Repeat with `+"`make chaos CHAOS_TIME=%v CHAOS_SEED=%d`"+`.
+Repeat a run with `+"`make chaos CHAOS_TIME=%v CHAOS_SEED=%d`"+`; `+"`-faults`"+` applies a
+subset (`+"`go run ./bench/chaos -h`"+`).
 
 ## Last run
 
@@ -120,7 +136,7 @@ Repeat with `+"`make chaos CHAOS_TIME=%v CHAOS_SEED=%d`"+`.
 - machine: %d CPUs (%s), %s, %s memory, %s
 - syslog: %s
 
-`, len(s.targets), interval, failover, receiver, s.c.freezeMax, s.c.dur, s.c.seed,
+`, len(s.targets), interval, failover, deafRestart, s.c.freezeMax, s.c.dur, s.c.seed,
 		s.c.seed, s.ended.Sub(s.started).Round(time.Second), len(s.targets),
 		m.NProc, m.CPU, m.Kernel, m.Memory, m.Go, receiver)
 	s.table(&b)
