@@ -1,6 +1,7 @@
 # pcheck: a process monitor for Linux (drop-in for ProcessSaver's pcheck/padmin).
 #   make run    start pcheck on the bundled demo (kill the demo server, watch it come back)
 #   make test   every test, with the race detector
+#   make chaos  the fault-injection suite (CHAOS_TIME, default 10m)
 SHELL       := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO          ?= go
@@ -28,6 +29,17 @@ run: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The fault-injection suite: the real pcheck over 22 targets under random,
+# seeded faults for CHAOS_TIME (CHAOS_SEED repeats a run); non-zero on any
+# invariant violation; rewrites docs/reliability.md. Run as root for the
+# full-state-filesystem fault (a tmpfs it mounts).
+CHAOS_TIME  ?= 10m
+CHAOS_SEED  ?=
+.PHONY: chaos
+chaos:
+	$(GO) build -o $(BIN)/chaos ./bench/chaos
+	CHAOS_TIME=$(CHAOS_TIME) CHAOS_SEED=$(CHAOS_SEED) $(BIN)/chaos
 
 # pcheck against monit and supervisord on the same targets (installs both
 # from Debian when missing; about 12 minutes); rewrites docs/benchmarks.md.

@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/alecthomas/participle/v2 v2.1.4
-	github.com/fsnotify/fsnotify v1.10.1
 	github.com/hashicorp/go-syslog v1.0.1
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2

@@ -113,10 +113,10 @@ const (
 type harness struct {
 	o          Options
 	l          *Layout
-	r          *reaper
+	r          *Reaper
 	syslog     *net.UnixConn
 	syslogPath string
-	spawned    []*child // targets the harness started itself
+	spawned    []*Child // targets the harness started itself
 }
 
 // Run measures the three monitors and writes the report.
@@ -165,7 +165,7 @@ func newHarness(o Options) (*harness, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := newReaper()
+	r, err := NewReaper()
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	rep := &Report{Date: time.Now(), Opts: h.o}
 	rep.LoadAvg[0] = loadAvg()
 	defer func() { rep.LoadAvg[1] = loadAvg() }()
-	rep.Machine = machineInfo()
+	rep.Machine = MachineInfo()
 	rep.Versions = h.versions(ctx)
 	all := []monitor{&pcheckMon{h: h}, &monitMon{h: h}, &supervisorMon{h: h}}
 	var mons []monitor
@@ -304,7 +304,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 func (h *harness) versions(ctx context.Context) map[string]string {
 	v := make(map[string]string)
 	ask := func(name, bin string, args ...string) {
-		out, err := h.r.output(ctx, bin, args...)
+		out, err := h.r.Output(ctx, bin, args...)
 		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 		if err != nil && first == "" {
 			first = "unknown (" + err.Error() + ")"
@@ -320,7 +320,7 @@ func (h *harness) versions(ctx context.Context) map[string]string {
 // runScript runs t's restart script as a monitor would, and waits until
 // the target it starts answers; it returns the target's pid.
 func (h *harness) runScript(ctx context.Context, t *Target) (int, error) {
-	c, err := h.r.spawn(exec.Command(t.Script))
+	c, err := h.r.Spawn(exec.Command(t.Script))
 	if err != nil {
 		return 0, err
 	}
@@ -336,9 +336,9 @@ func (h *harness) runScript(ctx context.Context, t *Target) (int, error) {
 // startTargets starts targets as children of the harness, each in a
 // session of its own as a restart script would, and waits until each has
 // written its pid file (it does once listening).
-func (h *harness) startTargets(ctx context.Context, targets []*Target) ([]*child, error) {
+func (h *harness) startTargets(ctx context.Context, targets []*Target) ([]*Child, error) {
 	h.progress("starting %d targets", len(targets))
-	kids := make([]*child, 0, len(targets))
+	kids := make([]*Child, 0, len(targets))
 	for _, t := range targets {
 		out, err := os.OpenFile(t.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -348,7 +348,7 @@ func (h *harness) startTargets(ctx context.Context, targets []*Target) ([]*child
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		c, err := h.r.spawn(cmd)
+		c, err := h.r.Spawn(cmd)
 		out.Close()
 		if err != nil {
 			return kids, fmt.Errorf("target %s: %w", t.ID, err)
@@ -376,9 +376,9 @@ func (h *harness) startTargets(ctx context.Context, targets []*Target) ([]*child
 }
 
 // killTargets kills targets the harness started and waits for them.
-func (h *harness) killTargets(kids []*child) {
+func (h *harness) killTargets(kids []*Child) {
 	for _, c := range kids {
-		_ = c.signal(syscall.SIGKILL)
+		_ = c.Signal(syscall.SIGKILL)
 	}
 	for _, c := range kids {
 		<-c.Done()
@@ -392,7 +392,7 @@ func (h *harness) sweep() {
 	for _, s := range stamps {
 		execs, _ := readExecStamps(s)
 		for _, e := range execs {
-			_ = signalOurs(e.pid, h.l.Dir, unix.SIGKILL)
+			_ = SignalOurs(e.pid, h.l.Dir, unix.SIGKILL)
 		}
 	}
 }
@@ -458,8 +458,8 @@ func readScriptStamps(path string) ([]time.Time, error) {
 	return out, nil
 }
 
-// askPid asks the target on port for its pid.
-func askPid(port int) (int, error) { return ask(port, "/") }
+// AskPid asks the target on port for its pid.
+func AskPid(port int) (int, error) { return ask(port, "/") }
 
 // askConns asks the target on port how many connections it has accepted,
 // this one included.
@@ -508,7 +508,7 @@ func lingerZero(_, _ string, c syscall.RawConn) error {
 func waitServing(ctx context.Context, port, old int) (int, time.Time, error) {
 	var last error
 	for {
-		pid, err := askPid(port)
+		pid, err := AskPid(port)
 		if err == nil && pid != old {
 			return pid, time.Now(), nil
 		}

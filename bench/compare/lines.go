@@ -12,33 +12,34 @@ import (
 	"time"
 )
 
-// line is one line a monitor logged, with the time the harness read it.
-type line struct {
-	at   time.Time
-	text string
+// Line is one line a monitor logged, with the time the harness read it.
+type Line struct {
+	At   time.Time
+	Text string
 }
 
-// lineLog collects a monitor's log lines as they arrive and lets the
+// LineLog collects a monitor's log lines as they arrive and lets the
 // harness wait for one that matches.
-type lineLog struct {
+type LineLog struct {
 	mu      sync.Mutex
-	lines   []line
+	lines   []Line
 	changed chan struct{} // closed and replaced at every append
 	closed  bool
 }
 
-func newLineLog() *lineLog { return &lineLog{changed: make(chan struct{})} }
+// NewLineLog returns an empty log.
+func NewLineLog() *LineLog { return &LineLog{changed: make(chan struct{})} }
 
-func (l *lineLog) add(text string) {
+func (l *LineLog) add(text string) {
 	l.mu.Lock()
-	l.lines = append(l.lines, line{at: time.Now(), text: text})
+	l.lines = append(l.lines, Line{At: time.Now(), Text: text})
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
 }
 
 // end marks the log complete: waiters stop waiting.
-func (l *lineLog) end() {
+func (l *LineLog) end() {
 	l.mu.Lock()
 	l.closed = true
 	close(l.changed)
@@ -50,13 +51,13 @@ func (l *lineLog) end() {
 // waiting for a line: it exited.
 var errLogEnded = errors.New("monitor output ended")
 
-// waitFor returns the first line at index from or later for which match is
+// WaitFor returns the first line at index from or later for which match is
 // true, and the index after it.
-func (l *lineLog) waitFor(ctx context.Context, from int, match func(string) bool) (line, int, error) {
+func (l *LineLog) WaitFor(ctx context.Context, from int, match func(string) bool) (Line, int, error) {
 	for {
 		l.mu.Lock()
 		for i := from; i < len(l.lines); i++ {
-			if match(l.lines[i].text) {
+			if match(l.lines[i].Text) {
 				ln := l.lines[i]
 				l.mu.Unlock()
 				return ln, i + 1, nil
@@ -66,30 +67,30 @@ func (l *lineLog) waitFor(ctx context.Context, from int, match func(string) bool
 		ch, closed := l.changed, l.closed
 		l.mu.Unlock()
 		if closed {
-			return line{}, from, errLogEnded
+			return Line{}, from, errLogEnded
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return line{}, from, ctx.Err()
+			return Line{}, from, ctx.Err()
 		}
 	}
 }
 
-// len is the number of lines so far.
-func (l *lineLog) len() int {
+// Len is the number of lines so far.
+func (l *LineLog) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.lines)
 }
 
-// count returns how many lines from index from on match.
-func (l *lineLog) count(from int, match func(string) bool) int {
+// Count returns how many lines from index from on match.
+func (l *LineLog) Count(from int, match func(string) bool) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	for i := from; i < len(l.lines); i++ {
-		if match(l.lines[i].text) {
+		if match(l.lines[i].Text) {
 			n++
 		}
 	}
@@ -97,7 +98,7 @@ func (l *lineLog) count(from int, match func(string) bool) int {
 }
 
 // readLines adds every line of r to l and copies it to copyTo, then ends l.
-func (l *lineLog) readLines(r io.Reader, copyTo io.Writer) {
+func (l *LineLog) readLines(r io.Reader, copyTo io.Writer) {
 	defer l.end()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -109,10 +110,10 @@ func (l *lineLog) readLines(r io.Reader, copyTo io.Writer) {
 	}
 }
 
-// tail follows a log file that a monitor writes, adding complete lines to
+// Tail follows a log file that a monitor writes, adding complete lines to
 // l, until ctx ends. It polls the file every few milliseconds: monit and
 // supervisord write their events only there.
-func (l *lineLog) tail(ctx context.Context, path string) {
+func (l *LineLog) Tail(ctx context.Context, path string) {
 	defer l.end()
 	var (
 		f       *os.File
@@ -151,4 +152,14 @@ func (l *lineLog) tail(ctx context.Context, path string) {
 		case <-tick.C:
 		}
 	}
+}
+
+// Since returns a copy of the lines from index from on.
+func (l *LineLog) Since(from int) []Line {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if from >= len(l.lines) {
+		return nil
+	}
+	return append([]Line(nil), l.lines[from:]...)
 }

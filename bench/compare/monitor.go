@@ -41,20 +41,20 @@ type monitor interface {
 
 // monProc is a running monitor process and what it logged.
 type monProc struct {
-	child   *child
+	Child   *Child
 	started time.Time
-	log     *lineLog
+	log     *LineLog
 	cancel  context.CancelFunc // stops tailing its log file
 }
 
 // exited reports whether the monitor has ended, and how.
 func (m *monProc) exited() error {
 	select {
-	case <-m.child.Done():
-		if err := m.child.Err(); err != nil {
+	case <-m.Child.Done():
+		if err := m.Child.Err(); err != nil {
 			return err
 		}
-		return fmt.Errorf("%s (pid %d): exit status 0: %w", m.child.name, m.child.Pid, ErrExited)
+		return fmt.Errorf("%s (pid %d): exit status 0: %w", m.Child.name, m.Child.Pid, ErrExited)
 	default:
 		return nil
 	}
@@ -63,7 +63,7 @@ func (m *monProc) exited() error {
 // stop ends the monitor with SIGTERM (each of the three leaves or stops its
 // processes as it does in production) and stops following its log.
 func (m *monProc) stop() error {
-	err := m.child.stop(60 * time.Second)
+	err := m.Child.Stop(60 * time.Second)
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -72,7 +72,7 @@ func (m *monProc) stop() error {
 
 // startProc spawns a monitor with its standard output and error going to
 // the file console and, when log is not nil, line by line to log too.
-func (h *harness) startProc(console string, log *lineLog, name string, args ...string) (*monProc, error) {
+func (h *harness) startProc(console string, log *LineLog, name string, args ...string) (*monProc, error) {
 	out, err := os.OpenFile(console, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s console file: %w", name, err)
@@ -83,11 +83,11 @@ func (h *harness) startProc(console string, log *lineLog, name string, args ...s
 		defer out.Close()
 		cmd.Stdout, cmd.Stderr = out, out
 		started := time.Now()
-		c, err := h.r.spawn(cmd)
+		c, err := h.r.Spawn(cmd)
 		if err != nil {
 			return nil, err
 		}
-		return &monProc{child: c, started: started}, nil
+		return &monProc{Child: c, started: started}, nil
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -96,7 +96,7 @@ func (h *harness) startProc(console string, log *lineLog, name string, args ...s
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	started := time.Now()
-	c, err := h.r.spawn(cmd)
+	c, err := h.r.Spawn(cmd)
 	w.Close()
 	if err != nil {
 		r.Close()
@@ -108,7 +108,7 @@ func (h *harness) startProc(console string, log *lineLog, name string, args ...s
 		r.Close()
 		out.Close()
 	}()
-	return &monProc{child: c, started: started, log: log}, nil
+	return &monProc{Child: c, started: started, log: log}, nil
 }
 
 // pollUntil calls cond every interval until it reports done, fails, or ctx
@@ -152,7 +152,7 @@ func (m *pcheckMon) start(_ context.Context, targets []*Target, check Check) err
 	if err := os.WriteFile(pf, []byte(pcheckPfile(m.h.l, targets, check)), 0o644); err != nil {
 		return fmt.Errorf("pfile: %w", err)
 	}
-	p, err := m.h.startProc(filepath.Join(dir, "stderr.log"), newLineLog(), m.h.o.PcheckBin,
+	p, err := m.h.startProc(filepath.Join(dir, "stderr.log"), NewLineLog(), m.h.o.PcheckBin,
 		"--state-dir", filepath.Join(dir, "state"), "--run-dir", filepath.Join(dir, "run"),
 		"--syslog", "unixgram:"+m.h.syslogPath, pf)
 	m.p = p
@@ -161,7 +161,7 @@ func (m *pcheckMon) start(_ context.Context, targets []*Target, check Check) err
 
 func (m *pcheckMon) watching(ctx context.Context, _ *Target, pid int) error {
 	want := fmt.Sprintf(",pid=%d) Up", pid)
-	_, _, err := m.p.log.waitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, want) })
+	_, _, err := m.p.log.WaitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, want) })
 	if err != nil {
 		return fmt.Errorf("pcheck: waiting for %q: %w", want, err)
 	}
@@ -170,7 +170,7 @@ func (m *pcheckMon) watching(ctx context.Context, _ *Target, pid int) error {
 
 func (m *pcheckMon) allUp(ctx context.Context, targets []*Target) (time.Time, error) {
 	up := make(map[string]bool)
-	ln, _, err := m.p.log.waitFor(ctx, 0, func(s string) bool {
+	ln, _, err := m.p.log.WaitFor(ctx, 0, func(s string) bool {
 		if strings.HasSuffix(s, ") Up") {
 			if i := strings.LastIndex(s, ",pid="); i >= 0 {
 				up[s[i:]] = true
@@ -181,7 +181,7 @@ func (m *pcheckMon) allUp(ctx context.Context, targets []*Target) (time.Time, er
 	if err != nil {
 		return time.Time{}, fmt.Errorf("pcheck: %d of %d Up lines: %w", len(up), len(targets), err)
 	}
-	return ln.at, nil
+	return ln.At, nil
 }
 
 // monitMon drives monit, in the foreground (-I) with a private control
@@ -217,8 +217,8 @@ func (m *monitMon) start(_ context.Context, targets []*Target, check Check) erro
 	m.p = p
 	tailCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	p.log = newLineLog()
-	go p.log.tail(tailCtx, filepath.Join(dir, "monit.log"))
+	p.log = NewLineLog()
+	go p.log.Tail(tailCtx, filepath.Join(dir, "monit.log"))
 	return nil
 }
 
@@ -226,7 +226,7 @@ func (m *monitMon) start(_ context.Context, targets []*Target, check Check) erro
 func (m *monitMon) cli(ctx context.Context, args ...string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := m.h.r.output(cctx, m.h.o.MonitBin, append([]string{"-c", m.rc, "-B"}, args...)...)
+	out, err := m.h.r.Output(cctx, m.h.o.MonitBin, append([]string{"-c", m.rc, "-B"}, args...)...)
 	return string(out), err
 }
 
@@ -340,17 +340,17 @@ func (m *supervisorMon) start(_ context.Context, targets []*Target, _ Check) err
 	m.p = p
 	tailCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	p.log = newLineLog()
-	go p.log.tail(tailCtx, filepath.Join(dir, "supervisord.log"))
+	p.log = NewLineLog()
+	go p.log.Tail(tailCtx, filepath.Join(dir, "supervisord.log"))
 	return nil
 }
 
 func (m *supervisorMon) watching(ctx context.Context, t *Target, pid int) error {
 	spawned := fmt.Sprintf("spawned: '%s' with pid %d", t.ID, pid)
 	running := fmt.Sprintf("success: %s entered RUNNING state", t.ID)
-	_, next, err := m.p.log.waitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, spawned) })
+	_, next, err := m.p.log.WaitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, spawned) })
 	if err == nil {
-		_, _, err = m.p.log.waitFor(ctx, next, func(s string) bool { return strings.Contains(s, running) })
+		_, _, err = m.p.log.WaitFor(ctx, next, func(s string) bool { return strings.Contains(s, running) })
 	}
 	if err != nil {
 		return fmt.Errorf("supervisord: waiting for %s RUNNING with pid %d: %w", t.ID, pid, err)
@@ -364,7 +364,7 @@ func (m *supervisorMon) allUp(ctx context.Context, targets []*Target) (time.Time
 		want[t.ID] = true
 	}
 	running := make(map[string]bool)
-	ln, _, err := m.p.log.waitFor(ctx, 0, func(s string) bool {
+	ln, _, err := m.p.log.WaitFor(ctx, 0, func(s string) bool {
 		if _, rest, ok := strings.Cut(s, "success: "); ok {
 			if id, _, ok := strings.Cut(rest, " entered RUNNING state"); ok && want[id] {
 				running[id] = true
@@ -375,5 +375,5 @@ func (m *supervisorMon) allUp(ctx context.Context, targets []*Target) (time.Time
 	if err != nil {
 		return time.Time{}, fmt.Errorf("supervisord: %d of %d RUNNING: %w", len(running), len(want), err)
 	}
-	return ln.at, nil
+	return ln.At, nil
 }

@@ -31,22 +31,22 @@ func gone(pid int) bool {
 func TestReaperExitStatuses(t *testing.T) {
 	h := newTestHarness(t)
 	ctx := testCtx(t, 30*time.Second)
-	out, err := h.r.output(ctx, "sh", "-c", "echo hello; echo oops >&2")
+	out, err := h.r.Output(ctx, "sh", "-c", "echo hello; echo oops >&2")
 	if err != nil || string(out) != "hello\n" {
 		t.Errorf("output = %q, %v; want \"hello\\n\", nil", out, err)
 	}
-	_, err = h.r.output(ctx, "sh", "-c", "echo why >&2; exit 3")
+	_, err = h.r.Output(ctx, "sh", "-c", "echo why >&2; exit 3")
 	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "why") {
 		t.Errorf("failing command: err = %v, want ErrExited with status 3 and its stderr", err)
 	}
-	c, err := h.r.spawn(exec.Command("sleep", "60"))
+	c, err := h.r.Spawn(exec.Command("sleep", "60"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.stop(10 * time.Second); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "terminated") {
+	if err := c.Stop(10 * time.Second); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "terminated") {
 		t.Errorf("stopped child: err = %v, want killed by SIGTERM", err)
 	}
-	if _, err := h.r.spawn(&exec.Cmd{Path: "/bin/true", Stdout: new(strings.Builder)}); err == nil {
+	if _, err := h.r.Spawn(&exec.Cmd{Path: "/bin/true", Stdout: new(strings.Builder)}); err == nil {
 		t.Error("spawn accepted a non-file stdout")
 	}
 }
@@ -82,26 +82,26 @@ func TestRestartScriptStartsTarget(t *testing.T) {
 		t.Errorf("the target's command line does not name the work directory %s", h.l.Dir)
 	}
 
-	if err := signalOurs(pid, h.l.Dir, unix.SIGKILL); err != nil {
+	if err := SignalOurs(pid, h.l.Dir, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := pollUntil(ctx, 5*time.Millisecond, func() (bool, error) { return gone(pid), nil }); err != nil {
 		t.Errorf("killed target pid %d was not reaped: %v", pid, err)
 	}
-	if _, err := askPid(tg.Port); err == nil {
+	if _, err := AskPid(tg.Port); err == nil {
 		t.Error("the port still answers after the kill")
 	}
 }
 
 func TestSignalOursRefusesOthers(t *testing.T) {
 	h := newTestHarness(t)
-	c, err := h.r.spawn(exec.Command("sleep", "60"))
+	c, err := h.r.Spawn(exec.Command("sleep", "60"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.stop(time.Second)
+	defer c.Stop(time.Second)
 	// sleep's command line does not name the work directory.
-	if err := signalOurs(c.Pid, h.l.Dir, unix.SIGKILL); !errors.Is(err, ErrNotOurs) {
+	if err := SignalOurs(c.Pid, h.l.Dir, unix.SIGKILL); !errors.Is(err, ErrNotOurs) {
 		t.Errorf("signalOurs(sleep) = %v, want ErrNotOurs", err)
 	}
 	select {
@@ -128,17 +128,17 @@ func TestStopScriptKillsHungTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.close()
-	if err := signalOurs(pid, h.l.Dir, unix.SIGSTOP); err != nil {
+	if err := SignalOurs(pid, h.l.Dir, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	// Another target's id must not match.
-	if _, err := h.r.output(ctx, h.l.StopBin, tg.PidFile, "t-000", "1"); err != nil {
+	if _, err := h.r.Output(ctx, h.l.StopBin, tg.PidFile, "t-000", "1"); err != nil {
 		t.Fatal(err)
 	}
 	if gone(pid) {
 		t.Fatal("the stop script killed a process whose id did not match")
 	}
-	if _, err := h.r.output(ctx, h.l.StopBin, tg.PidFile, tg.ID, "1"); err != nil {
+	if _, err := h.r.Output(ctx, h.l.StopBin, tg.PidFile, tg.ID, "1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.wait(ctx); err != nil {
@@ -211,7 +211,7 @@ func TestStartTargetsAndWaitServing(t *testing.T) {
 
 func TestLineLog(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
-	l := newLineLog()
+	l := NewLineLog()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,18 +220,18 @@ func TestLineLog(t *testing.T) {
 	fmt.Fprintln(w, "a Up")
 	fmt.Fprintln(w, "b Down")
 	fmt.Fprintln(w, "c Up")
-	ln, next, err := l.waitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, "Down") })
-	if err != nil || ln.text != "b Down" || next != 2 {
-		t.Errorf("waitFor Down = %q, %d, %v", ln.text, next, err)
+	ln, next, err := l.WaitFor(ctx, 0, func(s string) bool { return strings.HasSuffix(s, "Down") })
+	if err != nil || ln.Text != "b Down" || next != 2 {
+		t.Errorf("waitFor Down = %q, %d, %v", ln.Text, next, err)
 	}
-	if _, _, err := l.waitFor(ctx, 0, func(s string) bool { return s == "c Up" }); err != nil {
+	if _, _, err := l.WaitFor(ctx, 0, func(s string) bool { return s == "c Up" }); err != nil {
 		t.Fatal(err)
 	}
-	if n := l.count(0, func(s string) bool { return strings.HasSuffix(s, "Up") }); n != 2 {
+	if n := l.Count(0, func(s string) bool { return strings.HasSuffix(s, "Up") }); n != 2 {
 		t.Errorf("count Up = %d, want 2", n)
 	}
 	w.Close()
-	if _, _, err := l.waitFor(ctx, 0, func(string) bool { return false }); !errors.Is(err, errLogEnded) {
+	if _, _, err := l.WaitFor(ctx, 0, func(string) bool { return false }); !errors.Is(err, errLogEnded) {
 		t.Errorf("waitFor after the end = %v, want errLogEnded", err)
 	}
 }
@@ -239,38 +239,38 @@ func TestLineLog(t *testing.T) {
 func TestLineLogTail(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	path := t.TempDir() + "/x.log"
-	l := newLineLog()
+	l := NewLineLog()
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go l.tail(tctx, path) // the file does not exist yet
+	go l.Tail(tctx, path) // the file does not exist yet
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	fmt.Fprint(f, "first\nsec")
-	if _, _, err := l.waitFor(ctx, 0, func(s string) bool { return s == "first" }); err != nil {
+	if _, _, err := l.WaitFor(ctx, 0, func(s string) bool { return s == "first" }); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprint(f, "ond\n")
-	if _, _, err := l.waitFor(ctx, 0, func(s string) bool { return s == "second" }); err != nil {
+	if _, _, err := l.WaitFor(ctx, 0, func(s string) bool { return s == "second" }); err != nil {
 		t.Fatalf("a line written in two pieces: %v", err)
 	}
 }
 
 func TestChildErrNamesSignal(t *testing.T) {
 	h := newTestHarness(t)
-	c, err := h.r.spawn(exec.Command("sleep", "60"))
+	c, err := h.r.Spawn(exec.Command("sleep", "60"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.signal(syscall.SIGKILL); err != nil {
+	if err := c.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.wait(testCtx(t, 30*time.Second)); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("wait = %v, want killed", err)
 	}
-	if err := c.signal(syscall.SIGKILL); err == nil {
+	if err := c.Signal(syscall.SIGKILL); err == nil {
 		t.Error("signalling a reaped child succeeded")
 	}
 }

@@ -95,10 +95,10 @@ func ours(pid int, token string) bool {
 	return err == nil && bytes.Contains(b, []byte(token))
 }
 
-// signalOurs sends sig to pid after checking that it is a process of this
+// SignalOurs sends sig to pid after checking that it is a process of this
 // run; between the check and the signal the pidfd pins the process, so a
 // reused pid is never hit.
-func signalOurs(pid int, token string, sig unix.Signal) error {
+func SignalOurs(pid int, token string, sig unix.Signal) error {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return fmt.Errorf("signal pid %d: %w", pid, err)

@@ -15,14 +15,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reaper makes the harness the init of everything it starts. The monitors
+// Reaper makes the harness the init of everything it starts. The monitors
 // under test start targets through restart scripts that detach them
 // (setsid -f), and on this kind of machine pid 1 does not reap orphans: a
 // killed target would stay a zombie, which monit takes for a live process.
 // So the harness is a child subreaper, and one goroutine reaps every child,
 // orphans included, on SIGCHLD. Children started with spawn get their exit
 // status from it; nothing here calls exec.Cmd.Wait, which would race it.
-type reaper struct {
+type Reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan unix.WaitStatus
 	sig     chan os.Signal
@@ -34,12 +34,12 @@ type reaper struct {
 // running, or with a failure status.
 var ErrExited = errors.New("exited")
 
-// newReaper makes the calling process a child subreaper and starts reaping.
-func newReaper() (*reaper, error) {
+// NewReaper makes the calling process a child subreaper and starts reaping.
+func NewReaper() (*Reaper, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("reaper: PR_SET_CHILD_SUBREAPER: %w", err)
 	}
-	r := &reaper{
+	r := &Reaper{
 		waiters: make(map[int]chan unix.WaitStatus),
 		sig:     make(chan os.Signal, 1),
 		stop:    make(chan struct{}),
@@ -50,7 +50,7 @@ func newReaper() (*reaper, error) {
 	return r, nil
 }
 
-func (r *reaper) loop() {
+func (r *Reaper) loop() {
 	defer close(r.done)
 	for {
 		select {
@@ -64,7 +64,7 @@ func (r *reaper) loop() {
 
 // reapAll reaps every child that has exited and hands the statuses of
 // spawned children to their waiters.
-func (r *reaper) reapAll() {
+func (r *Reaper) reapAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
@@ -84,15 +84,15 @@ func (r *reaper) reapAll() {
 }
 
 // close stops reaping and leaves the subreaper role.
-func (r *reaper) close() {
+func (r *Reaper) close() {
 	signal.Stop(r.sig)
 	close(r.stop)
 	<-r.done
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 }
 
-// child is a process started by spawn.
-type child struct {
+// Child is a process started by Spawn.
+type Child struct {
 	Pid  int
 	name string
 	proc *os.Process          // signals go through its pidfd: never to a reused pid
@@ -101,11 +101,11 @@ type child struct {
 	ws   unix.WaitStatus
 }
 
-// spawn starts cmd (whose Stdin, Stdout and Stderr must be nil or
+// Spawn starts cmd (whose Stdin, Stdout and Stderr must be nil or
 // *os.File, so that exec starts no copying goroutines that only Wait
 // would join) and registers it with the reaper before the reaper can
 // reap it.
-func (r *reaper) spawn(cmd *exec.Cmd) (*child, error) {
+func (r *Reaper) Spawn(cmd *exec.Cmd) (*Child, error) {
 	for _, f := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
 		switch f.(type) {
 		case nil, *os.File:
@@ -119,7 +119,7 @@ func (r *reaper) spawn(cmd *exec.Cmd) (*child, error) {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("spawn %s: %w", cmd.Path, err)
 	}
-	c := &child{Pid: cmd.Process.Pid, name: cmd.Path, proc: cmd.Process, exit: make(chan unix.WaitStatus, 1), done: make(chan struct{})}
+	c := &Child{Pid: cmd.Process.Pid, name: cmd.Path, proc: cmd.Process, exit: make(chan unix.WaitStatus, 1), done: make(chan struct{})}
 	r.waiters[c.Pid] = c.exit
 	r.mu.Unlock()
 	go func() {
@@ -129,34 +129,34 @@ func (r *reaper) spawn(cmd *exec.Cmd) (*child, error) {
 	return c, nil
 }
 
-// signal sends sig to the child unless it has exited.
-func (c *child) signal(sig os.Signal) error {
+// Signal sends sig to the child unless it has exited.
+func (c *Child) Signal(sig os.Signal) error {
 	if err := c.proc.Signal(sig); err != nil {
 		return fmt.Errorf("signal %s (pid %d): %w", c.name, c.Pid, err)
 	}
 	return nil
 }
 
-// stop sends SIGTERM and waits up to grace for the child to end, then
+// Stop sends SIGTERM and waits up to grace for the child to end, then
 // kills it.
-func (c *child) stop(grace time.Duration) error {
-	_ = c.signal(syscall.SIGTERM)
+func (c *Child) Stop(grace time.Duration) error {
+	_ = c.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 		return c.Err()
 	case <-time.After(grace):
 	}
-	_ = c.signal(syscall.SIGKILL)
+	_ = c.Signal(syscall.SIGKILL)
 	<-c.done
 	return fmt.Errorf("%s (pid %d): did not stop within %v of SIGTERM", c.name, c.Pid, grace)
 }
 
 // Done is closed when the child has exited and been reaped.
-func (c *child) Done() <-chan struct{} { return c.done }
+func (c *Child) Done() <-chan struct{} { return c.done }
 
 // Err describes how the child ended: nil for exit status 0, else an error
 // wrapping ErrExited. Call it after Done.
-func (c *child) Err() error {
+func (c *Child) Err() error {
 	switch {
 	case c.ws.Signaled():
 		return fmt.Errorf("%s (pid %d): killed by %v: %w", c.name, c.Pid, c.ws.Signal(), ErrExited)
@@ -167,7 +167,7 @@ func (c *child) Err() error {
 }
 
 // wait waits for the child to end, or for ctx.
-func (c *child) wait(ctx context.Context) error {
+func (c *Child) wait(ctx context.Context) error {
 	select {
 	case <-c.done:
 		return c.Err()
@@ -176,9 +176,9 @@ func (c *child) wait(ctx context.Context) error {
 	}
 }
 
-// output runs a short command and returns its standard output; its
+// Output runs a short command and returns its standard output; its
 // standard error is kept for the error message.
-func (r *reaper) output(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (r *Reaper) Output(ctx context.Context, name string, args ...string) ([]byte, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func (r *reaper) output(ctx context.Context, name string, args ...string) ([]byt
 	defer errR.Close()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = outW, errW
-	c, err := r.spawn(cmd)
+	c, err := r.Spawn(cmd)
 	outW.Close()
 	errW.Close()
 	if err != nil {

@@ -47,8 +47,8 @@ type Machine struct {
 	Go     string
 }
 
-// machineInfo reads the machine's description from /proc and uname.
-func machineInfo() Machine {
+// MachineInfo reads the machine's description from /proc and uname.
+func MachineInfo() Machine {
 	m := Machine{NProc: runtime.NumCPU(), CPU: "unknown", Kernel: "unknown", Memory: "unknown", Go: runtime.Version()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {

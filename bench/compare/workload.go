@@ -108,7 +108,7 @@ func (h *harness) death(ctx context.Context, m monitor, port int) (res DeathResu
 		}
 		scripts, _ := readScriptStamps(t.ScriptStamp)
 		t0 := time.Now()
-		if err := signalOurs(pid, h.l.Dir, unix.SIGKILL); err != nil {
+		if err := SignalOurs(pid, h.l.Dir, unix.SIGKILL); err != nil {
 			res.Err = err
 			return res
 		}
@@ -191,7 +191,7 @@ func (h *harness) stopFor(m monitor, t *Target, errp *error) {
 		*errp = fmt.Errorf("stop %s: %w", m.name(), err)
 	}
 	if pid, err := readPid(t.PidFile); err == nil {
-		_ = signalOurs(pid, h.l.Dir, unix.SIGKILL)
+		_ = SignalOurs(pid, h.l.Dir, unix.SIGKILL)
 	}
 }
 
@@ -235,7 +235,7 @@ func (h *harness) stall(ctx context.Context, m monitor, port int) (res StallResu
 			return res
 		}
 		t0 := time.Now()
-		if err := signalOurs(pid, h.l.Dir, unix.SIGSTOP); err != nil {
+		if err := SignalOurs(pid, h.l.Dir, unix.SIGSTOP); err != nil {
 			w.close()
 			res.Err = err
 			return res
@@ -245,7 +245,7 @@ func (h *harness) stall(ctx context.Context, m monitor, port int) (res StallResu
 		cancel()
 		w.close()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			_ = signalOurs(pid, h.l.Dir, unix.SIGKILL)
+			_ = SignalOurs(pid, h.l.Dir, unix.SIGKILL)
 			res.Pending = fmt.Sprintf("the hung process was not killed within %v: stall monitors not wired in this build", patience)
 			h.progress("W2 %s: pending: %s", m.name(), res.Pending)
 			return res
@@ -310,21 +310,21 @@ func (h *harness) load(ctx context.Context, m monitor, targets []*Target) (res L
 		res.Err = err
 		return res
 	}
-	cpu0, err := CPUTime(p.child.Pid)
+	cpu0, err := CPUTime(p.Child.Pid)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	from := p.log.len()
+	from := p.log.Len()
 	w0 := time.Now()
 	if err := sleep(ctx, h.o.Window); err != nil {
 		res.Err = err
 		return res
 	}
-	cpu1, err := CPUTime(p.child.Pid)
+	cpu1, err := CPUTime(p.Child.Pid)
 	res.Window = time.Since(w0)
 	if err == nil {
-		res.PeakRSS, err = PeakRSS(p.child.Pid)
+		res.PeakRSS, err = PeakRSS(p.Child.Pid)
 	}
 	if err == nil {
 		err = p.exited()
@@ -342,7 +342,7 @@ func (h *harness) load(ctx context.Context, m monitor, targets []*Target) (res L
 	n := len(targets)
 	res.Checks = float64(conns1-conns0-n) / float64(n) / at1.Sub(at0).Seconds()
 	mark := restartMark(m)
-	res.Restarts = p.log.count(from, func(s string) bool { return strings.Contains(s, mark) })
+	res.Restarts = p.log.Count(from, func(s string) bool { return strings.Contains(s, mark) })
 	h.progress("W3 %s %d: CPU %.2f s in %v, peak RSS %d MiB, restarts %d, %.2f TCP checks/target/s", m.name(), len(targets),
 		res.CPU.Seconds(), res.Window.Round(time.Second), res.PeakRSS>>20, res.Restarts, res.Checks)
 	return res
