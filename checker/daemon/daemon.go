@@ -243,9 +243,11 @@ func (d *daemon) run(ctx context.Context) int {
 			// directory: daemons the scripts leave writing to it must
 			// not die of SIGPIPE when pcheck stops.
 			ScriptOutputDir: d.outputDir(),
-			OnEvent:         p.rec.Event,
-			OnState:         sched.OnState,
-			DumpMonitors:    func() any { return p.monitorStatus() },
+			// A previous pcheck may have written where this one cannot.
+			ScriptRecordDirs: []string{d.o.StateDir, d.o.RunDir},
+			OnEvent:          p.rec.Event,
+			OnState:          sched.OnState,
+			DumpMonitors:     func() any { return p.monitorStatus() },
 		})
 		if err != nil {
 			cancel()

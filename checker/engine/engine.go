@@ -106,6 +106,12 @@ type Options struct {
 	// sent to syslog when the script ends. Empty: the output goes through
 	// a pipe that pcheck reads, which dies with pcheck.
 	ScriptOutputDir string
+	// ScriptRecordDirs are other directories where a previous pcheck may
+	// have left the record of a restart script still running (the state
+	// directory, when this pcheck writes in the run directory because the
+	// state directory cannot be written). ScriptOutputDir is searched
+	// first.
+	ScriptRecordDirs []string
 	// Clock is the time for the Grace window; nil is the real clock.
 	Clock Clock
 	// OnEvent, when set, is called for every event (for the ring
@@ -125,6 +131,7 @@ type Instance struct {
 	watcher Watcher
 	store   *state.Store
 	outDir  string
+	recDirs []string
 	protect protected // pids the engine never signals
 	clock   Clock
 	onEvent func(Event)
@@ -165,6 +172,7 @@ func New(o Options) (*Instance, error) {
 		watcher: o.Watcher,
 		store:   o.Store,
 		outDir:  o.ScriptOutputDir,
+		recDirs: o.ScriptRecordDirs,
 		protect: newProtected(),
 		clock:   o.Clock,
 		onEvent: o.OnEvent,

@@ -666,6 +666,31 @@ func TestScriptNotExecutable(t *testing.T) {
 	}
 }
 
+// TestScriptMadeUnsafe: a restart script made writable by others after
+// the pfile was loaded is checked again before it runs, and refused: it
+// never runs as root, and the refusal counts as a failed attempt.
+func TestScriptMadeUnsafe(t *testing.T) {
+	f := newFixture(t, "a", "")
+	pid := f.start()
+	calls := len(f.readCalls())
+	p := f.process()
+	p.Retry = 1
+	log := newRecorder()
+	params := testParams()
+	params.StartWait = 300 * time.Millisecond
+	run(t, Options{File: testFile("x.pf", params, p), Log: log})
+	log.wait(t, message.Up(bin, pid).Text, 1)
+	if err := os.Chmod(f.script, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	kill(t, pid)
+	log.wait(t, fmt.Sprintf("('%s'): restart script refused, not run: restart script %s is writable by group and other (mode 0777): chmod go-w %s", bin, f.script, f.script), 1)
+	log.wait(t, message.RetryOver(bin, "continue").Text, 1)
+	if got := f.readCalls(); len(got) != calls {
+		t.Fatalf("the unsafe script ran: calls %q", got)
+	}
+}
+
 // TestProtected: pid 1, this process and its parent are never signalled.
 func TestProtected(t *testing.T) {
 	p := newProtected()
@@ -750,51 +775,100 @@ func TestTimeoutSparesExecDaemon(t *testing.T) {
 // TestOrphanTimeout: a restart script recorded by a previous pcheck that
 // still runs is waited for, Restarting, up to RestartTimeout from its own
 // start; then its group is killed but for the daemon it started, which is
-// Up. No second script runs.
+// Up. No second script runs. The record is found where this pcheck writes
+// (ScriptOutputDir) and where a previous one may have written when this
+// one cannot (ScriptRecordDirs: the state directory while it is full).
 func TestOrphanTimeout(t *testing.T) {
-	f := newFixture(t, "a", `ENGINE_TEST_HELPER=child "$BIN" helper "$TAG" </dev/null >/dev/null 2>&1 &
+	for _, where := range []string{"output dir", "record dir"} {
+		t.Run(where, func(t *testing.T) {
+			f := newFixture(t, "a", `ENGINE_TEST_HELPER=child "$BIN" helper "$TAG" </dev/null >/dev/null 2>&1 &
 exec sleep 3600`)
+			p := f.process()
+			p.Timeout = 2 * time.Second
+			outDir, stateDir := t.TempDir(), t.TempDir()
+			recDir := outDir
+			if where == "record dir" {
+				recDir = stateDir
+			}
+			orphan, record := startOrphan(t, f, p, recDir, "")
+			daemon := f.waitPid(0)
+
+			log := newRecorder()
+			states := make(chan StateChange, 100)
+			run(t, Options{File: testFile("x.pf", testParams(), p), Log: log, ScriptOutputDir: outDir,
+				ScriptRecordDirs: []string{stateDir}, OnState: func(s StateChange) { states <- s }})
+			waitState(t, states, StateRestarting, 0)
+			log.wait(t, message.ScriptFailed(bin, "timeout").Text, 1)
+			log.wait(t, message.Up(bin, daemon).Text, 1)
+			waitFor(t, "the orphan script to be killed", func() bool {
+				i, err := proc.Read(orphan.Pid)
+				return err != nil || i.Dead()
+			})
+			if i, err := proc.Read(daemon); err != nil || i.Dead() {
+				t.Fatalf("the daemon %d was killed with the orphan script: %v", daemon, err)
+			}
+			if calls := f.readCalls(); len(calls) != 1 {
+				t.Fatalf("script calls %q, want only the orphan's", calls)
+			}
+			if _, err := os.Stat(record); !os.IsNotExist(err) {
+				t.Fatalf("record left after the orphan ended: %v", err)
+			}
+			if n := log.count(message.TryRestart(bin).Text); n != 0 {
+				t.Fatalf("Try to restart x%d while an orphan script ran", n)
+			}
+		})
+	}
+}
+
+// TestOrphanOtherBoot: a record written before a reboot names a pid and
+// start time that repeat in this boot; the process that now has them is
+// not the script, and is never waited for nor signalled.
+func TestOrphanOtherBoot(t *testing.T) {
+	f := newFixture(t, "a", "")
 	p := f.process()
-	p.Timeout = 2 * time.Second
 	dir := t.TempDir()
-	// The orphan: the script as the previous pcheck ran it, recorded.
+	// A live process of ours stands for the one that got the pid.
+	other := newFixture(t, "b", "exec sleep 3600")
+	stranger, record := startOrphan(t, other, p, dir, "00000000-0000-0000-0000-000000000000")
+	log := newRecorder()
+	states := make(chan StateChange, 100)
+	run(t, Options{File: testFile("x.pf", testParams(), p), Log: log, ScriptOutputDir: dir,
+		OnState: func(s StateChange) { states <- s }})
+	pid := f.waitPid(0)
+	log.wait(t, message.Up(bin, pid).Text, 1)
+	if i, err := proc.Read(stranger.Pid); err != nil || i.Dead() {
+		t.Fatalf("the process named by last boot's record was killed: %v", err)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("last boot's record was kept: %v", err)
+	}
+}
+
+// startOrphan runs the fixture's script as a previous pcheck would have
+// (its own group) and records it in dir, with boot as the boot id (""
+// is this boot's). It returns the script and the record's path.
+func startOrphan(t *testing.T, f *fixture, p *pfile.Process, dir, boot string) (proc.Info, string) {
+	t.Helper()
 	orphan := exec.Command(f.script, bin, "0", ReasonDown)
 	orphan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go orphan.Wait()
+	t.Cleanup(func() { orphan.Process.Kill() })
 	info, err := proc.Read(orphan.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if boot == "" {
+		if boot, err = proc.BootID(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	record := filepath.Join(dir, state.Name("x.pf")+"-"+keyHash(state.Key(p))+".script")
-	if err := (scriptRecord{Pid: info.Pid, Start: info.Start, Pgid: info.Pid, Attempt: 1, Reason: ReasonDown}).write(record); err != nil {
+	rec := scriptRecord{Pid: info.Pid, Start: info.Start, Pgid: info.Pid, Attempt: 1, Reason: ReasonDown, Boot: boot}
+	if err := rec.write(record); err != nil {
 		t.Fatal(err)
 	}
-	daemon := f.waitPid(0)
-
-	log := newRecorder()
-	states := make(chan StateChange, 100)
-	run(t, Options{File: testFile("x.pf", testParams(), p), Log: log, ScriptOutputDir: dir,
-		OnState: func(s StateChange) { states <- s }})
-	waitState(t, states, StateRestarting, 0)
-	log.wait(t, message.ScriptFailed(bin, "timeout").Text, 1)
-	log.wait(t, message.Up(bin, daemon).Text, 1)
-	waitFor(t, "the orphan script to be killed", func() bool {
-		i, err := proc.Read(info.Pid)
-		return err != nil || i.Dead()
-	})
-	if i, err := proc.Read(daemon); err != nil || i.Dead() {
-		t.Fatalf("the daemon %d was killed with the orphan script: %v", daemon, err)
-	}
-	if calls := f.readCalls(); len(calls) != 1 {
-		t.Fatalf("script calls %q, want only the orphan's", calls)
-	}
-	if _, err := os.Stat(record); !os.IsNotExist(err) {
-		t.Fatalf("record left after the orphan ended: %v", err)
-	}
-	if n := log.count(message.TryRestart(bin).Text); n != 0 {
-		t.Fatalf("Try to restart x%d while an orphan script ran", n)
-	}
+	return info, record
 }

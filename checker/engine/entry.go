@@ -239,8 +239,8 @@ func (e *entry) run(ctx context.Context) {
 	defer close(e.done)
 	defer e.unwatchAll()
 	next := e.find(StateDown, e.in.params().StartWait)
-	if rec, script, ok := e.orphan(); ok {
-		next = e.awaitOrphan(rec, script)
+	if rec, script, dir, ok := e.orphan(); ok {
+		next = e.awaitOrphan(rec, script, dir)
 	}
 	for next != nil && ctx.Err() == nil {
 		next = next(ctx)
@@ -834,11 +834,14 @@ func (e *entry) scriptOutput() string { return e.stateFile(".out") }
 func (e *entry) scriptRecord() string { return e.stateFile(".script") }
 
 // stateFile is the entry's file with suffix in ScriptOutputDir.
-func (e *entry) stateFile(suffix string) string {
-	if e.in.outDir == "" {
+func (e *entry) stateFile(suffix string) string { return e.fileIn(e.in.outDir, suffix) }
+
+// fileIn is the entry's file with suffix in dir, "" when dir is.
+func (e *entry) fileIn(dir, suffix string) string {
+	if dir == "" {
 		return ""
 	}
-	return filepath.Join(e.in.outDir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+suffix)
+	return filepath.Join(dir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+suffix)
 }
 
 // keyHash is a short stable name for an entry key.

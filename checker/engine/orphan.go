@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +31,10 @@ type scriptRecord struct {
 	Pgid    int    `json:"pgid"`
 	Attempt int    `json:"attempt"`
 	Reason  string `json:"reason"`
+	// Boot is the kernel's boot id when the script started: after a
+	// reboot pids and start times repeat, and a record left by the last
+	// boot must never name a process of this one.
+	Boot string `json:"boot"`
 }
 
 // maxRecord bounds the size of a record read back.
@@ -75,6 +81,9 @@ func readRecord(path string) (scriptRecord, error) {
 // live returns the script the record names when it still runs: the same
 // pid with the same start time, alive, still in its process group.
 func (r scriptRecord) live() (proc.Info, bool) {
+	if boot, err := proc.BootID(); err != nil || r.Boot != boot {
+		return proc.Info{}, false
+	}
 	info, err := proc.Read(r.Pid)
 	if err != nil || info.Start != r.Start || info.PGid != r.Pgid || info.Dead() {
 		return proc.Info{}, false
@@ -83,27 +92,28 @@ func (r scriptRecord) live() (proc.Info, bool) {
 }
 
 // orphan returns the restart script of this entry that a previous pcheck
-// left running, if any; a record naming a script that has ended is
-// removed.
-func (e *entry) orphan() (scriptRecord, proc.Info, bool) {
-	path := e.scriptRecord()
-	if path == "" {
-		return scriptRecord{}, proc.Info{}, false
-	}
-	rec, err := readRecord(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return rec, proc.Info{}, false
-	}
-	if err != nil {
-		e.log(message.Warning(fmt.Sprintf("('%s'): record of a running restart script %s ignored: %v", e.name(), path, err)))
+// left running, if any, and the directory of its record and output file:
+// ScriptOutputDir or one of Options.ScriptRecordDirs (a previous pcheck
+// may have written in the state directory that this one cannot write
+// now). A record naming a script that has ended is removed.
+func (e *entry) orphan() (scriptRecord, proc.Info, string, bool) {
+	for _, dir := range e.in.recordDirs() {
+		path := e.fileIn(dir, ".script")
+		rec, err := readRecord(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			e.log(message.Warning(fmt.Sprintf("('%s'): record of a running restart script %s ignored: %v", e.name(), path, err)))
+			os.Remove(path)
+			continue
+		}
+		if info, ok := rec.live(); ok {
+			return rec, info, dir, true
+		}
 		os.Remove(path)
-		return rec, proc.Info{}, false
 	}
-	info, ok := rec.live()
-	if !ok {
-		os.Remove(path)
-	}
-	return rec, info, ok
+	return scriptRecord{}, proc.Info{}, "", false
 }
 
 // awaitOrphan waits, Restarting, for a restart script that a previous
@@ -111,7 +121,7 @@ func (e *entry) orphan() (scriptRecord, proc.Info, bool) {
 // script's start; then the process is looked for during StartWait as
 // after any script. The attempt was counted by the pcheck that ran the
 // script: it is not counted again.
-func (e *entry) awaitOrphan(rec scriptRecord, script proc.Info) step {
+func (e *entry) awaitOrphan(rec scriptRecord, script proc.Info, dir string) step {
 	return func(ctx context.Context) step {
 		e.setState(StateRestarting, nil)
 		p := e.config()
@@ -132,8 +142,8 @@ func (e *entry) awaitOrphan(rec scriptRecord, script proc.Info) step {
 				}
 			case <-exited:
 				e.log(message.Info(fmt.Sprintf("('%s'): the restart script of the previous pcheck (pid %d) has ended", p.Name, rec.Pid)))
-				e.orphanOutput()
-				rec.remove(e.scriptRecord())
+				e.orphanOutput(dir)
+				rec.remove(e.fileIn(dir, ".script"))
 				return e.find(StateRestarting, e.in.params().StartWait)
 			case <-timer.C:
 				e.log(message.ScriptFailed(p.Name, "timeout"))
@@ -147,18 +157,30 @@ func (e *entry) awaitOrphan(rec scriptRecord, script proc.Info) step {
 					}
 					gone.Stop()
 				}
-				e.orphanOutput()
-				rec.remove(e.scriptRecord())
+				e.orphanOutput(dir)
+				rec.remove(e.fileIn(dir, ".script"))
 				return e.afterTimeout(ctx, rec.Reason, 0)
 			}
 		}
 	}
 }
 
-// orphanOutput logs the output file of a script that a previous pcheck
-// started and could not log.
-func (e *entry) orphanOutput() {
-	f, err := trust.OpenNoFollow(e.scriptOutput(), os.O_RDONLY, 0)
+// recordDirs are the directories where a script record may be found:
+// ScriptOutputDir first, then ScriptRecordDirs, each once.
+func (in *Instance) recordDirs() []string {
+	var dirs []string
+	for _, d := range append([]string{in.outDir}, in.recDirs...) {
+		if d != "" && !slices.Contains(dirs, filepath.Clean(d)) {
+			dirs = append(dirs, filepath.Clean(d))
+		}
+	}
+	return dirs
+}
+
+// orphanOutput logs the output file, in dir, of a script that a previous
+// pcheck started and could not log.
+func (e *entry) orphanOutput(dir string) {
+	f, err := trust.OpenNoFollow(e.fileIn(dir, ".out"), os.O_RDONLY, 0)
 	if err != nil {
 		return
 	}

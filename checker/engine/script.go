@@ -80,6 +80,15 @@ func startError(script string, err error) scriptResult {
 	return scriptResult{status: status, err: fmt.Errorf("restart script %s cannot be executed: %s", script, reason)}
 }
 
+// untrusted checks the script again just before it runs as root
+// (trust.Recheck).
+func untrusted(script string) error {
+	if err := trust.Recheck(script, trust.RestartScript); err != nil {
+		return fmt.Errorf("restart script refused, not run: %w", err)
+	}
+	return nil
+}
+
 // start runs the script in its own process group with stdin /dev/null and
 // its output sent to syslog line by line. The result arrives on the
 // returned channel; the script is always waited for, so it never stays a
@@ -95,6 +104,10 @@ func startError(script string, err error) scriptResult {
 // pcheck must leave monitored processes running.
 func (s scriptRun) start() <-chan scriptResult {
 	res := make(chan scriptResult, 1)
+	if err := untrusted(s.script); err != nil {
+		res <- scriptResult{status: "126", err: err}
+		return res
+	}
 	if s.outFile != "" {
 		return s.startToFile(res)
 	}
@@ -210,7 +223,8 @@ func (s scriptRun) wait(cmd *exec.Cmd) scriptResult {
 	}()
 	timer := time.NewTimer(s.timeout)
 	if s.record != "" {
-		rec := scriptRecord{Pid: pid, Start: leader.Start, Pgid: pid, Attempt: s.attempt, Reason: s.reason}
+		boot, _ := proc.BootID() // without it the record is never trusted
+		rec := scriptRecord{Pid: pid, Start: leader.Start, Pgid: pid, Attempt: s.attempt, Reason: s.reason, Boot: boot}
 		if err := rec.write(s.record); err != nil {
 			s.log(message.Warning(fmt.Sprintf("('%s'): the running restart script is not recorded (a pcheck started after this one dies would not wait for it): %v", s.proc, err)))
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/trust"
 )
 
 // maxOutput caps the output kept from a check command; the rest is read and
@@ -48,6 +50,11 @@ func Command(path string, args []string, env []string) Prober {
 // Run performs one attempt.
 func (c *commandProber) Run(ctx context.Context) Result {
 	start := time.Now()
+	// Checked again before each run as root (trust.Recheck): refused,
+	// it is pcheck's side that cannot run the check, never a stall.
+	if err := trust.Recheck(c.path, trust.CommandFile); err != nil {
+		return failure(ctx, start, broken(fmt.Errorf("check command %s refused, not run: %w", c.path, err)))
+	}
 	out := &cappedBuffer{max: maxOutput}
 	cmd := exec.CommandContext(ctx, c.path, c.args...)
 	cmd.Env = c.env

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/checker/trust"
 )
 
 // exhaustedRole is the helper role that runs probes with its descriptor
@@ -215,23 +217,33 @@ func TestUnknownCommand(t *testing.T) {
 		}
 		return path
 	}
+	ran := filepath.Join(dir, "ran")
+	unsafe := write("check_unsafe", "#!/bin/sh\ntouch '"+ran+"'\nexit 0\n", 0o755)
+	if err := os.Chmod(unsafe, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name  string
-		path  string
-		errno syscall.Errno
+		name string
+		path string
+		want error
 	}{
 		{"vanished", filepath.Join(dir, "check_gone"), syscall.ENOENT},
 		{"not executable", write("check_noexec", "#!/bin/sh\nexit 0\n", 0o644), syscall.EACCES},
 		{"not an executable format", write("check_garbage", "\x7fELF\x00garbage", 0o755), syscall.ENOEXEC},
 		{"missing interpreter", write("check_interp", "#!/nonexistent/pcheck-sh\nexit 0\n", 0o755), syscall.ENOENT},
-		{"a directory", dir, syscall.EACCES},
+		// Checked again before each run (trust.Recheck): never run.
+		{"a directory", dir, trust.ErrNotRegular},
+		{"made writable by others", unsafe, trust.ErrWritable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Command(tc.path, nil, nil).Run(withTimeout(t, 30*time.Second))
-			if r.OK || !r.Unknown || !errors.Is(r.Err, tc.errno) || !strings.Contains(r.Err.Error(), tc.path) {
-				t.Errorf("got OK=%v Unknown=%v Err=%v, want Unknown with %v naming %s", r.OK, r.Unknown, r.Err, tc.errno, tc.path)
+			if r.OK || !r.Unknown || !errors.Is(r.Err, tc.want) || !strings.Contains(r.Err.Error(), tc.path) {
+				t.Errorf("got OK=%v Unknown=%v Err=%v, want Unknown with %v naming %s", r.OK, r.Unknown, r.Err, tc.want, tc.path)
 			}
 		})
+	}
+	if _, err := os.Stat(ran); !os.IsNotExist(err) {
+		t.Errorf("the check command writable by others ran as root: %v", err)
 	}
 }
 

@@ -386,3 +386,18 @@ func startOf(pid int) (uint64, byte, error) {
 	}
 	return info.Start, info.State, nil
 }
+
+// BootID returns the kernel's random id of this boot
+// (/proc/sys/kernel/random/boot_id): pids and start times repeat from one
+// boot to the next, so a pid recorded on disk is only meaningful with it.
+func BootID() (string, error) {
+	b, err := os.ReadFile(procRoot + "/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("proc: boot id: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" {
+		return "", errors.New("proc: boot id: empty")
+	}
+	return id, nil
+}

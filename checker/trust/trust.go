@@ -160,6 +160,19 @@ func Check(path string, use Use) error {
 	return w.walk()
 }
 
+// Recheck is Check for a file about to be run that was checked when its
+// pfile was loaded: a file made writable by others since (a deploy's
+// chmod -R, an unpacked archive) must not run as root until it is safe
+// again. It reports only what makes the file unsafe; a file that is
+// missing or not executable is left to the exec, whose error says so.
+func Recheck(path string, use Use) error {
+	err := Check(path, use)
+	if errors.Is(err, ErrMissing) || errors.Is(err, ErrNotExecutable) {
+		return nil
+	}
+	return err
+}
+
 // walker resolves one path component by component, as the kernel does,
 // checking every directory it passes through.
 type walker struct {
