@@ -100,6 +100,12 @@ func (r *Rebooter) Trigger(ctx context.Context, proc string) (bool, error) {
 		r.Log.Log(message.AutoRebootSkipped(proc, r.Limit))
 		return false, nil
 	}
+	// Checked when the pfile was loaded, and again now, before it runs
+	// as root: a program made writable by others since is not run.
+	if err := trust.CheckCommand(r.Command); err != nil {
+		r.Log.Log(message.Err(fmt.Sprintf("Auto reboot ('%s'): RebootCommand refused, not run: %v", proc, err)))
+		return false, err
+	}
 	in = append(in, r.now())
 	if err := r.write(in); err != nil {
 		r.Log.Log(message.AutoRebootSkipped(proc, r.Limit))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,5 +141,39 @@ func TestStateFileNotFollowed(t *testing.T) {
 	}
 	if _, err := os.Stat(ran); err == nil {
 		t.Fatal("RebootCommand ran")
+	}
+}
+
+// A RebootCommand program made writable by others after the pfile was
+// loaded is checked again before it runs as root: it is not run, and no
+// reboot is recorded.
+func TestUnsafeProgramNotRun(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	prog := filepath.Join(dir, "reboot.sh")
+	syscall.ForkLock.Lock()
+	err := os.WriteFile(prog, []byte("#!/bin/sh\necho reboot >> "+ran+"\n"), 0o755)
+	syscall.ForkLock.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(prog, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	l := &logs{}
+	r := &Rebooter{File: filepath.Join(dir, "reboots.json"), Limit: 3, Window: time.Hour, Command: prog, Log: l}
+	did, err := r.Trigger(context.Background(), "/usr/sbin/httpd")
+	if did || err == nil {
+		t.Fatalf("Trigger with a 0777 program: rebooted=%v err=%v", did, err)
+	}
+	if _, err := os.Stat(ran); !os.IsNotExist(err) {
+		t.Fatalf("the 0777 RebootCommand program ran as root: %v", err)
+	}
+	if n, _ := r.Count(); n != 0 {
+		t.Fatalf("%d reboots recorded for a command that did not run", n)
+	}
+	want := "Auto reboot ('/usr/sbin/httpd'): RebootCommand refused, not run: RebootCommand program " + prog + " is writable by group and other (mode 0777): chmod go-w " + prog
+	if len(l.lines) != 1 || l.lines[0] != want {
+		t.Fatalf("messages %q, want %q", l.lines, want)
 	}
 }

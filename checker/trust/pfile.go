@@ -44,7 +44,7 @@ func CheckPfile(f *pfile.File) pfile.Diagnostics {
 		if pos == (pfile.Pos{}) {
 			pos = prm.AutoRebootPos // the default RebootCommand
 		}
-		add(pos, checkProgram(prm.RebootCommand))
+		add(pos, CheckCommand(prm.RebootCommand))
 	}
 	pfile.Sort(ds)
 	return ds
@@ -60,9 +60,10 @@ func execEntry(b *pfile.Block) *pfile.Entry {
 	return &pfile.Entry{Pos: b.Pos, FilePos: b.Pos}
 }
 
-// checkProgram checks the program of a command line that /bin/sh -c
-// runs: its first word, looked up in PATH when it holds no '/'.
-func checkProgram(command string) error {
+// CheckCommand checks the program of a command line that /bin/sh -c
+// runs (RebootCommand): its first word, looked up in PATH when it holds
+// no '/'. Shell quoting is not parsed.
+func CheckCommand(command string) error {
 	words := strings.Fields(command)
 	if len(words) == 0 {
 		return &Error{Use: RebootProgram, Path: `""`, At: `""`, Err: ErrMissing, Sys: os.ErrNotExist}
