@@ -64,6 +64,7 @@ lint: $(STATICCHECK)
 #                                           (default $(PREFIX)/lib/systemd/system: /usr/lib/... or /usr/local/lib/...)
 #   $(PREFIX)/share/pcheck/rc               pcheck.init, runlist.sample
 #   $(PREFIX)/share/pcheck/templates        one directory per product
+#   $(PREFIX)/share/pcheck/prometheus       pcheck-rules.yml, the alert rules (docs/metrics.md)
 #   $(PREFIX)/share/man/man8, man5          pcheck.8, padmin.8, pfile.5
 #   /etc/pcheck                             created, empty
 #   /etc/init.d/pcheck                      only with INITSCRIPT=yes: on a systemd host the
@@ -86,6 +87,8 @@ install: build
 	$(RCSED) rc/pcheck.init > $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.init
 	chmod 0755 $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.init
 	install -m 0644 rc/runlist.sample $(DESTDIR)$(PREFIX)/share/pcheck/rc/
+	install -d $(DESTDIR)$(PREFIX)/share/pcheck/prometheus
+	install -m 0644 rc/prometheus/pcheck-rules.yml $(DESTDIR)$(PREFIX)/share/pcheck/prometheus/
 	set -e; for t in $(sort $(TEMPLATES)); do \
 		install -d $(DESTDIR)$(PREFIX)/share/pcheck/templates/$$t; \
 		install -m 0644 templates/$$t/*.pfile templates/$$t/README.md $(DESTDIR)$(PREFIX)/share/pcheck/templates/$$t/; \

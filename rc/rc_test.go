@@ -464,6 +464,7 @@ func TestMakeInstall(t *testing.T) {
 		"usr/lib/systemd/system/pcheck@.service":                  0o644,
 		"usr/share/pcheck/rc/pcheck.init":                         0o755,
 		"usr/share/pcheck/rc/runlist.sample":                      0o644,
+		"usr/share/pcheck/prometheus/pcheck-rules.yml":            0o644,
 		"usr/share/man/man8/pcheck.8":                             0o644,
 		"usr/share/man/man8/padmin.8":                             0o644,
 		"usr/share/man/man5/pfile.5":                              0o644,

@@ -1,9 +1,11 @@
 // Package metrics is pcheck's optional Prometheus endpoint (pcheck
 // --metrics ADDR): a collector that reads, at each scrape, the state of
 // every pfile a pcheck serves — process up, restarts, retry-window usage,
-// stall monitor states and totals, probe latency histograms, the reboot
-// count — so nothing is counted twice and nothing is kept twice.
-// docs/metrics.md lists the metrics and a sample alert rule.
+// stall monitor states and totals (attempts, failures, stalls), probe
+// latency histograms, the reboot count — so nothing is counted twice and
+// nothing is kept twice.
+// docs/metrics.md lists the metrics; rc/prometheus/pcheck-rules.yml holds
+// the alert rules over them.
 package metrics
 
 import (
@@ -65,6 +67,7 @@ var (
 	descMonState       = prometheus.NewDesc("pcheck_monitor_state", "1 for the state the stall monitor is in ("+strings.Join(monitorStates, ", ")+"), 0 for the others.", append(monLabels, "state"), nil)
 	descMonAttempts    = prometheus.NewDesc("pcheck_monitor_attempts_total", "Stall monitor attempts.", monLabels, nil)
 	descMonFailures    = prometheus.NewDesc("pcheck_monitor_failures_total", "Failed stall monitor attempts.", monLabels, nil)
+	descMonStalls      = prometheus.NewDesc("pcheck_monitor_stalls_total", "Stalls the stall monitor found.", monLabels, nil)
 	descMonSince       = prometheus.NewDesc("pcheck_monitor_seconds_since_success", "Seconds since the stall monitor's last successful attempt.", monLabels, nil)
 	descLatency        = prometheus.NewDesc("pcheck_probe_latency_seconds", "How long stall monitor attempts took.", monLabels, nil)
 )
@@ -81,7 +84,7 @@ func NewCollector(sources func() []Source) *Collector { return &Collector{source
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStart, descReboots, descUp, descState, descRestarts,
-		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonSince, descLatency} {
+		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descLatency} {
 		ch <- d
 	}
 }
@@ -145,6 +148,7 @@ func collect(ch chan<- prometheus.Metric, s Source) {
 			}
 			counter(descMonAttempts, float64(m.Attempts), l...)
 			counter(descMonFailures, float64(m.Failures), l...)
+			counter(descMonStalls, float64(m.Stalls), l...)
 			gauge(descMonSince, m.SinceSuccessSeconds, l...)
 		}
 	}

@@ -94,7 +94,7 @@ func TestCollector(t *testing.T) {
 		Recorder: rec,
 		Monitors: func() []control.MonitorStatus {
 			return []control.MonitorStatus{
-				{Process: "httpd", Monitor: "webserv :80", State: control.MonitorInDoubt, Attempts: 2, Failures: 1, SinceSuccessSeconds: 4},
+				{Process: "httpd", Monitor: "webserv :80", State: control.MonitorInDoubt, Attempts: 2, Failures: 1, Stalls: 5, SinceSuccessSeconds: 4},
 				{Process: "httpd", Monitor: "webserv :80", State: control.MonitorOk},
 			}
 		},
@@ -118,6 +118,8 @@ func TestCollector(t *testing.T) {
 		{"pcheck_monitor_state", map[string]string{"monitor": "webserv :80 #2", "state": "Ok"}, 1},
 		{"pcheck_monitor_attempts_total", map[string]string{"monitor": "webserv :80"}, 2},
 		{"pcheck_monitor_failures_total", map[string]string{"monitor": "webserv :80"}, 1},
+		{"pcheck_monitor_stalls_total", map[string]string{"monitor": "webserv :80"}, 5},
+		{"pcheck_monitor_stalls_total", map[string]string{"monitor": "webserv :80 #2"}, 0},
 		{"pcheck_monitor_seconds_since_success", map[string]string{"monitor": "webserv :80"}, 4},
 		{"pcheck_probe_latency_seconds", map[string]string{"process": "httpd", "monitor": "webserv :80"}, 2},
 		{"pcheck_reboots", map[string]string{"pfile": pf}, 1},
