@@ -506,7 +506,14 @@ func (d *daemon) outputDir() string {
 // openState opens the retry counts of a pfile; a corrupt file is logged
 // and replaced, and attempts in the future are logged and not counted.
 func (d *daemon) openState(p *runningPfile) *state.Store {
-	s, err := state.Open(d.statePath(p.path, ".state"), p.path)
+	// While the state directory cannot be written (full, read-only),
+	// the counts are saved in the run directory (tmpfs) instead, so a
+	// pcheck restarted meanwhile does not lose them.
+	spare := ""
+	if d.runOK {
+		spare = filepath.Join(d.o.RunDir, state.Name(p.path)+".state")
+	}
+	s, err := state.OpenWithSpare(d.statePath(p.path, ".state"), spare, p.path)
 	if err != nil {
 		p.log.Log(message.Warning(fmt.Sprintf("pfile '%s': retry counts start from zero: %v", p.path, err)))
 	}

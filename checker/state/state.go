@@ -85,7 +85,8 @@ var ErrCorrupt = errors.New("state file is corrupt")
 // Store is the persisted state of one pfile. Its methods are safe for
 // concurrent use.
 type Store struct {
-	path string
+	path  string
+	spare string // where a save goes when path cannot be written; "" none
 
 	mu      sync.Mutex
 	data    fileData
@@ -94,8 +95,11 @@ type Store struct {
 
 // fileData is the JSON form of the state file.
 type fileData struct {
-	Version int                   `json:"version"`
-	Pfile   string                `json:"pfile"`
+	Version int    `json:"version"`
+	Pfile   string `json:"pfile"`
+	// Saved is when the file was written: of a state file and its spare,
+	// the later one is the state.
+	Saved   time.Time             `json:"saved,omitzero"`
 	Entries map[string]*entryData `json:"entries"`
 }
 
@@ -131,24 +135,26 @@ func (d Dropped) String() string {
 // error and an empty Store is still returned, so the caller may log and go
 // on. Attempts more than ClockSkew in the future are left out and listed
 // by Dropped.
-func Open(path, pfilePath string) (*Store, error) {
-	s := &Store{path: path, data: fileData{Version: version, Pfile: pfilePath, Entries: map[string]*entryData{}}}
-	b, err := trust.ReadFileNoFollow(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
+func Open(path, pfilePath string) (*Store, error) { return OpenWithSpare(path, "", pfilePath) }
+
+// OpenWithSpare is Open for a Store that saves to spare (a file in the run
+// directory, on tmpfs) while path cannot be written (its file system full
+// or read-only): the counts then survive a restart of pcheck, not only of
+// its Store. Of the two files the later written is read; a spare is
+// removed once path is written again.
+func OpenWithSpare(path, spare, pfilePath string) (*Store, error) {
+	if spare != "" && filepath.Clean(spare) == filepath.Clean(path) {
+		spare = ""
 	}
-	if errors.Is(err, unix.ELOOP) {
-		return s, fmt.Errorf("state file %s is a symbolic link: not read, and replaced at the next save", path)
+	s := &Store{path: path, spare: spare, data: fileData{Version: version, Pfile: pfilePath, Entries: map[string]*entryData{}}}
+	d, err := read(path)
+	if spare != "" {
+		if sd, serr := read(spare); serr == nil && sd != nil && (d == nil || sd.Saved.After(d.Saved)) {
+			d, err = sd, nil
+		}
 	}
-	if err != nil {
-		return s, fmt.Errorf("state file %s: %w", path, err)
-	}
-	var d fileData
-	if err := json.Unmarshal(b, &d); err != nil {
-		return s, fmt.Errorf("state file %s: %w: %v", path, ErrCorrupt, err)
-	}
-	if d.Version != version {
-		return s, fmt.Errorf("state file %s: %w: version %d, want %d", path, ErrCorrupt, d.Version, version)
+	if err != nil || d == nil {
+		return s, err
 	}
 	now := time.Now()
 	for k, e := range d.Entries {
@@ -171,6 +177,29 @@ func Open(path, pfilePath string) (*Store, error) {
 		return cmp.Or(strings.Compare(a.Key, b.Key), a.Attempt.Compare(b.Attempt))
 	})
 	return s, nil
+}
+
+// read decodes the state file at path; nil and no error when there is
+// none.
+func read(path string) (*fileData, error) {
+	b, err := trust.ReadFileNoFollow(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("state file %s is a symbolic link: not read, and replaced at the next save", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	var d fileData
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("state file %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if d.Version != version {
+		return nil, fmt.Errorf("state file %s: %w: version %d, want %d", path, ErrCorrupt, d.Version, version)
+	}
+	return &d, nil
 }
 
 // Dropped returns the attempts Open left out, by key and time.
@@ -221,9 +250,24 @@ func (s *Store) Keep(keys []string) error {
 }
 
 func (s *Store) save() error {
+	s.data.Saved = time.Now()
 	b, err := json.MarshalIndent(&s.data, "", "  ")
 	if err != nil {
 		return fmt.Errorf("state file %s: %w", s.path, err)
 	}
-	return trust.WriteFileAtomic(s.path, append(b, '\n'), 0o600)
+	b = append(b, '\n')
+	err = trust.WriteFileAtomic(s.path, b, 0o600)
+	if s.spare == "" {
+		return err
+	}
+	if err == nil {
+		if rerr := os.Remove(s.spare); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return fmt.Errorf("state file %s: its spare %s: %w", s.path, s.spare, rerr)
+		}
+		return nil
+	}
+	if serr := trust.WriteFileAtomic(s.spare, b, 0o600); serr != nil {
+		return fmt.Errorf("%w; nor in its spare: %w", err, serr)
+	}
+	return fmt.Errorf("%w; kept in %s until it can be written", err, s.spare)
 }

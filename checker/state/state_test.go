@@ -190,3 +190,54 @@ func TestKey(t *testing.T) {
 		t.Fatal("different args share a key")
 	}
 }
+
+// TestSpareWhileStateDirUnwritable: while the state file cannot be
+// written, the counts go to the spare, and a Store opened meanwhile (pcheck
+// restarted) reads them from there; once the state file is written again
+// the spare is removed, and the later of the two files is the state.
+func TestSpareWhileStateDirUnwritable(t *testing.T) {
+	stateDir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(stateDir, "web.state")
+	spare := filepath.Join(t.TempDir(), "web.state")
+	s, err := OpenWithSpare(path, spare, "/etc/pcheck/web.pfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Minute).Round(0)
+	if err := s.SetAttempts("k", []time.Time{t0}); err != nil {
+		t.Fatal(err)
+	}
+	// The state directory goes away (as good as full for a write).
+	if err := os.RemoveAll(stateDir); err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(time.Second)
+	err = s.SetAttempts("k", []time.Time{t0, t1})
+	if err == nil || !strings.Contains(err.Error(), "kept in "+spare) {
+		t.Fatalf("save without a state directory: %v, want it kept in the spare", err)
+	}
+	again, err := OpenWithSpare(path, spare, "/etc/pcheck/web.pfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Attempts("k"); len(got) != 2 || !got[1].Equal(t1) {
+		t.Fatalf("attempts after a restart while the state directory was gone: %v, want %v", got, []time.Time{t0, t1})
+	}
+	// Back: the state file is written and the spare removed.
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.SetAttempts("k", []time.Time{t0, t1, t1.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spare); !os.IsNotExist(err) {
+		t.Fatalf("spare left once the state file was written: %v", err)
+	}
+	last, err := Open(path, "/etc/pcheck/web.pfile")
+	if err != nil || len(last.Attempts("k")) != 3 {
+		t.Fatalf("state file after recovery: %v, %v", last.Attempts("k"), err)
+	}
+}
