@@ -211,6 +211,7 @@ func TestTruncatedInputs(t *testing.T) {
 // carry their position, for the errors of package trust.
 func TestFilePositions(t *testing.T) {
 	f := load(t, "AutoReboot  on\nRebootCommand /sbin/reboot -f\n"+
+		"DumpFileName  /var/lib/pcheck/web.dump\nRebootStateFile /var/lib/pcheck/reboots\n"+
 		"/usr/sbin/httpd   /etc/pcheck/restart.sh\n"+
 		"_bi_check{\n  PS_EXEC CMD:/usr/lib/check:DIRECT:-:10:0:1:30\n}\n"+
 		"_bi_webservs{\n  PS_INIT DLL:/opt/lib_bi_webservs.so:DIRECT:-::-:0\n"+
@@ -219,9 +220,10 @@ func TestFilePositions(t *testing.T) {
 		"  PS_QUIT DLL:/opt/lib_bi_webservs.so:DIRECT:-::-:0\n"+
 		"  TLSCAFile /etc/ssl/ca.pem\n}\n")
 	p := f.Processes[0]
-	got := []pfile.Pos{f.Params.AutoRebootPos, f.Params.RebootCommandPos, p.ScriptPos, p.Blocks[0].Entries[0].FilePos, p.Blocks[1].TLSCAFilePos}
-	want := []pfile.Pos{{File: "t.pfile", Line: 1, Col: 13}, {File: "t.pfile", Line: 2, Col: 15}, {File: "t.pfile", Line: 3, Col: 19},
-		{File: "t.pfile", Line: 5, Col: 15}, {File: "t.pfile", Line: 12, Col: 13}}
+	got := []pfile.Pos{f.Params.AutoRebootPos, f.Params.RebootCommandPos, p.ScriptPos, p.Blocks[0].Entries[0].FilePos, p.Blocks[1].TLSCAFilePos,
+		f.Params.DumpFileNamePos, f.Params.RebootStateFilePos}
+	want := []pfile.Pos{{File: "t.pfile", Line: 1, Col: 13}, {File: "t.pfile", Line: 2, Col: 15}, {File: "t.pfile", Line: 5, Col: 19},
+		{File: "t.pfile", Line: 7, Col: 15}, {File: "t.pfile", Line: 14, Col: 13}, {File: "t.pfile", Line: 3, Col: 15}, {File: "t.pfile", Line: 4, Col: 17}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("positions %v, want %v", got, want)
 	}

@@ -105,7 +105,7 @@ var params = []paramSpec{
 	{"RestartTimeout", secondsParam(1, func(p *Params) *time.Duration { return &p.RestartTimeout })},
 	{"StartWait", secondsParam(1, func(p *Params) *time.Duration { return &p.StartWait })},
 	{"KillWait", secondsParam(0, func(p *Params) *time.Duration { return &p.KillWait })},
-	{"DumpFileName", pathParam(func(p *Params) *string { return &p.DumpFileName })},
+	{"DumpFileName", pathParam(func(p *Params) (*string, *Pos) { return &p.DumpFileName, &p.DumpFileNamePos })},
 	{"SyslogFacility", facilityParam},
 	{"AutoReboot", func(b *builder, p *Params, key Word, v Word) {
 		if on, ok := b.onOff(v, key.Text); ok {
@@ -115,7 +115,7 @@ var params = []paramSpec{
 	{"RebootCommand", func(b *builder, p *Params, key Word, v Word) { p.RebootCommand, p.RebootCommandPos = v.Text, v.Pos }},
 	{"RebootLimit", intParam(1, func(p *Params) *int { return &p.RebootLimit })},
 	{"RebootWindow", secondsParam(1, func(p *Params) *time.Duration { return &p.RebootWindow })},
-	{"RebootStateFile", pathParam(func(p *Params) *string { return &p.RebootStateFile })},
+	{"RebootStateFile", pathParam(func(p *Params) (*string, *Pos) { return &p.RebootStateFile, &p.RebootStateFilePos })},
 }
 
 // Facilities are the accepted SyslogFacility values.
@@ -198,13 +198,14 @@ func intParam(min int, field func(*Params) *int) func(*builder, *Params, Word, W
 	}
 }
 
-func pathParam(field func(*Params) *string) func(*builder, *Params, Word, Word) {
+func pathParam(field func(*Params) (*string, *Pos)) func(*builder, *Params, Word, Word) {
 	return func(b *builder, p *Params, key Word, v Word) {
 		if !strings.HasPrefix(v.Text, "/") {
 			b.errorf(v.Pos, "%s must be an absolute path, not %q", key.Text, v.Text)
 			return
 		}
-		*field(p) = v.Text
+		text, pos := field(p)
+		*text, *pos = v.Text, v.Pos
 	}
 }
 

@@ -92,6 +92,11 @@ type Params struct {
 	// daemon then keeps the count under its state directory.
 	RebootStateFile string    `json:"reboot_state_file,omitempty"`
 	Cleanup         []Cleanup `json:"cleanup,omitempty"`
+	// DumpFileNamePos and RebootStateFilePos are where the values of
+	// DumpFileName and RebootStateFile start; zero when the pfile does
+	// not set them. They place the errors about their directories.
+	DumpFileNamePos    Pos `json:"-"`
+	RebootStateFilePos Pos `json:"-"`
 }
 
 // DefaultParams returns the parameters of a pfile that sets none.

@@ -5,7 +5,6 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -101,6 +100,7 @@ type daemon struct {
 	main           *message.Logger // messages not tied to one pfile
 	pfiles         []*runningPfile
 	metrics        *metrics.Server // --metrics, nil when off
+	forced         map[string]int  // --force: the pcheck stopped, by pfile
 }
 
 // Run runs pcheck until it is stopped and returns its exit status.
@@ -208,6 +208,11 @@ func (d *daemon) run(ctx context.Context) int {
 		return d.fail(status, "%v", err)
 	}
 	defer d.release()
+	if d.o.Force {
+		if err := d.force(files); err != nil {
+			return d.fail(ExitFailure, "%v", err)
+		}
+	}
 	for _, f := range files {
 		if status, err := d.open(f); err != nil {
 			return d.fail(status, "%v", err)
@@ -401,8 +406,8 @@ func (d *daemon) open(f *pfile.File) (int, error) {
 	if res.StalePid != 0 {
 		l.Log(message.Info(fmt.Sprintf("pfile '%s': stale pid file of pcheck pid %d (not running) taken over", f.Path, res.StalePid)))
 	}
-	if res.ForcedPid != 0 {
-		l.Log(message.Warning(fmt.Sprintf("pfile '%s': --force: pcheck pid %d stopped, its lock taken over", f.Path, res.ForcedPid)))
+	if pid := d.forced[f.Path]; pid != 0 {
+		l.Log(message.Warning(fmt.Sprintf("pfile '%s': --force: pcheck pid %d stopped, its lock taken over", f.Path, pid)))
 	}
 	return ExitOK, nil
 }
@@ -410,6 +415,11 @@ func (d *daemon) open(f *pfile.File) (int, error) {
 // statePath is the file of pfile with suffix in the state directory.
 func (d *daemon) statePath(pfilePath, suffix string) string {
 	return filepath.Join(d.o.StateDir, state.Name(pfilePath)+suffix)
+}
+
+// runPath is the file of pfile with suffix in the run directory.
+func (d *daemon) runPath(pfilePath, suffix string) string {
+	return filepath.Join(d.o.RunDir, state.Name(pfilePath)+suffix)
 }
 
 // lock takes the pid lock of a pfile: in the state directory, or in the
@@ -420,21 +430,20 @@ func (d *daemon) statePath(pfilePath, suffix string) string {
 // whichever directory each could use.
 func (d *daemon) lock(pfilePath string) (*pidlock.Lock, pidlock.Result, error) {
 	statePath := d.statePath(pfilePath, ".pid")
-	runPath := filepath.Join(d.o.RunDir, state.Name(pfilePath)+".pid")
-	lock, res, err := pidlock.Acquire(statePath, d.o.Force)
-	// A live holder, a refused --force or an unsafe directory is final;
-	// only a state directory that cannot be written falls back.
+	runPath := d.runPath(pfilePath, ".pid")
+	lock, res, err := pidlock.Acquire(statePath)
+	// A live holder or an unsafe directory is final; only a state
+	// directory that cannot be written falls back.
 	fallback := err != nil && !d.stateOK && d.runOK &&
-		!errors.Is(err, pidlock.ErrHeld) && !errors.Is(err, pidlock.ErrForceRefused) && !errors.Is(err, trust.ErrUnsafeWriteDir)
+		!errors.Is(err, pidlock.ErrHeld) && !errors.Is(err, trust.ErrUnsafeWriteDir)
 	if fallback {
-		lock, res, err = pidlock.Acquire(runPath, d.o.Force)
+		lock, res, err = pidlock.Acquire(runPath)
 	}
 	if err == nil && !fallback && d.runOK {
 		if _, serr := os.Lstat(runPath); serr == nil {
-			other, ores, oerr := pidlock.Acquire(runPath, d.o.Force)
+			other, _, oerr := pidlock.Acquire(runPath)
 			if oerr == nil {
 				other.Release()
-				res.ForcedPid = cmp.Or(res.ForcedPid, ores.ForcedPid)
 			} else {
 				lock.Release()
 				lock, err = nil, oerr

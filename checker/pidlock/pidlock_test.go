@@ -8,20 +8,23 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestAcquireHeldAndRelease(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.pid")
-	first, res, err := Acquire(path, false)
+	first, res, err := Acquire(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.StalePid != 0 || res.ForcedPid != 0 {
+	if res.StalePid != 0 {
 		t.Fatalf("fresh lock reports %+v", res)
 	}
 	if pid, _ := ReadPid(path); pid != os.Getpid() {
@@ -30,7 +33,7 @@ func TestAcquireHeldAndRelease(t *testing.T) {
 
 	// flock locks belong to the open file, so a second Acquire in the
 	// same process is refused like another pcheck would be.
-	_, _, err = Acquire(path, false)
+	_, _, err = Acquire(path)
 	var held *HeldError
 	if !errors.As(err, &held) || !errors.Is(err, ErrHeld) {
 		t.Fatalf("second Acquire: err = %v, want HeldError", err)
@@ -48,7 +51,7 @@ func TestAcquireHeldAndRelease(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pid file left after Release: %v", err)
 	}
-	again, _, err := Acquire(path, false)
+	again, _, err := Acquire(path)
 	if err != nil {
 		t.Fatalf("Acquire after Release: %v", err)
 	}
@@ -60,7 +63,7 @@ func TestAcquireStale(t *testing.T) {
 	if err := os.WriteFile(path, []byte("424242\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, res, err := Acquire(path, false)
+	l, res, err := Acquire(path)
 	if err != nil {
 		t.Fatalf("stale file not taken over: %v", err)
 	}
@@ -73,26 +76,33 @@ func TestAcquireStale(t *testing.T) {
 	}
 }
 
-// The test binary re-executes itself as a lock holder (PIDLOCK_HOLD=path):
-// it takes the lock, prints "locked", and releases it on SIGTERM, or
+// The test binary re-executes itself as a lock holder (PIDLOCK_HOLD=path,
+// or several paths separated by ':', as a pcheck watching several pfiles):
+// it takes the locks, prints "locked", and releases them on SIGTERM, or
 // ignores SIGTERM with PIDLOCK_DEAF=1.
 func TestMain(m *testing.M) {
-	path := os.Getenv("PIDLOCK_HOLD")
-	if path == "" {
+	paths := filepath.SplitList(os.Getenv("PIDLOCK_HOLD"))
+	if len(paths) == 0 {
 		os.Exit(m.Run())
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
-	l, _, err := Acquire(path, false)
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
+	var locks []*Lock
+	for _, path := range paths {
+		l, _, err := Acquire(path)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		locks = append(locks, l)
 	}
 	fmt.Println("locked")
 	for {
 		<-sigs
 		if os.Getenv("PIDLOCK_DEAF") == "" {
-			l.Release()
+			for _, l := range locks {
+				l.Release()
+			}
 			os.Exit(0)
 		}
 	}
@@ -128,12 +138,25 @@ func start(t *testing.T, cmd *exec.Cmd) *child {
 	return c
 }
 
-// holder starts a lock holder on path and waits until it holds the lock.
+// holder starts a lock holder on path (paths separated by ':') and waits
+// until it holds the lock.
 func holder(t *testing.T, path string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), "PIDLOCK_HOLD="+path), env...)
 	return start(t, cmd)
+}
+
+// force is Force of paths with the directories of the paths as the ones
+// to look for other pid files in.
+func force(paths ...string) (map[string]int, error) {
+	var dirs []string
+	for _, p := range paths {
+		if d := filepath.Dir(p); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return Force(paths, dirs)
 }
 
 // exitsWithin reports whether c exits within d.
@@ -151,15 +174,19 @@ func (c *child) exitsWithin(d time.Duration) bool {
 func TestAcquireForceStopsHolder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.pid")
 	old := holder(t, path)
-	l, res, err := Acquire(path, true)
+	stopped, err := force(path)
 	if err != nil {
-		t.Fatalf("forced Acquire: %v", err)
+		t.Fatalf("Force: %v", err)
+	}
+	if stopped[path] != old.pid() {
+		t.Fatalf("stopped %v, want %s: %d", stopped, path, old.pid())
+	}
+	l, _, err := Acquire(path)
+	if err != nil {
+		t.Fatalf("Acquire after Force: %v", err)
 	}
 	defer l.Release()
-	if res.ForcedPid != old.pid() {
-		t.Fatalf("ForcedPid = %d, want %d", res.ForcedPid, old.pid())
-	}
-	// Acquire returns once the holder is gone; its reaping may lag.
+	// Force returns once the holder is gone; its reaping may lag.
 	select {
 	case <-old.done:
 	case <-time.After(time.Second):
@@ -183,7 +210,7 @@ func TestAcquireForceRefused(t *testing.T) {
 	t.Run("deaf holder", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.pid")
 		h := holder(t, path, "PIDLOCK_DEAF=1")
-		_, _, err := Acquire(path, true)
+		_, err := force(path)
 		want := fmt.Sprintf("--force: pcheck pid %d did not stop within 300ms of SIGTERM", h.pid())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("err = %v, want %q", err, want)
@@ -199,7 +226,7 @@ func TestAcquireForceRefused(t *testing.T) {
 		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := Acquire(path, true)
+		_, err := force(path)
 		want := fmt.Sprintf("the lock is held by pid %d but the file names pid 1; neither is signalled", h.pid())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("err = %v, want %q", err, want)
@@ -218,7 +245,7 @@ func TestAcquireForceRefused(t *testing.T) {
 		if err := os.WriteFile(path, []byte(strconv.Itoa(c.pid())+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := Acquire(path, true)
+		_, err := force(path)
 		want := fmt.Sprintf("the lock holder pid %d (flock, uid 0) is not a pcheck; it is not signalled", c.pid())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("err = %v, want %q", err, want)
@@ -229,12 +256,12 @@ func TestAcquireForceRefused(t *testing.T) {
 	})
 	t.Run("holder is this process", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.pid")
-		l, _, err := Acquire(path, false)
+		l, _, err := Acquire(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.Release()
-		if _, _, err := Acquire(path, true); err == nil || !strings.Contains(err.Error(), "held by this very process") {
+		if _, err := force(path); err == nil || !strings.Contains(err.Error(), "held by this very process") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -252,7 +279,7 @@ func TestAcquireNoSymlink(t *testing.T) {
 	if err := os.Symlink(victim, path); err != nil {
 		t.Fatal(err)
 	}
-	l, _, err := Acquire(path, false)
+	l, _, err := Acquire(path)
 	if err == nil {
 		l.Release()
 	}
@@ -271,7 +298,7 @@ func TestAcquireUnsafeDir(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Acquire(filepath.Join(dir, "x.pid"), false); err == nil || !strings.Contains(err.Error(), "is writable by group or other") {
+	if _, _, err := Acquire(filepath.Join(dir, "x.pid")); err == nil || !strings.Contains(err.Error(), "is writable by group or other") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -291,14 +318,14 @@ func TestAcquireReadOnly(t *testing.T) {
 	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 		t.Fatal(err)
 	}
-	l, res, err := Acquire(path, false)
+	l, res, err := Acquire(path)
 	if err != nil {
 		t.Fatalf("read-only pid file: %v", err)
 	}
 	if res.Unrecorded == nil {
 		t.Fatal("Unrecorded not set")
 	}
-	if _, _, err := Acquire(path, false); !errors.Is(err, ErrHeld) {
+	if _, _, err := Acquire(path); !errors.Is(err, ErrHeld) {
 		t.Fatalf("second Acquire: %v", err)
 	}
 	if err := l.Release(); err != nil {
@@ -308,7 +335,106 @@ func TestAcquireReadOnly(t *testing.T) {
 
 func TestAcquireMissingDir(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no", "x.pid")
-	if _, _, err := Acquire(path, false); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := Acquire(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v, want ErrNotExist", err)
+	}
+}
+
+// TestForceOtherLocks: a holder that also holds a pid lock that is not
+// being forced is not signalled, and the refusal names that lock: in a
+// directory looked in, by its path; elsewhere, by its device and inode.
+// With every lock it holds forced, it is stopped once and each path
+// reports it.
+func TestForceOtherLocks(t *testing.T) {
+	stateDir, runDir := t.TempDir(), t.TempDir()
+	x := filepath.Join(stateDir, "x.pid")
+	y := filepath.Join(runDir, "y.pid")
+	h := holder(t, x+":"+y)
+
+	_, err := Force([]string{x}, []string{stateDir, runDir})
+	want := fmt.Sprintf("pid file %s: --force: pcheck pid %d also holds the pid lock %s, of a pfile not on this command line; stopping it would leave that pfile unwatched: name it too, or stop that pcheck first; not started", x, h.pid(), y)
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if !errors.Is(err, ErrForceRefused) {
+		t.Fatalf("err %v is not ErrForceRefused", err)
+	}
+
+	var st unix.Stat_t
+	if err := unix.Stat(y, &st); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Force([]string{x}, []string{stateDir})
+	want = fmt.Sprintf("pid file %s: --force: pcheck pid %d also holds the pid lock device:inode %02x:%02x:%d (not a *.pid file in %s), of a pfile not on this command line;",
+		x, h.pid(), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino, stateDir)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %v\nwant %s...", err, want)
+	}
+	if h.exitsWithin(200 * time.Millisecond) {
+		t.Fatal("the holder was stopped although the force was refused")
+	}
+
+	stopped, err := Force([]string{x, y}, []string{stateDir, runDir})
+	if err != nil {
+		t.Fatalf("Force of every lock: %v", err)
+	}
+	if len(stopped) != 2 || stopped[x] != h.pid() || stopped[y] != h.pid() {
+		t.Fatalf("stopped %v, want both paths: %d", stopped, h.pid())
+	}
+	if !h.exitsWithin(time.Second) || h.state.ExitCode() != 0 {
+		t.Fatalf("holder not stopped cleanly: %v", h.state)
+	}
+}
+
+// TestForceProvesEveryHolderFirst: of two holders, one not a pcheck, none
+// is signalled: the pcheck keeps its lock.
+func TestForceProvesEveryHolderFirst(t *testing.T) {
+	dir := t.TempDir()
+	x, y := filepath.Join(dir, "x.pid"), filepath.Join(dir, "y.pid")
+	h := holder(t, x)
+	if err := os.WriteFile(y, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, exec.Command("flock", "-x", y, "sh", "-c", "echo locked; exec sleep 60"))
+	if err := os.WriteFile(y, []byte(strconv.Itoa(c.pid())+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := force(x, y)
+	want := fmt.Sprintf("pid file %s: --force: the lock holder pid %d (flock, uid 0) is not a pcheck; it is not signalled; not started", y, c.pid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if len(stopped) != 0 {
+		t.Fatalf("stopped %v", stopped)
+	}
+	if h.exitsWithin(200 * time.Millisecond) {
+		t.Fatal("the pcheck holder was stopped although the force was refused")
+	}
+}
+
+// TestForceOneDoesNotStop: holders are signalled together; one that does
+// not stop is refused, and those that stopped are reported all the same.
+func TestForceOneDoesNotStop(t *testing.T) {
+	// Long enough for the holder that heeds SIGTERM to exit on a loaded
+	// machine.
+	forceWait = 3 * time.Second
+	defer func() { forceWait = ForceWait }()
+	dir := t.TempDir()
+	x, y := filepath.Join(dir, "x.pid"), filepath.Join(dir, "y.pid")
+	good := holder(t, x)
+	deaf := holder(t, y, "PIDLOCK_DEAF=1")
+	stopped, err := force(x, y)
+	want := fmt.Sprintf("pid file %s: --force: pcheck pid %d did not stop within 3s of SIGTERM; stop it, then start again; not started", y, deaf.pid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if len(stopped) != 1 || stopped[x] != good.pid() {
+		t.Fatalf("stopped %v, want %s: %d", stopped, x, good.pid())
+	}
+	if !good.exitsWithin(time.Second) {
+		t.Fatal("the holder that heeds SIGTERM still runs")
+	}
+	if deaf.exitsWithin(200 * time.Millisecond) {
+		t.Fatal("the deaf holder is gone")
 	}
 }

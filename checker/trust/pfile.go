@@ -1,6 +1,8 @@
 package trust
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,14 +15,30 @@ import (
 // CheckPfile checks the loaded pfile f and every file it names that
 // pcheck runs or trusts: the restart scripts, the CMD files of the stall
 // monitors, the TLSCAFiles and, with AutoReboot on, RebootCommand's
-// program. Each refusal is an error at the position of the field that
-// names the file; the pfile's own refusal is at its path, line 0 column
-// 0, as a pfile that cannot be read.
+// program. It also checks the directories of the files pcheck writes
+// that the pfile names, DumpFileName and, with AutoReboot on,
+// RebootStateFile, as the write will (OpenWriteDir). Each refusal is an
+// error at the position of the field that names the file; the pfile's own
+// refusal is at its path, line 0 column 0, as a pfile that cannot be read.
+// A write directory that does not exist (yet) is a warning: nothing is
+// unsafe, the write fails until it is made.
 func CheckPfile(f *pfile.File) pfile.Diagnostics {
 	var ds pfile.Diagnostics
 	add := func(pos pfile.Pos, err error) {
 		if err != nil {
 			ds = append(ds, pfile.Diagnostic{Pos: pos, Severity: pfile.Error, Msg: err.Error()})
+		}
+	}
+	writeDir := func(pos pfile.Pos, field, path string) {
+		d, err := OpenWriteDir(filepath.Dir(path))
+		switch {
+		case err == nil:
+			d.Close()
+		case errors.Is(err, ErrUnsafeWriteDir):
+			add(pos, fmt.Errorf("%s %s: %w", field, path, err))
+		default:
+			ds = append(ds, pfile.Diagnostic{Pos: pos, Severity: pfile.Warning,
+				Msg: fmt.Sprintf("%s %s: %v; it cannot be written until this is fixed", field, path, err)})
 		}
 	}
 	self, err := filepath.Abs(f.Path)
@@ -45,6 +63,12 @@ func CheckPfile(f *pfile.File) pfile.Diagnostics {
 			pos = prm.AutoRebootPos // the default RebootCommand
 		}
 		add(pos, CheckCommand(prm.RebootCommand))
+		if prm.RebootStateFile != "" {
+			writeDir(prm.RebootStateFilePos, "RebootStateFile", prm.RebootStateFile)
+		}
+	}
+	if name := f.Params.DumpFileName; name != "" {
+		writeDir(f.Params.DumpFileNamePos, "DumpFileName", name)
 	}
 	pfile.Sort(ds)
 	return ds

@@ -53,8 +53,25 @@ type WriteDir struct {
 	fd   int
 }
 
-// OpenWriteDir checks the directory at path and opens it.
-func OpenWriteDir(path string) (*WriteDir, error) {
+// OpenWriteDir checks the directory at path and opens it. A refusal's fix
+// is to write elsewhere, in a directory of pcheck's own: the directory
+// may be shared (/var/log is root:syslog 0775 on Ubuntu, and made
+// go-w it breaks rsyslog), so it is not told to chmod or chown it.
+func OpenWriteDir(path string) (*WriteDir, error) { return openWriteDir(path, false) }
+
+// ownFix returns fix, the fix of pcheck's own directory, when own is set,
+// and otherwise the advice to write elsewhere.
+func ownFix(own bool, fix string) string {
+	if own {
+		return fix
+	}
+	return "choose a directory of pcheck's own, such as /var/lib/pcheck"
+}
+
+// openWriteDir is OpenWriteDir; own says the directory is pcheck's (the
+// state and run directories), whose mode and owner a refusal tells to
+// fix.
+func openWriteDir(path string, own bool) (*WriteDir, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		var st unix.Stat_t
@@ -77,11 +94,11 @@ func OpenWriteDir(path string) (*WriteDir, error) {
 	}
 	if !ownerOK(st.Uid) {
 		unix.Close(fd)
-		return nil, &UnsafeWriteDirError{Dir: path, Reason: fmt.Sprintf("is owned by uid %d", st.Uid), Fix: "chown root " + path}
+		return nil, &UnsafeWriteDirError{Dir: path, Reason: fmt.Sprintf("is owned by uid %d", st.Uid), Fix: ownFix(own, "chown root "+path)}
 	}
 	if writableByOthers(st.Mode) {
 		unix.Close(fd)
-		return nil, &UnsafeWriteDirError{Dir: path, Reason: fmt.Sprintf("is writable by group or other (mode %04o)", st.Mode&0o7777), Fix: "chmod go-w " + path}
+		return nil, &UnsafeWriteDirError{Dir: path, Reason: fmt.Sprintf("is writable by group or other (mode %04o)", st.Mode&0o7777), Fix: ownFix(own, "chmod go-w "+path)}
 	}
 	return &WriteDir{path: path, fd: fd}, nil
 }
@@ -89,15 +106,17 @@ func OpenWriteDir(path string) (*WriteDir, error) {
 // MkWriteDir creates the directory at path and its missing parents with
 // mode 0755 (less the umask), then checks and opens it like OpenWriteDir.
 // A directory that already exists keeps its mode and must pass the check.
+// It is for pcheck's own directories (state and run): a refusal says how
+// to fix the directory's mode or owner.
 func MkWriteDir(path string) (*WriteDir, error) {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		// A plain file or a link in the way says more than mkdir's error.
-		if _, uerr := OpenWriteDir(path); errors.Is(uerr, ErrUnsafeWriteDir) {
+		if _, uerr := openWriteDir(path, true); errors.Is(uerr, ErrUnsafeWriteDir) {
 			return nil, uerr
 		}
 		return nil, err
 	}
-	return OpenWriteDir(path)
+	return openWriteDir(path, true)
 }
 
 // Path returns the directory's path.

@@ -84,6 +84,51 @@ func TestWriteDirRefusesUnsafe(t *testing.T) {
 	d.Close()
 }
 
+// TestWriteDirAdvice: the fix a refusal gives depends on whose directory
+// it is. pcheck's own state and run directories (MkWriteDir) are to be
+// chmod'ed or chown'ed; any other (the directory of DumpFileName or
+// RebootStateFile: OpenWriteDir) may be shared, as /var/log is with
+// rsyslog, and the fix is to write elsewhere.
+func TestWriteDirAdvice(t *testing.T) {
+	const rule = "pcheck writes only in a real directory owned by root and not writable by group or other"
+	base := t.TempDir()
+	group := filepath.Join(base, "group")
+	if err := os.Mkdir(group, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(group, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(base, "other")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(other, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		open func(string) (*WriteDir, error)
+		dir  string
+		want string
+	}{
+		{"OpenWriteDir", OpenWriteDir, group, "directory " + group + " is writable by group or other (mode 0775); " + rule + " (choose a directory of pcheck's own, such as /var/lib/pcheck)"},
+		{"OpenWriteDir", OpenWriteDir, other, "directory " + other + " is owned by uid 65534; " + rule + " (choose a directory of pcheck's own, such as /var/lib/pcheck)"},
+		{"MkWriteDir", MkWriteDir, group, "directory " + group + " is writable by group or other (mode 0775); " + rule + " (chmod go-w " + group + ")"},
+		{"MkWriteDir", MkWriteDir, other, "directory " + other + " is owned by uid 65534; " + rule + " (chown root " + other + ")"},
+	} {
+		d, err := c.open(c.dir)
+		if err == nil {
+			d.Close()
+			t.Errorf("%s(%s): accepted", c.name, c.dir)
+			continue
+		}
+		if err.Error() != c.want {
+			t.Errorf("%s(%s):\n got %v\nwant %s", c.name, c.dir, err, c.want)
+		}
+	}
+}
+
 // TestMkWriteDirMode: created directories are 0755 at most, whatever the
 // umask.
 func TestMkWriteDirMode(t *testing.T) {

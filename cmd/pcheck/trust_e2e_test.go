@@ -170,6 +170,15 @@ func TestCheckNamedFiles(t *testing.T) {
 		}
 		return path
 	}
+	dir := func(t *testing.T, path string, mode os.FileMode) {
+		t.Helper()
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	chown := func(t *testing.T, path string) {
 		t.Helper()
 		if err := os.Chown(path, nobody, nobody); err != nil {
@@ -234,6 +243,34 @@ func TestCheckNamedFiles(t *testing.T) {
 		{"RebootCommand with AutoReboot off", func(t *testing.T, d string) string {
 			return "AutoReboot off\nRebootCommand " + file(t, d+"/reboot", 0o777) + " -r now\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
 		}, ""},
+		// The directories pcheck writes the dump and the reboot count
+		// in: refused by -n as the write itself would refuse them, with
+		// no advice to chmod a shared directory such as /var/log.
+		{"DumpFileName in a group-writable directory", func(t *testing.T, d string) string {
+			dir(t, d+"/log", 0o775)
+			return "DumpFileName " + d + "/log/web.dump\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
+		}, "@P@:1:14: DumpFileName @D@/log/web.dump: directory @D@/log is writable by group or other (mode 0775); " + writeRule + " (" + ownDir + ")"},
+		{"DumpFileName in a sticky directory", func(t *testing.T, d string) string {
+			dir(t, d+"/tmp", os.ModeSticky|0o777)
+			return "DumpFileName " + d + "/tmp/web.dump\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
+		}, "@P@:1:14: DumpFileName @D@/tmp/web.dump: directory @D@/tmp is writable by group or other (mode 1777); " + writeRule + " (" + ownDir + ")"},
+		{"DumpFileName in a directory of nobody's", func(t *testing.T, d string) string {
+			dir(t, d+"/home", 0o755)
+			chown(t, d+"/home")
+			return "DumpFileName " + d + "/home/web.dump\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
+		}, "@P@:1:14: DumpFileName @D@/home/web.dump: directory @D@/home is owned by uid 65534; " + writeRule + " (" + ownDir + ")"},
+		{"DumpFileName in a safe directory", func(t *testing.T, d string) string {
+			dir(t, d+"/dump", 0o755)
+			return "DumpFileName " + d + "/dump/web.dump\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
+		}, ""},
+		{"RebootStateFile with AutoReboot on", func(t *testing.T, d string) string {
+			dir(t, d+"/log", 0o775)
+			return "AutoReboot on\nRebootStateFile " + d + "/log/reboots\nRebootCommand " + file(t, d+"/reboot", 0o755) + "\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
+		}, "@P@:2:17: RebootStateFile @D@/log/reboots: directory @D@/log is writable by group or other (mode 0775); " + writeRule + " (" + ownDir + ")"},
+		{"RebootStateFile with AutoReboot off", func(t *testing.T, d string) string {
+			dir(t, d+"/log", 0o775)
+			return "AutoReboot off\nRebootStateFile " + d + "/log/reboots\n" + target + file(t, d+"/r.sh", 0o755) + "\n"
+		}, ""},
 		{"pfile writable by other", func(t *testing.T, d string) string {
 			os.WriteFile(d+"/a.pf", nil, 0o600)
 			os.Chmod(d+"/a.pf", 0o646)
@@ -265,6 +302,33 @@ func TestCheckNamedFiles(t *testing.T) {
 				t.Fatalf("stdout %q", s)
 			}
 		})
+	}
+}
+
+// The rule and the advice of a refused directory pcheck writes in that is
+// not its own (docs/behaviour.md, "Files").
+const (
+	writeRule = "pcheck writes only in a real directory owned by root and not writable by group or other"
+	ownDir    = "choose a directory of pcheck's own, such as /var/lib/pcheck"
+)
+
+// TestCheckWriteDirMissing: a DumpFileName in a directory that does not
+// exist (yet) is a warning, not an error: the dump cannot be written until
+// the directory is made, but nothing is unsafe.
+func TestCheckWriteDirMissing(t *testing.T) {
+	d := t.TempDir()
+	script := filepath.Join(d, "r.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(d, "a.pf")
+	if err := os.WriteFile(pf, []byte("DumpFileName "+d+"/none/web.dump\n/usr/sbin/web "+script+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	want := fmt.Sprintf("%s:1:14: warning: DumpFileName %s/none/web.dump: open %s/none: no such file or directory; it cannot be written until this is fixed\n", pf, d, d)
+	if st := run([]string{"-n", pf}, &stdout, &stderr); st != 0 || stderr.String() != want {
+		t.Fatalf("status %d, stderr\n%s\nwant 0 and\n%s", st, &stderr, want)
 	}
 }
 
