@@ -80,7 +80,9 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	warned map[string]bool
-	health string // the value last set, "" before the first
+
+	healthMu sync.Mutex // one attrd_updater at a time
+	health   string     // the value last set, "" before the first
 }
 
 // New returns the cluster side of a pfile and warns about anything its
@@ -189,10 +191,9 @@ func (c *Cluster) setHealth(ctx context.Context, value string) {
 	if !ok {
 		return
 	}
-	c.mu.Lock()
-	same := c.health == value
-	c.mu.Unlock()
-	if same {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	if c.health == value {
 		return
 	}
 	args := []string{"--name", attr, "--update", value}
@@ -203,9 +204,7 @@ func (c *Cluster) setHealth(ctx context.Context, value string) {
 		c.o.Log.Log(message.Err(fmt.Sprintf("ClusterHealthAttribute %s: %v", attr, err)))
 		return
 	}
-	c.mu.Lock()
 	c.health = value
-	c.mu.Unlock()
 	c.o.Log.Log(message.Info(fmt.Sprintf("cluster: node health %s set %s", attr, value)))
 }
 
