@@ -35,6 +35,17 @@ type cluster struct {
 	dir   string
 	tools map[string]string
 	env   []string
+	// enter, when set, runs the commands in a node's namespaces
+	// (nsenter ... --): the two-node test.
+	enter []string
+}
+
+// command returns the cluster program name with args, on this node.
+func (c *cluster) command(name string, args ...string) *exec.Cmd {
+	argv := append(append(append([]string(nil), c.enter...), c.tools[name]), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = c.env
+	return cmd
 }
 
 // startCluster starts corosync (knet on 127.0.0.1, a private config) and
@@ -47,27 +58,7 @@ func startCluster(t *testing.T, dir string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: dir, tools: needTools(t, "corosync", "corosync-cfgtool", "pacemakerd", "crm_mon", "cibadmin",
 		"crm_attribute", "crm_resource", "crm_failcount", "attrd_updater")}
-	if pid, name := clusterRunning(); pid != 0 {
-		noCluster(t, fmt.Sprintf("%s pid %d runs already: the test starts its own cluster and touches no other", name, pid))
-	}
-	if cibs, _ := filepath.Glob("/var/lib/pacemaker/cib/cib*"); len(cibs) > 0 {
-		noCluster(t, fmt.Sprintf("a CIB exists already (%s): the test starts only from a clean CIB and leaves that one alone", cibs[0]))
-	}
-	agentDir := filepath.Join(ocfRoot, "resource.d", testProvider)
-	if _, err := os.Lstat(agentDir); err == nil {
-		noCluster(t, agentDir+" exists already: not the test's, left alone")
-	}
-	before := snapshot()
-	t.Cleanup(func() { removeNew(t, before) })
-	if err := os.MkdirAll(agentDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(agentDir) })
-	src, err := os.ReadFile(agentSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeExecutable(t, filepath.Join(agentDir, "pcheck"), string(src))
+	preflight(t)
 
 	conf := filepath.Join(dir, "corosync.conf")
 	writeFile(t, conf, 0o644, fmt.Sprintf(`totem {
@@ -98,7 +89,7 @@ logging {
 	c.env = append(os.Environ(), "PCMK_logfile="+filepath.Join(dir, "pacemaker.log"), "PCMK_logfacility=none", "PCMK_debug=no")
 	corosync := c.daemon("corosync", c.tools["corosync"], "-f", "-c", conf)
 	c.wait("corosync answers", 30*time.Second, func() error {
-		return exec.Command(c.tools["corosync-cfgtool"], "-s").Run()
+		return c.command("corosync-cfgtool", "-s").Run()
 	})
 	pacemakerd := c.daemon("pacemakerd", c.tools["pacemakerd"])
 	// Cleanups run last first: pacemakerd (with the resources, through
@@ -123,6 +114,34 @@ logging {
 	c.crm("crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false")
 	c.crm("crm_attribute", "--type", "crm_config", "--name", "no-quorum-policy", "--update", "ignore")
 	return c
+}
+
+// preflight refuses to run beside a cluster or a CIB the test did not
+// start, installs the agent as ocf:pchecktest:pcheck, and arranges for
+// what the cluster creates in its global paths to be removed at the end.
+func preflight(t *testing.T) {
+	t.Helper()
+	if pid, name := clusterRunning(); pid != 0 {
+		noCluster(t, fmt.Sprintf("%s pid %d runs already: the test starts its own cluster and touches no other", name, pid))
+	}
+	if cibs, _ := filepath.Glob("/var/lib/pacemaker/cib/cib*"); len(cibs) > 0 {
+		noCluster(t, fmt.Sprintf("a CIB exists already (%s): the test starts only from a clean CIB and leaves that one alone", cibs[0]))
+	}
+	agentDir := filepath.Join(ocfRoot, "resource.d", testProvider)
+	if _, err := os.Lstat(agentDir); err == nil {
+		noCluster(t, agentDir+" exists already: not the test's, left alone")
+	}
+	before := snapshot()
+	t.Cleanup(func() { removeNew(t, before) })
+	if err := os.MkdirAll(agentDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(agentDir) })
+	src, err := os.ReadFile(agentSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, filepath.Join(agentDir, "pcheck"), string(src))
 }
 
 // daemon starts a cluster daemon in a process group of its own; its
@@ -198,7 +217,7 @@ func (c *cluster) wait(what string, within time.Duration, cond func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			out, _ := exec.Command(c.tools["crm_mon"], "-1", "-r", "-f").CombinedOutput()
+			out, _ := c.command("crm_mon", "-1", "-r", "-f").CombinedOutput()
 			c.t.Fatalf("waiting %s for %s: %v\ncrm_mon:\n%s", within, what, err, out)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -208,9 +227,7 @@ func (c *cluster) wait(what string, within time.Duration, cond func() error) {
 // crm runs a cluster command that must succeed and returns its output.
 func (c *cluster) crm(name string, args ...string) string {
 	c.t.Helper()
-	cmd := exec.Command(c.tools[name], args...)
-	cmd.Env = c.env
-	out, err := cmd.CombinedOutput()
+	out, err := c.command(name, args...).CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -255,9 +272,7 @@ type monResource struct {
 }
 
 func (c *cluster) mon() (*crmMon, error) {
-	cmd := exec.Command(c.tools["crm_mon"], "--one-shot", "--inactive", "--output-as=xml")
-	cmd.Env = c.env
-	out, err := cmd.Output()
+	out, err := c.command("crm_mon", "--one-shot", "--inactive", "--output-as=xml").Output()
 	if err != nil {
 		return nil, fmt.Errorf("crm_mon: %v", err)
 	}
@@ -281,17 +296,24 @@ func (m *crmMon) resource(id string) (monResource, bool) {
 }
 
 // started reports whether resource id runs on the node.
-func (m *crmMon) started(id string) bool {
+func (m *crmMon) started(id string) bool { return m.startedOn(id, clusterNode) }
+
+// startedOn reports whether resource id runs on node.
+func (m *crmMon) startedOn(id, node string) bool {
 	r, ok := m.resource(id)
-	return ok && r.Role == "Started" && r.Active && !r.Failed && len(r.Nodes) == 1 && r.Nodes[0].Name == clusterNode
+	return ok && r.Role == "Started" && r.Active && !r.Failed && len(r.Nodes) == 1 && r.Nodes[0].Name == node
 }
 
 // failCount is crm_mon's fail count of id on the node and its
 // migration-threshold.
-func (m *crmMon) failCount(id string) (count, threshold int) {
+func (m *crmMon) failCount(id string) (count, threshold int) { return m.failCountOn(id, clusterNode) }
+
+// failCountOn is crm_mon's fail count of id on node and its
+// migration-threshold.
+func (m *crmMon) failCountOn(id, node string) (count, threshold int) {
 	for _, n := range m.History {
 		for _, r := range n.Resources {
-			if n.Name == clusterNode && r.ID == id {
+			if n.Name == node && r.ID == id {
 				return r.FailCount, r.MigrationThreshold
 			}
 		}
@@ -320,12 +342,17 @@ func (c *cluster) logMon(when string) {
 	c.t.Logf("crm_mon %s:\n%s", when, out)
 }
 
-// addGroup configures group gid of one pcheck resource rid for pfile.
-func (c *cluster) addGroup(e *agentEnv, gid, rid, pfilePath string, monitor time.Duration, threshold int) {
+// addGroup configures group gid of one pcheck resource rid for pfile;
+// extra are more parameters, name=value.
+func (c *cluster) addGroup(e *agentEnv, gid, rid, pfilePath string, monitor time.Duration, threshold int, extra ...string) {
 	c.t.Helper()
 	var nv strings.Builder
 	prm := e.params(pfilePath)
 	prm["fallback_log"] = filepath.Join(e.dir, rid+".log")
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		prm[k] = v
+	}
 	keys := make([]string, 0, len(prm))
 	for k := range prm {
 		keys = append(keys, k)

@@ -75,8 +75,18 @@ func newAgentEnv(t *testing.T) *agentEnv {
 			t.Fatal(err)
 		}
 	}
+	// The control sockets' names hold the pfile's path: a run directory
+	// under a long test name would pass the 108 bytes of sun_path.
+	runDir, err := os.MkdirTemp("", "pcr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	if err := os.Chmod(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	e := &agentEnv{dir: dir, agent: filepath.Join(dir, "pcheck.ocf"), pcheck: filepath.Join(dir, "pcheck"), padmin: filepath.Join(dir, "padmin"),
-		stateDir: filepath.Join(dir, "state"), runDir: filepath.Join(dir, "run")}
+		stateDir: filepath.Join(dir, "state"), runDir: runDir}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("the go command is not in PATH: cannot build pcheck")
