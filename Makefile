@@ -67,6 +67,8 @@ lint: $(STATICCHECK)
 #   $(PREFIX)/share/pcheck/prometheus       pcheck-rules.yml, the alert rules (docs/metrics.md)
 #   $(PREFIX)/share/man/man8, man5          pcheck.8, padmin.8, pfile.5
 #   /etc/pcheck                             created, empty
+#   /usr/lib/ocf/resource.d/pcheck/pcheck   the OCF resource agent ocf:pcheck:pcheck
+#                                           (Pacemaker's fixed OCF root, whatever PREFIX)
 #   /etc/init.d/pcheck                      only with INITSCRIPT=yes: on a systemd host the
 #                                           sysv generator would turn it into a second pcheck
 #                                           service running the runlist beside pcheck@ units.
@@ -75,8 +77,8 @@ INITSCRIPT  ?= no
 # The product's commands among those with sources under cmd/ (not demos).
 COMMANDS    = $(sort $(filter pcheck padmin,$(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go))))))
 TEMPLATES   = $(notdir $(patsubst %/,%,$(dir $(wildcard templates/*/*.pfile))))
-# rc files name /usr/sbin/pcheck; the installed copies name the installed binary.
-RCSED       = sed -e 's|/usr/sbin/pcheck|$(PREFIX)/sbin/pcheck|g'
+# rc files name /usr/sbin/pcheck and padmin; the installed copies name the installed binaries.
+RCSED       = sed -e 's|/usr/sbin/pcheck|$(PREFIX)/sbin/pcheck|g' -e 's|/usr/sbin/padmin|$(PREFIX)/sbin/padmin|g'
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin
@@ -98,6 +100,9 @@ install: build
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -d -m 0755 $(DESTDIR)/etc/pcheck
+	install -d $(DESTDIR)/usr/lib/ocf/resource.d/pcheck
+	$(RCSED) rc/ocf/pcheck > $(DESTDIR)/usr/lib/ocf/resource.d/pcheck/pcheck
+	chmod 0755 $(DESTDIR)/usr/lib/ocf/resource.d/pcheck/pcheck
 ifeq ($(INITSCRIPT),yes)
 	install -d $(DESTDIR)/etc/init.d
 	$(RCSED) rc/pcheck.init > $(DESTDIR)/etc/init.d/pcheck

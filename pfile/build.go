@@ -116,6 +116,8 @@ var params = []paramSpec{
 	{"RebootLimit", intParam(1, func(p *Params) *int { return &p.RebootLimit })},
 	{"RebootWindow", secondsParam(1, func(p *Params) *time.Duration { return &p.RebootWindow })},
 	{"RebootStateFile", pathParam(func(p *Params) (*string, *Pos) { return &p.RebootStateFile, &p.RebootStateFilePos })},
+	{"ClusterNotify", clusterNotifyParam},
+	{"ClusterHealthAttribute", healthAttributeParam},
 }
 
 // Facilities are the accepted SyslogFacility values.
@@ -138,6 +140,11 @@ func (b *builder) param(st *ParamStmt) {
 		return
 	}
 	if len(st.Values) == 0 {
+		if spec.name == "ClusterHealthAttribute" {
+			// An unquoted #health-pcheck is a comment.
+			b.errorf(key.Pos, `%s needs a value: quote the name, a # starts a comment (ClusterHealthAttribute "#health-pcheck")`, spec.name)
+			return
+		}
 		b.errorf(key.Pos, "%s needs a value", spec.name)
 		return
 	}
@@ -223,6 +230,36 @@ func facilityParam(b *builder, p *Params, key Word, v Word) {
 		}
 	}
 	b.errorf(v.Pos, "unknown SyslogFacility %q (one of %s)", v.Text, strings.Join(Facilities, ", "))
+}
+
+func clusterNotifyParam(b *builder, p *Params, key Word, v Word) {
+	switch strings.ToLower(v.Text) {
+	case ClusterPacemaker:
+		p.ClusterNotify = ClusterPacemaker
+	case "off", "none":
+		p.ClusterNotify = ""
+	default:
+		b.errorf(v.Pos, "unknown ClusterNotify %q (pacemaker or off)", v.Text)
+	}
+}
+
+func healthAttributeParam(b *builder, p *Params, key Word, v Word) {
+	name := v.Text
+	if strings.EqualFold(name, "off") || strings.EqualFold(name, "none") {
+		p.ClusterHealthAttribute = ""
+		return
+	}
+	if !strings.HasPrefix(name, HealthPrefix) {
+		b.errorf(v.Pos, "ClusterHealthAttribute %q must start with %s (node-health-strategy reads only those)", name, HealthPrefix)
+		return
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("#-_.", r)) {
+			b.errorf(v.Pos, "ClusterHealthAttribute %q: only letters, digits and # - _ . are allowed", name)
+			return
+		}
+	}
+	p.ClusterHealthAttribute = name
 }
 
 // maxSeconds bounds every duration so that it fits a time.Duration.

@@ -37,6 +37,9 @@ func WriteRules(w io.Writer, f *File) error {
 	for _, c := range p.Cleanup {
 		row("Cleanup", fmt.Sprintf("%q after %d min", c.Pattern, int64(c.Age/time.Minute)))
 	}
+	fmt.Fprintf(tw, "\nCluster\n")
+	row("ClusterNotify", orText(p.ClusterNotify, "off"))
+	row("ClusterHealthAttribute", orText(p.ClusterHealthAttribute, "off"))
 	for i, pr := range f.Processes {
 		fmt.Fprintf(tw, "\nProcess %d: %s (line %d)\n", i+1, quoteName(pr), pr.Pos.Line)
 		if pr.ByName {

@@ -97,7 +97,20 @@ type Params struct {
 	// not set them. They place the errors about their directories.
 	DumpFileNamePos    Pos `json:"-"`
 	RebootStateFilePos Pos `json:"-"`
+	// ClusterNotify names the cluster manager told at once of a retry
+	// over with action exit (ClusterPacemaker), empty when off.
+	ClusterNotify string `json:"cluster_notify,omitempty"`
+	// ClusterHealthAttribute is the node-health attribute set red while
+	// an entry is in RetryOver and green when all are Up; empty when off.
+	ClusterHealthAttribute string `json:"cluster_health_attribute,omitempty"`
 }
+
+// ClusterPacemaker is the ClusterNotify value that tells Pacemaker.
+const ClusterPacemaker = "pacemaker"
+
+// HealthPrefix starts the name of every node-health attribute: Pacemaker's
+// node-health-strategy reads only attributes whose names start with it.
+const HealthPrefix = "#health"
 
 // DefaultParams returns the parameters of a pfile that sets none.
 func DefaultParams() Params {

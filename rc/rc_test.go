@@ -478,7 +478,8 @@ func TestMakeInstall(t *testing.T) {
 		"usr/share/pcheck/templates/sunone/restart_sunone.sh":     0o755,
 		"usr/share/pcheck/templates/https/restart_httpd.sh":       0o755,
 		"usr/share/pcheck/templates/nginx/restart_nginx.sh":       0o755,
-		"etc/pcheck": os.ModeDir | 0o755,
+		"etc/pcheck":                           os.ModeDir | 0o755,
+		"usr/lib/ocf/resource.d/pcheck/pcheck": 0o755,
 	}
 	if srcs, _ := filepath.Glob(filepath.Join(root, "cmd", "padmin", "*.go")); len(srcs) > 0 {
 		want["usr/sbin/padmin"] = 0o755
@@ -531,6 +532,10 @@ func TestMakeInstall(t *testing.T) {
 	init, err := os.ReadFile(filepath.Join(dest2, "etc/init.d/pcheck"))
 	if err != nil || !bytes.Contains(init, []byte("PCHECK:=/usr/local/sbin/pcheck}")) {
 		t.Errorf("etc/init.d/pcheck for PREFIX=/usr/local does not run /usr/local/sbin/pcheck (%v)", err)
+	}
+	agent, err := os.ReadFile(filepath.Join(dest2, "usr/lib/ocf/resource.d/pcheck/pcheck"))
+	if err != nil || !bytes.Contains(agent, []byte("_pcheck_default=/usr/local/sbin/pcheck\n")) || !bytes.Contains(agent, []byte("_padmin_default=/usr/local/sbin/padmin\n")) {
+		t.Errorf("the OCF agent for PREFIX=/usr/local does not run /usr/local/sbin/pcheck and padmin (%v)", err)
 	}
 	if st, err := os.Stat(filepath.Join(dest2, "etc/init.d/pcheck")); err == nil && st.Mode().Perm() != 0o755 {
 		t.Errorf("etc/init.d/pcheck: mode %v, want 0755", st.Mode().Perm())

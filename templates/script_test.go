@@ -203,6 +203,50 @@ func TestRestartScriptReplacesADeadServer(t *testing.T) {
 	}
 }
 
+// TestRestartScriptStops runs each restart script with reason stop (the
+// OCF agent's stop_services=true): it ends the running server, master and
+// workers, spares a process of the same program that is not part of it,
+// starts nothing and exits 0.
+func TestRestartScriptStops(t *testing.T) {
+	requireTools(t)
+	for _, p := range products {
+		t.Run(p.dir, func(t *testing.T) {
+			t.Parallel()
+			tmp := shortTemp(t)
+			env, proc := p.setup(t, tmp, freePort(t))
+			env = append(env, "KILL_WAIT=1", "START_WAIT=60")
+			script := filepath.Join(p.dir, p.script)
+			if out, err := runScript(t, script, env, proc, "0", "pidfail"); err != nil {
+				t.Fatalf("first start: %v\n%s", err, out)
+			}
+			master := readPid(t, p.pidFile(tmp))
+			workers := waitChildren(t, master, p.workers)
+			other := p.other(t, tmp)
+
+			out, err := runScript(t, script, env, proc, strconv.Itoa(master), "stop")
+			if err != nil {
+				t.Fatalf("stop: %v\n%s", err, out)
+			}
+			for _, pid := range append(workers, master) {
+				if live(pid) {
+					t.Errorf("pid %d still runs after the stop\n%s", pid, out)
+				}
+			}
+			if !live(other.Process.Pid) {
+				t.Errorf("pid %d of another server was killed\n%s", other.Process.Pid, out)
+			}
+			if b, err := os.ReadFile(p.pidFile(tmp)); err == nil {
+				if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != master && live(pid) {
+					t.Errorf("the stop started a new server, pid %d\n%s", pid, out)
+				}
+			}
+			if !strings.Contains(out, "is stopped") {
+				t.Errorf("the script did not report the server stopped:\n%s", out)
+			}
+		})
+	}
+}
+
 // TestRestartScriptReportsFailure checks the exit status when the start
 // command fails, and when the server starts but never answers.
 func TestRestartScriptReportsFailure(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pcheck/pcheck/checker/cluster"
 	"github.com/pcheck/pcheck/checker/control"
 	"github.com/pcheck/pcheck/checker/control/metrics"
 	"github.com/pcheck/pcheck/checker/engine"
@@ -84,7 +85,8 @@ type runningPfile struct {
 	// stats; ctl serves the control socket (nil when it cannot).
 	rec      *control.Recorder
 	ctl      *control.Server
-	reloadMu sync.Mutex // one reload at a time: padmin, SIGHUP, --watch
+	cluster  *cluster.Cluster // ClusterNotify, ClusterHealthAttribute
+	reloadMu sync.Mutex       // one reload at a time: padmin, SIGHUP, --watch
 }
 
 // daemon is one run of pcheck.
@@ -234,6 +236,7 @@ func (d *daemon) run(ctx context.Context) int {
 	for _, p := range d.pfiles {
 		p.store = d.openState(p)
 		p.rec = control.NewRecorder(control.RecorderOptions{})
+		p.cluster = newCluster(p, fileOf(files, p.path))
 		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt})
 		if err != nil {
 			return d.fail(ExitInvalid, "%v", err)
@@ -250,7 +253,7 @@ func (d *daemon) run(ctx context.Context) int {
 			ScriptOutputDir: d.outputDir(),
 			// A previous pcheck may have written where this one cannot.
 			ScriptRecordDirs: []string{d.o.StateDir, d.o.RunDir},
-			OnEvent:          p.rec.Event,
+			OnEvent:          func(ev engine.Event) { p.rec.Event(ev); p.cluster.Event(ev) },
 			OnState:          sched.OnState,
 			DumpMonitors:     func() any { return p.monitorStatus() },
 		})
@@ -283,6 +286,11 @@ func (d *daemon) run(ctx context.Context) int {
 			defer wg.Done()
 			d.sweep(ctx, p)
 		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.cluster.Run(ctx)
+		}()
 	}
 	defer wg.Wait()
 	defer cancel()
@@ -314,6 +322,7 @@ func (d *daemon) run(ctx context.Context) int {
 			p.ended.Store(true)
 			switch res {
 			case engine.Exit:
+				d.clusterExit(ctx, p)
 				d.autoReboot(ctx, p)
 				return d.stop(cancel, &wg, notifier, ExitRetryOver)
 			case engine.Shutdown:

@@ -99,11 +99,24 @@ func CheckCommand(command string) error {
 	case strings.Contains(name, "/"):
 		return &Error{Use: RebootProgram, Path: name, At: name, Err: ErrNotAbsolute}
 	}
-	path, err := lookPath(name)
+	path, err := lookPath(name, RebootProgram)
 	if err != nil {
 		return err
 	}
 	return Check(path, RebootProgram)
+}
+
+// Program finds the program name (a name without '/') in PATH as /bin/sh
+// does and checks it for use (Check): the path to run, or why not.
+func Program(name string, use Use) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, Check(name, use)
+	}
+	path, err := lookPath(name, use)
+	if err != nil {
+		return "", err
+	}
+	return path, Check(path, use)
 }
 
 // defaultPath is the search path of /bin/sh (dash, bash) when PATH is
@@ -114,7 +127,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // holds an executable regular file of that name. Directories of PATH
 // that are not absolute are skipped: they depend on the working
 // directory, which is not a place pcheck trusts.
-func lookPath(name string) (string, error) {
+func lookPath(name string, use Use) (string, error) {
 	search, ok := os.LookupEnv("PATH")
 	if !ok || search == "" {
 		search = defaultPath
@@ -129,5 +142,5 @@ func lookPath(name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", &Error{Use: RebootProgram, Path: name, At: name, Err: ErrMissing, Sys: notInPath(search)}
+	return "", &Error{Use: use, Path: name, At: name, Err: ErrMissing, Sys: notInPath(search)}
 }

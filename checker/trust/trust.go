@@ -37,14 +37,15 @@ type Use int
 
 // The files pcheck runs or trusts.
 const (
-	Pfile         Use = iota // a pfile: its rules
-	RestartScript            // a process entry's restart script
-	CommandFile              // a CMD block's PS_EXEC file
-	CAFile                   // a _bi_webservs block's TLSCAFile
-	RebootProgram            // the program RebootCommand runs
+	Pfile          Use = iota // a pfile: its rules
+	RestartScript             // a process entry's restart script
+	CommandFile               // a CMD block's PS_EXEC file
+	CAFile                    // a _bi_webservs block's TLSCAFile
+	RebootProgram             // the program RebootCommand runs
+	ClusterProgram            // a cluster manager's command (crm_resource, attrd_updater)
 )
 
-var useNames = [...]string{"pfile", "restart script", "CMD file", "TLSCAFile", "RebootCommand program"}
+var useNames = [...]string{"pfile", "restart script", "CMD file", "TLSCAFile", "RebootCommand program", "cluster program"}
 
 // String names the use as messages do ("restart script").
 func (u Use) String() string {
@@ -56,7 +57,7 @@ func (u Use) String() string {
 
 // executable reports whether pcheck executes files of this use.
 func (u Use) executable() bool {
-	return u == RestartScript || u == CommandFile || u == RebootProgram
+	return u == RestartScript || u == CommandFile || u == RebootProgram || u == ClusterProgram
 }
 
 // The causes of a refusal; every *Error matches one with errors.Is.

@@ -4,7 +4,8 @@
 # (/usr/sbin/httpd, /etc/httpd).
 #
 # pcheck runs it as: restart_apache.sh <process> <old-pid> <reason>
-# (reason: down, zombie, stall, pidfail); it may also be run by hand with no
+# (reason: down, zombie, stall, pidfail; stop from the OCF agent's
+# stop_services: stop the server, start nothing); it may also be run by hand with no
 # arguments. It stops what is left of the old server (only processes of this
 # Apache: the old pid and the pid file's process and their process groups),
 # starts Apache, waits until it answers and exits 0, or non-zero when it
@@ -213,6 +214,19 @@ wait_ready() {
 
 main() {
 	local proc=${1:-$PRODUCT_EXES} oldpid=${2:-0} reason=${3:-manual}
+	if [ "$reason" = stop ]; then
+		# The cluster stops the service on this node (the OCF agent's
+		# stop_services=true): stop it, start nothing.
+		log "stopping '$proc' (old pid $oldpid, reason stop)"
+		if [ -n "$SYSTEMD_UNIT" ] && ! systemctl stop "$SYSTEMD_UNIT"; then
+			log "could not stop '$proc': systemctl stop $SYSTEMD_UNIT failed"
+			return 1
+		fi
+		stop_leftovers "$oldpid" "$(pid_from_file)" || return 1
+		remove_stale_pid_file
+		log "'$proc' is stopped"
+		return 0
+	fi
 	log "restarting '$proc' (old pid $oldpid, reason $reason, attempt ${PCHECK_ATTEMPT:-manual})"
 	stop_leftovers "$oldpid" "$(pid_from_file)" || return 1
 	remove_stale_pid_file

@@ -4,7 +4,8 @@
 # Debian one (/usr/sbin/apache2, /etc/apache2).
 #
 # pcheck runs it as: restart_httpd.sh <process> <old-pid> <reason>
-# (reason: down, zombie, stall, pidfail); it may also be run by hand with no
+# (reason: down, zombie, stall, pidfail; stop from the OCF agent's
+# stop_services: stop the server, start nothing); it may also be run by hand with no
 # arguments. It stops what is left of the old server (only processes of this
 # httpd: the old pid and the pid file's process and their process groups),
 # starts httpd, waits until it answers over https and exits 0, or non-zero
@@ -216,6 +217,19 @@ wait_ready() {
 
 main() {
 	local proc=${1:-$PRODUCT_EXES} oldpid=${2:-0} reason=${3:-manual}
+	if [ "$reason" = stop ]; then
+		# The cluster stops the service on this node (the OCF agent's
+		# stop_services=true): stop it, start nothing.
+		log "stopping '$proc' (old pid $oldpid, reason stop)"
+		if [ -n "$SYSTEMD_UNIT" ] && ! systemctl stop "$SYSTEMD_UNIT"; then
+			log "could not stop '$proc': systemctl stop $SYSTEMD_UNIT failed"
+			return 1
+		fi
+		stop_leftovers "$oldpid" "$(pid_from_file)" || return 1
+		remove_stale_pid_file
+		log "'$proc' is stopped"
+		return 0
+	fi
 	log "restarting '$proc' (old pid $oldpid, reason $reason, attempt ${PCHECK_ATTEMPT:-manual})"
 	stop_leftovers "$oldpid" "$(pid_from_file)" || return 1
 	remove_stale_pid_file
