@@ -92,18 +92,8 @@ func CheckCommand(command string) error {
 	if len(words) == 0 {
 		return &Error{Use: RebootProgram, Path: `""`, At: `""`, Err: ErrMissing, Sys: os.ErrNotExist}
 	}
-	name := words[0]
-	switch {
-	case filepath.IsAbs(name):
-		return Check(name, RebootProgram)
-	case strings.Contains(name, "/"):
-		return &Error{Use: RebootProgram, Path: name, At: name, Err: ErrNotAbsolute}
-	}
-	path, err := lookPath(name, RebootProgram)
-	if err != nil {
-		return err
-	}
-	return Check(path, RebootProgram)
+	_, err := Program(words[0], RebootProgram)
+	return err
 }
 
 // Program finds the program name (a name without '/') in PATH as /bin/sh
