@@ -168,14 +168,28 @@ type fakeClock struct {
 	now    time.Time
 	step   time.Duration
 	timers []*fakeTimer
+	// origin is the first reading; suspended the time added to Boot.
+	origin    time.Time
+	suspended time.Duration
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+func newFakeClock() *fakeClock {
+	now := time.Now()
+	return &fakeClock{now: now, origin: now}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return stepWall(c.now, c.step)
+}
+
+// Boot is the fake's boot clock: its monotonic time since it was made,
+// plus what Suspend added.
+func (c *fakeClock) Boot() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Sub(c.origin) + c.suspended
 }
 
 func (c *fakeClock) NewTimer(d time.Duration) Timer {

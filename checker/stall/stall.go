@@ -29,9 +29,12 @@
 // make because of pcheck's own side (probe.Result.Unknown) is no failure:
 // the monitor is Unknown with the reason, logged once when it becomes
 // Unknown or the reason changes (Monitor unknown), and the series of
-// failures in progress ends, as the service was not seen failing then. A heartbeat attempt fails when
-// the file is missing or its modification time is the one the previous
-// attempt saw (the first attempt of a run only takes note of it).
+// failures in progress ends, as the service was not seen failing then.
+// Time in which pcheck itself did not run (a late timer, an attempt far
+// past its deadline) never counts toward the failover. A heartbeat attempt
+// fails when the file is missing or its modification time is the one the
+// previous attempt saw (the first attempt of a run only takes note of it).
+// These rules are the Failover type's, a pure threshold with no clock.
 package stall
 
 import (
@@ -343,7 +346,7 @@ func (s *Scheduler) Snapshot() []MonitorStatus {
 // held. Nothing starts before Run, after it, or for a stopped monitor.
 func (s *Scheduler) startLocked(m *monitor, pids []proc.ID) {
 	s.pauseLocked(m)
-	if s.ctx == nil || s.ended || m.stopped || len(pids) == 0 {
+	if s.ctx == nil || s.ended || m.fo.Stopped() || len(pids) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -351,7 +354,8 @@ func (s *Scheduler) startLocked(m *monitor, pids []proc.ID) {
 	m.cancel, m.done = cancel, done
 	m.pids = slices.Clone(pids)
 	now := s.clock.Now()
-	m.state, m.lastOK, m.failSince = StateOk, now, time.Time{}
+	m.fo.Start()
+	m.lastOK = now
 	gen := m.gen
 	s.wg.Add(1)
 	go func() {
@@ -378,20 +382,21 @@ func (s *Scheduler) pauseLocked(m *monitor) {
 		m.cancel = nil
 	}
 	m.pids = nil
-	m.failSince = time.Time{}
-	if !m.stopped {
-		m.state = StatePaused
-	}
+	m.fo.Pause()
 }
 
-// stop ends stall monitoring of m for good (PS_EXEC error=1, a failed
-// kill).
-func (s *Scheduler) stop(m *monitor) {
+// acted tells m's failover how the action on its stall went (killed is
+// false when a kill failed) and ends stall monitoring of m when it is
+// stopped for good (PS_EXEC error=1, a failed kill). It reports whether
+// the process goes to retry over.
+func (s *Scheduler) acted(m *monitor, killed bool) (retryOver bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m.stopped = true
-	s.pauseLocked(m)
-	m.state = StateStopped
+	_, retryOver = m.fo.Acted(killed)
+	if m.fo.Stopped() {
+		s.pauseLocked(m)
+	}
+	return retryOver
 }
 
 // emit logs msg and reports it to OnEvent.
