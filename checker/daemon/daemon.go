@@ -560,6 +560,11 @@ func (d *daemon) reloadAll() {
 	}
 }
 
+// failReload, set by tests only, fails a reload at a step ("engine",
+// "stall", "logger"), after that step's real work: it shows that a
+// failure at any step changes nothing.
+var failReload func(step string) error
+
 // reload re-reads one pfile. A pfile with errors changes nothing: each
 // error is logged and the old rules stay.
 func (d *daemon) reload(p *runningPfile) error {
@@ -577,17 +582,44 @@ func (d *daemon) reload(p *runningPfile) error {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused, the old rules stay", p.path)))
 		return err
 	}
-	if l, err := d.logger(f.Params.SyslogFacility); err == nil {
-		p.log.set(l)
+	// Everything that can fail is done first; then the engine and the
+	// stall monitors switch together: a failure changes nothing.
+	er, err := p.inst.Prepare(f)
+	if err == nil && failReload != nil {
+		err = failReload("engine")
 	}
-	if err := p.inst.Apply(f); err != nil {
+	if err != nil {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
 		return err
 	}
-	if err := p.stall.Apply(f); err != nil {
+	sr, err := p.stall.Prepare(f, er.Renames())
+	if err == nil && failReload != nil {
+		err = failReload("stall")
+	}
+	if err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: stall monitors: %v", p.path, err)))
+		return err
+	}
+	l, lerr := d.logger(f.Params.SyslogFacility)
+	if lerr == nil && failReload != nil {
+		lerr = failReload("logger")
+	}
+	if lerr != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: syslog: %v", p.path, lerr)))
+		return lerr
+	}
+	// Reloads are serialised (reloadMu): neither commit can find the
+	// rules changed since its Prepare.
+	if err := er.Commit(); err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
+		return err
+	}
+	if err := sr.Commit(); err != nil {
+		// Never: reloads are serialised. Said loudly all the same.
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': stall monitors not reloaded: %v", p.path, err)))
 		return err
 	}
+	p.log.set(l)
 	p.log.Log(message.Info(fmt.Sprintf("pfile '%s' reloaded", p.path)))
 	return nil
 }

@@ -69,6 +69,10 @@ func idle() {
 	}
 }
 
+// failReloadEnv names the reload step at which the pcheck a test runs
+// fails (failReload).
+const failReloadEnv = "DAEMON_TEST_FAIL_RELOAD"
+
 // pcheckMain is a minimal pcheck command line around Run (the real one is
 // cmd/pcheck).
 func pcheckMain(args []string) int {
@@ -87,6 +91,14 @@ func pcheckMain(args []string) int {
 	o.Pfiles = fs.Args()
 	if syslogAddr != "" {
 		o.SyslogNetwork, o.SyslogAddr, _ = strings.Cut(syslogAddr, ":")
+	}
+	if at := os.Getenv(failReloadEnv); at != "" {
+		failReload = func(step string) error {
+			if step == at {
+				return fmt.Errorf("injected failure at %s", step)
+			}
+			return nil
+		}
 	}
 	return Run(context.Background(), o)
 }

@@ -19,6 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -153,6 +156,7 @@ type Instance struct {
 	mu      sync.Mutex
 	file    *pfile.File
 	entries []*entry // in pfile order
+	gen     uint64   // counts the reloads committed
 	runCtx  context.Context
 	ended   bool
 	exitBy  string // the process whose retry over ended Run with Exit
@@ -186,47 +190,82 @@ func New(o Options) (*Instance, error) {
 	if in.clock == nil {
 		in.clock = realClock{}
 	}
-	entries, err := in.makeEntries(o.File, nil)
+	pl, err := in.makePlan(o.File, nil)
 	if err != nil {
 		return nil, err
 	}
-	in.entries = entries
+	in.entries = in.build(pl)
 	return in, nil
 }
 
-// makeEntries builds the entries of f, reusing those of old with the same
-// key (they keep their pids and counts). Keys are made unique by order of
-// appearance, so two identical lines are two entries.
-func (in *Instance) makeEntries(f *pfile.File, old []*entry) ([]*entry, error) {
-	byKey := make(map[string]*entry, len(old))
-	for _, e := range old {
-		byKey[e.key] = e
-	}
-	seen := make(map[string]int)
-	var out []*entry
-	for _, p := range f.Processes {
-		key := state.Key(p)
-		if n := seen[key]; n > 0 {
-			seen[key] = n + 1
-			key = fmt.Sprintf("%s #%d", key, n+1)
-		} else {
-			seen[key] = 1
-		}
-		if e, ok := byKey[key]; ok {
-			out = append(out, e)
-			continue
-		}
-		uid := -1
+// plan is how the entries of a pfile map onto those running: for each
+// process entry of the pfile, its key, its user's uid and the running
+// entry it continues, or a new one.
+type plan struct {
+	file    *pfile.File
+	keys    []string
+	uids    []int
+	entries []*entry
+	// renames maps the old key of every entry carried over under a new
+	// key to that new key.
+	renames map[string]string
+}
+
+// makePlan maps the entries of f onto old (nil at start). An entry whose
+// key is unchanged is continued; so is one whose key changed but whose
+// process is the same (state.SameProcess: only its script, user or pid
+// file changed), taken in order among the old entries not continued
+// otherwise: it keeps its goroutine, state, pids, counts and any restart
+// in progress. The rest are new, not started. It fails, changing nothing,
+// when a process entry names a user that does not exist.
+func (in *Instance) makePlan(f *pfile.File, old []*entry) (*plan, error) {
+	pl := &plan{file: f, keys: state.Keys(f), renames: map[string]string{}}
+	pl.uids = make([]int, len(f.Processes))
+	pl.entries = make([]*entry, len(f.Processes))
+	for i, p := range f.Processes {
+		pl.uids[i] = -1
 		if p.User != "" {
 			u, err := proc.LookupUID(p.User)
 			if err != nil {
 				return nil, fmt.Errorf("%s: process %s: %w", p.Pos, p.Name, err)
 			}
-			uid = u
+			pl.uids[i] = u
 		}
-		out = append(out, newEntry(in, key, p, uid))
 	}
-	return out, nil
+	byKey := make(map[string]*entry, len(old))
+	for _, e := range old {
+		byKey[e.getKey()] = e
+	}
+	taken := map[*entry]bool{}
+	for i, key := range pl.keys {
+		if e, ok := byKey[key]; ok {
+			pl.entries[i], taken[e] = e, true
+		}
+	}
+	for i, p := range f.Processes {
+		if pl.entries[i] != nil {
+			continue
+		}
+		j := slices.IndexFunc(old, func(e *entry) bool { return !taken[e] && state.SameProcess(e.config(), p) })
+		if j < 0 {
+			continue
+		}
+		e := old[j]
+		pl.entries[i], taken[e] = e, true
+		pl.renames[e.getKey()] = pl.keys[i]
+	}
+	return pl, nil
+}
+
+// build makes the new entries of pl (those it does not continue).
+func (in *Instance) build(pl *plan) []*entry {
+	out := slices.Clone(pl.entries)
+	for i, e := range out {
+		if e == nil {
+			out[i] = newEntry(in, pl.keys[i], pl.file.Processes[i], pl.uids[i])
+		}
+	}
+	return out
 }
 
 // Pfile returns the pfile's path as pcheck was given it.
@@ -352,23 +391,76 @@ func (in *Instance) recheck(ctx context.Context) {
 	}
 }
 
-// Apply replaces the rules with f (a reload). Entries whose key (process,
-// script, args, user, pidfile) is unchanged keep their pids, counts and
-// state and take their new settings (retry, grace, action, timeout,
-// count); removed entries stop being watched and their processes are left
-// alone; new entries start by looking for their process.
+// Apply replaces the rules with f (a reload): Prepare, then Commit.
 func (in *Instance) Apply(f *pfile.File) error {
+	r, err := in.Prepare(f)
+	if err != nil {
+		return err
+	}
+	return r.Commit()
+}
+
+// Reload is a reload of an Instance made ready by Prepare: everything that
+// can fail is done, nothing has changed yet. Commit switches to it.
+type Reload struct {
+	in      *Instance
+	plan    *plan
+	entries []*entry
+	gen     uint64 // in.gen at Prepare
+}
+
+// ErrChanged is returned by Commit when the Instance's entries changed
+// since Prepare (another reload committed meanwhile).
+var ErrChanged = errors.New("the rules changed since the reload was prepared")
+
+// Prepare makes ready the switch to f: the mapping of f's entries onto
+// the running ones and the new entries, unstarted. It changes nothing;
+// an error (a user that does not exist, an Instance that has stopped)
+// leaves the old rules in force.
+func (in *Instance) Prepare(f *pfile.File) (*Reload, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended {
+		return nil, ErrStopped
+	}
+	pl, err := in.makePlan(f, in.entries)
+	if err != nil {
+		return nil, err
+	}
+	return &Reload{in: in, plan: pl, entries: in.build(pl), gen: in.gen}, nil
+}
+
+// Renames returns, for every entry the reload carries over under a new
+// key, its old key and its new one.
+func (r *Reload) Renames() map[string]string { return maps.Clone(r.plan.renames) }
+
+// Keys returns the entry keys of the reloaded pfile, in order.
+func (r *Reload) Keys() []string { return slices.Clone(r.plan.keys) }
+
+// Commit switches the Instance to the prepared rules in one step, under
+// its lock. Entries whose key is unchanged keep their pids, counts and
+// state and take their new settings (retry, grace, action, timeout,
+// count); an entry carried over under a new key keeps them too, its retry
+// count and files in the state directory (script output, running script
+// record) move to the new key, and a restart in progress goes on; removed
+// entries stop being watched and their processes are left alone; new
+// entries start by looking for their process. It fails, changing nothing,
+// with ErrStopped once the Instance has stopped and ErrChanged when
+// another reload committed since Prepare.
+func (r *Reload) Commit() error {
+	in := r.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.ended {
 		return ErrStopped
 	}
-	entries, err := in.makeEntries(f, in.entries)
-	if err != nil {
-		return err
+	if in.gen != r.gen {
+		return ErrChanged
 	}
-	keep := make(map[*entry]bool, len(entries))
-	for _, e := range entries {
+	in.gen++
+	f := r.plan.file
+	keep := make(map[*entry]bool, len(r.entries))
+	for _, e := range r.entries {
 		keep[e] = true
 	}
 	for _, e := range in.entries {
@@ -376,22 +468,37 @@ func (in *Instance) Apply(f *pfile.File) error {
 			e.cancel()
 		}
 	}
+	for old, key := range r.plan.renames {
+		for _, dir := range in.recordDirs() {
+			for _, suffix := range []string{".out", ".out.1", ".script"} {
+				from := entryFile(dir, in.file.Path, old, suffix)
+				if err := os.Rename(from, entryFile(dir, in.file.Path, key, suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					in.log.Log(message.Warning(fmt.Sprintf("pfile '%s': %v", f.Path, err)))
+				}
+			}
+		}
+	}
 	// Each entry of f holds its own *pfile.Process; the kept ones are
 	// told theirs.
-	for i, e := range entries {
-		e.update(f.Processes[i])
+	for i, e := range r.entries {
+		_, renamed := r.plan.renames[e.getKey()]
+		e.update(r.plan.keys[i], r.plan.uids[i], f.Processes[i])
+		if renamed && in.store != nil {
+			e.mu.Lock()
+			attempts := slices.Clone(e.window.attempts)
+			e.mu.Unlock()
+			if err := in.store.SetAttempts(r.plan.keys[i], attempts); err != nil {
+				in.log.Log(message.Err(fmt.Sprintf("('%s'): retry count not saved: %v", f.Processes[i].Name, err)))
+			}
+		}
 		if e.cancel == nil && in.runCtx != nil {
 			in.startEntry(in.runCtx, e)
 		}
 	}
 	in.file = f
-	in.entries = entries
+	in.entries = r.entries
 	if in.store != nil {
-		keys := make([]string, len(entries))
-		for i, e := range entries {
-			keys[i] = e.key
-		}
-		if err := in.store.Keep(keys); err != nil {
+		if err := in.store.Keep(r.plan.keys); err != nil {
 			in.log.Log(message.Err(err.Error()))
 		}
 	}
@@ -407,7 +514,7 @@ func (in *Instance) matching(name string) ([]*entry, error) {
 	}
 	var out []*entry
 	for _, e := range in.entries {
-		if name == "" || e.name() == name || e.key == name {
+		if name == "" || e.name() == name || e.getKey() == name {
 			out = append(out, e)
 		}
 	}

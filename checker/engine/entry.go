@@ -73,8 +73,6 @@ type death struct {
 // fields below "goroutine state"; mu guards the rest.
 type entry struct {
 	in     *Instance
-	key    string
-	uid    int
 	cancel context.CancelFunc
 
 	ctl      chan command
@@ -86,6 +84,8 @@ type entry struct {
 	mailC  chan struct{} // buffer 1: mail is waiting
 
 	mu         sync.Mutex
+	key        string // changed by a reload that carries the entry over
+	uid        int
 	cfg        *pfile.Process
 	state      State
 	since      time.Time
@@ -130,10 +130,18 @@ func (e *entry) config() *pfile.Process {
 
 func (e *entry) name() string { return e.config().Name }
 
-// update gives the entry its settings from a reloaded pfile.
-func (e *entry) update(p *pfile.Process) {
+// getKey returns the entry key.
+func (e *entry) getKey() string {
 	e.mu.Lock()
-	e.cfg = p
+	defer e.mu.Unlock()
+	return e.key
+}
+
+// update gives the entry its settings from a reloaded pfile: its key and
+// user change when a reload carries it over.
+func (e *entry) update(key string, uid int, p *pfile.Process) {
+	e.mu.Lock()
+	e.key, e.uid, e.cfg = key, uid, p
 	e.mu.Unlock()
 }
 
@@ -153,10 +161,10 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	for _, id := range pids {
 		e.pids = append(e.pids, id.Pid)
 	}
-	name := e.cfg.Name
+	name, key := e.cfg.Name, e.key
 	e.mu.Unlock()
 	if changed && e.in.onState != nil {
-		e.in.onState(StateChange{Process: name, Key: e.key, State: s, Pids: slices.Clone(pids)})
+		e.in.onState(StateChange{Process: name, Key: key, State: s, Pids: slices.Clone(pids)})
 	}
 }
 
@@ -249,8 +257,10 @@ func (e *entry) run(ctx context.Context) {
 
 // matcher returns the proc.Matcher of the entry's settings.
 func (e *entry) matcher() proc.Matcher {
-	p := e.config()
-	return proc.Matcher{Target: p.Name, ByName: p.ByName, Args: p.Args, UID: e.uid, PidFile: p.PidFile}
+	e.mu.Lock()
+	p, uid := e.cfg, e.uid
+	e.mu.Unlock()
+	return proc.Matcher{Target: p.Name, ByName: p.ByName, Args: p.Args, UID: uid, PidFile: p.PidFile}
 }
 
 // find looks for the process for up to wait, showing state s meanwhile: at
@@ -529,7 +539,7 @@ func (e *entry) persist(attempts []time.Time) {
 	if e.in.store == nil {
 		return
 	}
-	if err := e.in.store.SetAttempts(e.key, attempts); err != nil {
+	if err := e.in.store.SetAttempts(e.getKey(), attempts); err != nil {
 		e.log(message.Err(fmt.Sprintf("('%s'): retry count not saved: %v", e.name(), err)))
 	}
 }
@@ -543,7 +553,7 @@ func (e *entry) retryOver(ctx context.Context, p *pfile.Process) step {
 		e.in.end(Shutdown)
 	case pfile.ActionExit:
 		e.in.mu.Lock()
-		e.in.exitBy, e.in.exitKey = p.Name, e.key
+		e.in.exitBy, e.in.exitKey = p.Name, e.getKey()
 		e.in.mu.Unlock()
 		e.in.end(Exit)
 	}
@@ -838,10 +848,16 @@ func (e *entry) stateFile(suffix string) string { return e.fileIn(e.in.outDir, s
 
 // fileIn is the entry's file with suffix in dir, "" when dir is.
 func (e *entry) fileIn(dir, suffix string) string {
+	return entryFile(dir, e.in.Pfile(), e.getKey(), suffix)
+}
+
+// entryFile is the file with suffix of the entry key of pfile in dir, ""
+// when dir is.
+func entryFile(dir, pfile, key, suffix string) string {
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+suffix)
+	return filepath.Join(dir, state.Name(pfile)+"-"+keyHash(key)+suffix)
 }
 
 // keyHash is a short stable name for an entry key.

@@ -20,6 +20,7 @@ import (
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/stall/stalltest"
+	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -382,12 +383,12 @@ func up(s *Scheduler, f *pfile.File, pid int) {
 		}
 		id = self.ID
 	}
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: entryKeys(f)[0], State: engine.StateUp, Pids: []proc.ID{id}})
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: engine.StateUp, Pids: []proc.ID{id}})
 }
 
 // down tells s that the one process entry of f left Up.
 func down(s *Scheduler, f *pfile.File, st engine.State) {
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: entryKeys(f)[0], State: st})
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: st})
 }
 
 // closedPort returns a loopback port nobody listens on.

@@ -29,7 +29,6 @@ var ErrNoHeartbeat = errors.New("heartbeat file not modified since the previous 
 // rest of what it uses (its timer, the heartbeat's last mtime).
 type monitor struct {
 	s       *Scheduler
-	key     string // engine entry key
 	process string // the process as written in the pfile
 	block   string
 	cfg     pfile.Monitor
@@ -38,6 +37,7 @@ type monitor struct {
 	prober  probe.Prober
 
 	// guarded
+	key        string // engine entry key; a reload carrying the entry over changes it
 	gen        uint64 // bumped by every start and pause: a run is current while gen is its own
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when the last started run's goroutine ended
@@ -252,7 +252,10 @@ func (m *monitor) record(gen uint64, sample Sample, res probe.Result) (stalled b
 func (m *monitor) act(pid int, res probe.Result) {
 	s := m.s
 	s.emit(m.process, m.findMessage(pid, res))
-	results, err := s.target.KillStalledEach(m.key, engine.ReasonStall)
+	s.mu.Lock()
+	key := m.key
+	s.mu.Unlock()
+	results, err := s.target.KillStalledEach(key, engine.ReasonStall)
 	if !s.running() {
 		return // pcheck is stopping: the kill was cut short, not refused
 	}
@@ -273,7 +276,7 @@ func (m *monitor) act(pid int, res probe.Result) {
 		}
 	}
 	if retryOver := s.acted(m, killed); retryOver {
-		if err := s.target.RetryOver(m.key); err != nil && s.running() {
+		if err := s.target.RetryOver(key); err != nil && s.running() {
 			s.emit(m.process, message.Warning(fmt.Sprintf("('%s'): %s: retry_over_action not run: %v", m.process, m.block, err)))
 		}
 	}

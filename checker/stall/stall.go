@@ -40,7 +40,6 @@ package stall
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -112,6 +111,7 @@ type Scheduler struct {
 	mu     sync.Mutex
 	path   string
 	procs  []*process           // pfile order
+	gen    uint64               // counts the reloads committed
 	up     map[string][]proc.ID // entry key -> pids, for entries Up
 	ctx    context.Context      // Run's, nil before Run
 	target Target
@@ -144,7 +144,7 @@ func New(o Options) (*Scheduler, error) {
 	if s.clock == nil {
 		s.clock = realClock{}
 	}
-	procs, err := s.build(o.File, nil)
+	procs, err := s.build(o.File, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -161,34 +161,22 @@ func randomStagger(interval time.Duration) time.Duration {
 	return rand.N(interval)
 }
 
-// entryKeys returns the engine's key of every process entry of f, in
-// order: state.Key, made unique by order of appearance as the engine does.
-func entryKeys(f *pfile.File) []string {
-	seen := map[string]int{}
-	keys := make([]string, len(f.Processes))
-	for i, p := range f.Processes {
-		key := state.Key(p)
-		if n := seen[key]; n > 0 {
-			seen[key] = n + 1
-			key = fmt.Sprintf("%s #%d", key, n+1)
-		} else {
-			seen[key] = 1
-		}
-		keys[i] = key
-	}
-	return keys
-}
-
 // build makes the processes and monitors of f, taking over from old every
-// monitor whose entry key, block name and settings are unchanged.
-func (s *Scheduler) build(f *pfile.File, old []*process) ([]*process, error) {
+// monitor whose entry key (after renames, old key to new: the entries a
+// reload carries over under a new key), block name and settings are
+// unchanged.
+func (s *Scheduler) build(f *pfile.File, old []*process, renames map[string]string) ([]*process, error) {
 	reuse := map[string][]*monitor{}
 	for _, p := range old {
-		reuse[p.key] = slices.Clone(p.monitors)
+		key := p.key
+		if k, ok := renames[key]; ok {
+			key = k
+		}
+		reuse[key] = slices.Clone(p.monitors)
 	}
 	var out []*process
 	var errs []error
-	for i, key := range entryKeys(f) {
+	for i, key := range state.Keys(f) {
 		fp := f.Processes[i]
 		p := &process{key: key, name: fp.Name}
 		for _, b := range fp.Blocks {
@@ -273,30 +261,67 @@ func (s *Scheduler) OnState(c engine.StateChange) {
 	}
 }
 
-// Apply replaces the monitors with those of f (a reload, after the
-// engine's Apply). A monitor whose process entry (key), block name and
-// settings are unchanged keeps running with its state and counts; a
-// changed one is rebuilt and, if its process is Up, starts afresh; a
-// removed one stops. When a block cannot be built nothing changes.
+// Apply replaces the monitors with those of f (a reload): Prepare, then
+// Commit.
 func (s *Scheduler) Apply(f *pfile.File) error {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.mu.Lock()
-	old := s.procs
-	s.mu.Unlock()
-	procs, err := s.build(f, old)
+	r, err := s.Prepare(f, nil)
 	if err != nil {
 		return err
 	}
+	return r.Commit()
+}
+
+// Reload is a reload of a Scheduler made ready by Prepare: its monitors
+// are built, nothing has changed yet.
+type Reload struct {
+	s       *Scheduler
+	f       *pfile.File
+	procs   []*process
+	renames map[string]string
+	base    []*process
+	gen     uint64 // Scheduler.gen at Prepare
+}
+
+// ErrChanged is returned by Commit when the monitors changed since
+// Prepare (another reload committed meanwhile).
+var ErrChanged = errors.New("stall monitors changed since the reload was prepared")
+
+// Prepare builds the monitors of f (a reload, prepared with the engine's:
+// renames maps the old key of every entry the engine carries over under a
+// new key to the new one). It changes nothing; when a block cannot be
+// built it fails and the old monitors stay.
+func (s *Scheduler) Prepare(f *pfile.File, renames map[string]string) (*Reload, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	old, gen := s.procs, s.gen
+	s.mu.Unlock()
+	procs, err := s.build(f, old, renames)
+	if err != nil {
+		return nil, err
+	}
+	return &Reload{s: s, f: f, procs: procs, renames: renames, base: old, gen: gen}, nil
+}
+
+// Commit switches to the prepared monitors in one step. A monitor whose
+// process entry (key, after renames), block name and settings are
+// unchanged keeps running with its state and counts; a changed one is
+// rebuilt and, if its process is Up, starts afresh; a removed one stops.
+// It fails, changing nothing, with ErrChanged when another reload
+// committed since Prepare.
+func (r *Reload) Commit() error {
+	s := r.s
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	wasOld := map[*monitor]bool{}
-	for _, p := range old {
+	for _, p := range r.base {
 		for _, m := range p.monitors {
 			wasOld[m] = true
 		}
 	}
 	keys := map[string]bool{}
 	kept := map[*monitor]bool{}
-	for _, p := range procs {
+	for _, p := range r.procs {
 		keys[p.key] = true
 		for _, m := range p.monitors {
 			kept[m] = true
@@ -305,17 +330,34 @@ func (s *Scheduler) Apply(f *pfile.File) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gen != r.gen {
+		return ErrChanged
+	}
+	s.gen++
 	for m := range wasOld {
 		if !kept[m] {
 			s.pauseLocked(m)
 		}
+	}
+	for old, key := range r.renames {
+		// An Up reported under the new key since the engine's switch is
+		// the newer news.
+		if pids, ok := s.up[old]; ok {
+			if _, newer := s.up[key]; !newer {
+				s.up[key] = pids
+			}
+		}
+		delete(s.up, old)
 	}
 	for key := range s.up {
 		if !keys[key] {
 			delete(s.up, key)
 		}
 	}
-	for _, p := range procs {
+	for _, p := range r.procs {
+		for _, m := range p.monitors {
+			m.key = p.key
+		}
 		if pids := s.up[p.key]; pids != nil {
 			for _, m := range p.monitors {
 				if !wasOld[m] {
@@ -324,7 +366,7 @@ func (s *Scheduler) Apply(f *pfile.File) error {
 			}
 		}
 	}
-	s.procs, s.path = procs, f.Path
+	s.procs, s.path = r.procs, r.f.Path
 	return nil
 }
 
