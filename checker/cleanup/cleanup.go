@@ -34,10 +34,11 @@ type Sweeper struct {
 	Rules    []pfile.Cleanup
 	KillWait time.Duration
 	Log      Logger
-	// Protected returns the pids that must never be killed: the watched
-	// processes of the pfile. pid 1 and pcheck's own family are always
-	// protected.
-	Protected func() []int
+	// Protected returns the pids of all (the sweep's /proc snapshot)
+	// that must never be killed: the processes of the pfile's entries.
+	// They are spared with their descendants (the workers of a watched
+	// master). pid 1 and pcheck's own family are always protected.
+	Protected func(all []proc.Info) []int
 	// Self is pcheck's pid (os.Getpid() when zero); tests set it.
 	Self int
 	// Uptime tells the time since boot; nil is CLOCK_BOOTTIME.
@@ -82,7 +83,7 @@ func (s *Sweeper) Select(all []proc.Info, now time.Duration) []Victim {
 }
 
 // protected is pid 1, pcheck, its ancestors and descendants, and the
-// monitored processes.
+// monitored processes with their descendants.
 func (s *Sweeper) protected(all []proc.Info) map[int]bool {
 	self := s.Self
 	if self == 0 {
@@ -100,8 +101,11 @@ func (s *Sweeper) protected(all []proc.Info) map[int]bool {
 		out[d.Pid] = true
 	}
 	if s.Protected != nil {
-		for _, pid := range s.Protected() {
+		for _, pid := range s.Protected(all) {
 			out[pid] = true
+			for _, d := range proc.Descendants(all, pid) {
+				out[d.Pid] = true
+			}
 		}
 	}
 	return out

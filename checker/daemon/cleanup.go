@@ -14,13 +14,7 @@ import (
 // takes effect at the next one; a pfile without Cleanup lines costs a
 // timer only.
 func (d *daemon) sweep(ctx context.Context, p *runningPfile) {
-	s := &cleanup.Sweeper{Log: p.log, Protected: func() []int {
-		var pids []int
-		for _, ps := range p.inst.Snapshot().Processes {
-			pids = append(pids, ps.Pids...)
-		}
-		return pids
-	}}
+	s := &cleanup.Sweeper{Log: p.log, Protected: p.inst.Protected}
 	defer s.Wait()
 	for {
 		prm := p.inst.File().Params

@@ -482,7 +482,14 @@ func (r *Reload) Commit() error {
 	// told theirs.
 	for i, e := range r.entries {
 		_, renamed := r.plan.renames[e.getKey()]
+		oldCount := e.config().Count
 		e.update(r.plan.keys[i], r.plan.uids[i], f.Processes[i])
+		if f.Processes[i].Count > oldCount {
+			select {
+			case e.raised <- struct{}{}:
+			default:
+			}
+		}
 		if renamed && in.store != nil {
 			e.mu.Lock()
 			attempts := slices.Clone(e.window.attempts)
@@ -663,4 +670,25 @@ func (in *Instance) event(name, kind, text string, output []string) {
 	path := in.file.Path
 	in.mu.Unlock()
 	in.onEvent(Event{Time: in.clock.Now(), Pfile: path, Process: name, Kind: kind, Text: text, Output: output})
+}
+
+// Protected returns the processes of all (a /proc snapshot) that belong
+// to an entry, for the cleanup list to spare with their descendants: the
+// watched pids of the entries that are Up, and for every entry, whatever
+// its state (Paused, Restarting, RetryOver, Down), the processes its
+// matcher finds: a paused or retried-over product is still the product.
+func (in *Instance) Protected(all []proc.Info) []int {
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	var pids []int
+	for _, e := range entries {
+		e.mu.Lock()
+		pids = append(pids, e.pids...)
+		e.mu.Unlock()
+		for _, p := range e.matcher().Match(all) {
+			pids = append(pids, p.Pid)
+		}
+	}
+	return pids
 }

@@ -83,6 +83,10 @@ type entry struct {
 	mail   []proc.Event
 	mailC  chan struct{} // buffer 1: mail is waiting
 
+	// raised, buffer 1: a reload raised count=; an Up entry with fewer
+	// processes looks for the rest at once.
+	raised chan struct{}
+
 	mu         sync.Mutex
 	key        string // changed by a reload that carries the entry over
 	uid        int
@@ -98,8 +102,11 @@ type entry struct {
 	watching   map[int]*watched
 	announced  map[proc.ID]bool // pids logged Up and not since Down
 	upSnap     time.Time
-	killReason string  // reason given by KillStalled
-	outMark    outMark // how far the script output file has been logged
+	killReason string // reason given by KillStalled
+	// stallKilled are the watched processes a KillStalled killed since
+	// they were found: however many monitors stall, each is killed once.
+	stallKilled map[proc.ID]bool
+	outMark     outMark // how far the script output file has been logged
 }
 
 func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
@@ -111,6 +118,7 @@ func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
 		done:      make(chan struct{}),
 		recheckC:  make(chan *snapshot, 1),
 		mailC:     make(chan struct{}, 1),
+		raised:    make(chan struct{}, 1),
 		cfg:       p,
 		since:     in.clock.Now(),
 		watching:  make(map[int]*watched),
@@ -309,6 +317,7 @@ func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot)
 	e.unwatchAll()
 	e.upSnap = snap.taken
 	e.killReason = ""
+	e.stallKilled = nil
 	ids := make([]proc.ID, 0, len(found))
 	for _, p := range found {
 		ids = append(ids, p.ID)
@@ -396,6 +405,12 @@ func (e *entry) up(ctx context.Context) step {
 		case all := <-e.recheckC:
 			if next := e.recheck(ctx, all); next != nil {
 				return next
+			}
+		case <-e.raised:
+			if len(e.watching) < e.config().Count {
+				// As at start: the processes are looked for during
+				// StartWait, then Set pid fail and a restart.
+				return e.find(StateDown, e.in.params().StartWait)
 			}
 		}
 	}
@@ -796,8 +811,15 @@ func (e *entry) handle(ctx context.Context, c command) step {
 			reply(ErrNotUp)
 			return nil
 		}
+		// A process killed for a stall already (another monitor of the
+		// entry stalled with this one) is not killed, nor logged, again.
+		ids := slices.DeleteFunc(e.watchedIDs(), func(id proc.ID) bool { return e.stallKilled[id] })
+		if len(ids) == 0 {
+			c.pids <- nil
+			reply(ErrNotUp)
+			return nil
+		}
 		e.killReason = c.reason
-		ids := e.watchedIDs()
 		var pids []int
 		var errs []error
 		for i, err := range e.terminate(ctx, ids, e.in.params().KillWait) {
@@ -806,6 +828,10 @@ func (e *entry) handle(ctx context.Context, c command) step {
 			// kill's line always comes before the Down of the death.
 			switch {
 			case err == nil:
+				if e.stallKilled == nil {
+					e.stallKilled = map[proc.ID]bool{}
+				}
+				e.stallKilled[ids[i]] = true
 				e.log(message.Killed(ids[i].Pid))
 			case ctx.Err() == nil:
 				e.log(message.CannotKill(ids[i].Pid))
@@ -814,7 +840,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 				errs = append(errs, &PidError{Pid: ids[i].Pid, Err: err})
 			}
 		}
-		if len(errs) == len(ids) {
+		if len(e.stallKilled) == 0 {
 			e.killReason = "" // nothing died for the stall
 		}
 		c.pids <- pids

@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/state"
+)
+
+// TestKillStalledOncePerPid: two stall monitors of one entry that stall
+// together ask for two kills; the pid is killed and logged once, the
+// second ask finds nothing left to kill (ErrNotUp). Without pidfds the
+// death is seen only by the re-check, so the entry is still Up when the
+// second ask comes: the case where a second kill was tried.
+func TestKillStalledOncePerPid(t *testing.T) {
+	a := newFixture(t, "a", "")
+	pa := a.start()
+	log := newRecorder()
+	p := testParams()
+	p.MonitorInterval = time.Minute
+	in, err := New(Options{File: testFile("x.pf", p, a.process()), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRunning(t, in)
+	log.wait(t, message.Up(bin, pa).Text, 1)
+	key := state.Key(a.process())
+
+	res, err := r.KillStalledEach(key, ReasonStall)
+	if err != nil || len(res) != 1 || res[0].Pid != pa || res[0].Err != nil {
+		t.Fatalf("first kill: %+v, %v", res, err)
+	}
+	res, err = r.KillStalledEach(key, ReasonStall)
+	if !errors.Is(err, ErrNotUp) || len(res) != 0 {
+		t.Fatalf("second kill: %+v, %v; want ErrNotUp and no pid", res, err)
+	}
+	if n := log.count(message.Killed(pa).Text); n != 1 {
+		t.Fatalf("%q logged %d times, want once", message.Killed(pa).Text, n)
+	}
+	if n := log.count(message.CannotKill(pa).Text); n != 0 {
+		t.Fatalf("%q logged %d times", message.CannotKill(pa).Text, n)
+	}
+}
+
+// TestRaisedCountNoticedAtOnce: a reload that raises count= above the
+// processes running is noticed at once, not at the next death or
+// re-check (MonitorInterval is a minute): the entry looks for them during
+// StartWait, then Set pid fail and a restart.
+func TestRaisedCountNoticedAtOnce(t *testing.T) {
+	a := newFixture(t, "a", "")
+	pa := a.start()
+	log := newRecorder()
+	p := testParams()
+	p.MonitorInterval = time.Minute
+	r := run(t, Options{File: testFile("x.pf", p, a.process()), Log: log})
+	log.wait(t, message.Up(bin, pa).Text, 1)
+
+	na := a.process()
+	na.Count = 2
+	reloaded := time.Now()
+	if err := r.Apply(testFile("x.pf", p, na)); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, message.SetPidFail(bin).Text, 1)
+	log.wait(t, message.TryRestart(bin).Text, 1)
+	if took := time.Since(reloaded); took > p.MonitorInterval/2 {
+		t.Fatalf("shortfall noticed %v after the reload, want well before MonitorInterval %v", took, p.MonitorInterval)
+	}
+}
+
+// TestProtectedTree: the processes cleanup must spare are those of every
+// entry that is Up (its watched pids) and of every entry that is not
+// (Paused here: the process it would match), and their descendants.
+func TestProtectedTree(t *testing.T) {
+	a := newFixture(t, "a", "")
+	b := newFixture(t, "b", "")
+	pa, pb := a.start(), b.start()
+	log := newRecorder()
+	r := run(t, Options{File: testFile("x.pf", testParams(), a.process(), b.process()), Log: log})
+	log.wait(t, message.Up(bin, pa).Text, 1)
+	log.wait(t, message.Up(bin, pb).Text, 1)
+	if err := r.Pause(state.Key(b.process())); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b paused", func() bool { return r.state(state.Key(b.process())).State == StatePaused })
+	all, err := proc.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]bool{}
+	for _, pid := range r.Protected(all) {
+		got[pid] = true
+	}
+	if !got[pa] || !got[pb] {
+		t.Fatalf("protected %v, want the Up pid %d and the Paused entry's process %d", got, pa, pb)
+	}
+}
