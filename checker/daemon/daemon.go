@@ -643,7 +643,8 @@ func (d *daemon) dumpAll() {
 	}
 }
 
-// notify tells systemd that pcheck is ready and keeps its watchdog fed,
+// notify tells systemd that pcheck is ready once every pfile's adoption
+// scan is over, and then feeds its watchdog from the engine's own loops,
 // in the foreground when NOTIFY_SOCKET is set.
 func (d *daemon) notify(ctx context.Context) *sdnotify.Notifier {
 	if d.o.Daemonize {
@@ -657,24 +658,63 @@ func (d *daemon) notify(ctx context.Context) *sdnotify.Notifier {
 		d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
 		return nil
 	}
-	if err := n.Notify(sdnotify.Ready); err != nil {
-		d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
-	}
-	if every, ok := sdnotify.WatchdogInterval(); ok {
-		go func() {
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					n.Notify(sdnotify.Watchdog)
-				}
+	go func() {
+		for _, p := range d.pfiles {
+			select {
+			case <-p.inst.Adopted():
+			case <-ctx.Done():
+				return
 			}
-		}()
-	}
+		}
+		if err := n.Notify(sdnotify.Ready); err != nil {
+			d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
+		}
+		if every, ok := sdnotify.WatchdogInterval(); ok {
+			d.watchdog(ctx, n, every)
+		}
+	}()
 	return n
+}
+
+// watchdog sends WATCHDOG=1 every interval while every running pfile's
+// Instance is Alive within that interval: a wedged engine loop (a death
+// never handled, a re-check never made) stops the pings and systemd's
+// WatchdogSec restarts pcheck. Withholding a ping is logged once, until
+// the pings resume.
+func (d *daemon) watchdog(ctx context.Context, n *sdnotify.Notifier, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	withheld := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wctx, cancel := context.WithTimeout(ctx, every)
+		var failed error
+		for _, p := range d.pfiles {
+			if p.ended.Load() {
+				continue
+			}
+			if err := p.inst.Alive(wctx); err != nil && !errors.Is(err, engine.ErrStopped) {
+				failed = err
+				break
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case failed == nil:
+			n.Notify(sdnotify.Watchdog)
+			withheld = false
+		case !withheld:
+			d.main.Log(message.Warning(fmt.Sprintf("sd_notify: WATCHDOG=1 withheld: %v", failed)))
+			withheld = true
+		}
+	}
 }
 
 // ExpandPfiles turns pfile arguments into pfiles: a directory stands for

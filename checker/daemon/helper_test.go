@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -49,6 +50,19 @@ func TestMain(m *testing.M) {
 			os.WriteFile(os.Getenv("CHATTY_COUNT"), []byte(strconv.Itoa(i)+"\n"), 0o644)
 			time.Sleep(20 * time.Millisecond)
 		}
+	case "stubborn":
+		// A service with a child in its process group that ignores
+		// SIGTERM: killing what is left of it takes KillWait.
+		syscall.Setsid()
+		child := exec.Command(os.Args[0], "stubborn-child", os.Getenv("CHILD_TAG"))
+		child.Env = append(os.Environ(), roleEnv+"=stubborn-child")
+		if child.Start() != nil {
+			os.Exit(1)
+		}
+		idle()
+	case "stubborn-child":
+		signal.Ignore(syscall.SIGTERM)
+		idle()
 	case "parent":
 		// Starts the service and never reaps it: killed, it stays a
 		// zombie.

@@ -3,6 +3,8 @@ package daemon
 import (
 	"fmt"
 	"github.com/pcheck/pcheck/checker/syslogtest"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -121,5 +123,57 @@ func TestReloadFailureChangesNothing(t *testing.T) {
 				t.Fatalf("facility %d after a refused reload, want the old one (3)", up.Facility)
 			}
 		})
+	}
+}
+
+// TestWatchdogFollowsTheEngine: WATCHDOG=1 is sent only while the
+// engine's loops answer. An entry busy killing what is left of its dead
+// service (a child that ignores SIGTERM: KillWait 3 s) does not answer
+// within the watchdog interval (200 ms): the pings stop, which is logged,
+// and they resume once the restart is through.
+func TestWatchdogFollowsTheEngine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	childTag := tagFor(t, "zz-child")
+	t.Cleanup(func() { killTagged(childTag) })
+	s := newService(t, e.dir, "svc", fmt.Sprintf(`DAEMON_TEST_ROLE=stubborn CHILD_TAG='%s' "$BIN" stubborn "$TAG" </dev/null >/dev/null 2>&1 &`, childTag))
+	pid := s.start()
+	sock := fmt.Sprintf("@pcheck-daemon-test-%d-watchdog", os.Getpid())
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pf := filepath.Join(e.dir, "a.pf")
+	writeFile(t, pf, "MonitorInterval 10\nStartWait 5\nKillWait 3\nRestartTimeout 10\n"+s.entry(""))
+	e.start([]string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}, pf)
+	read := func() string {
+		buf := make([]byte, 256)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got := read(); got != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	if got := read(); got != "WATCHDOG=1" {
+		t.Fatalf("second notification %q, want WATCHDOG=1", got)
+	}
+	e.wait(upLine(pid))
+	syscall.Kill(pid, syscall.SIGKILL)
+	e.wait(downLine(pid))
+	e.log.Wait(t, func(l syslogtest.Line) bool {
+		return strings.HasPrefix(l.Text, "sd_notify: WATCHDOG=1 withheld: ")
+	}, 30*time.Second)
+	e.wait(upLine(s.waitPid(pid)))
+	// The pings resume: drain what was sent before, then one more.
+	for {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if got := read(); got == "WATCHDOG=1" {
+			break
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -96,5 +97,43 @@ func TestProtectedTree(t *testing.T) {
 	}
 	if !got[pa] || !got[pb] {
 		t.Fatalf("protected %v, want the Up pid %d and the Paused entry's process %d", got, pa, pb)
+	}
+}
+
+// TestAdopted: Adopted is closed once every entry has made its first
+// look: the running process is Up by then, and the missing one is still
+// being looked for (its StartWait has not run out: no Set pid fail yet).
+func TestAdopted(t *testing.T) {
+	a := newFixture(t, "a", "")
+	missing := newFixture(t, "m", "exit 0")
+	pa := a.start()
+	log := newRecorder()
+	p := testParams()
+	p.StartWait = 20 * time.Second
+	in, err := New(Options{File: testFile("x.pf", p, a.process(), missing.process()), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-in.Adopted():
+		t.Fatal("Adopted closed before Run")
+	default:
+	}
+	r := startRunning(t, in)
+	select {
+	case <-in.Adopted():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Adopted not closed")
+	}
+	if st := r.state(state.Key(a.process())); st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pa {
+		t.Fatalf("at Adopted, the running process is %+v, want Up", st)
+	}
+	if n := log.count(message.SetPidFail(bin).Text); n != 0 {
+		t.Fatal("Adopted waited for StartWait of the missing process")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Alive(ctx); err != nil {
+		t.Fatalf("Alive: %v", err)
 	}
 }

@@ -163,6 +163,14 @@ type Instance struct {
 	exitKey string // and its entry key (state.Key)
 	wg      sync.WaitGroup
 	finish  chan Result
+
+	// adopting counts the entries of the first pfile whose first look
+	// for their process is not over; adopted is closed when none is left.
+	adopting sync.WaitGroup
+	adopted  chan struct{}
+	// ping reaches Run's loop (Alive); stopped is closed when Run ends.
+	ping    chan chan struct{}
+	stopped chan struct{}
 }
 
 // New returns an Instance for o.File; Run starts it. It fails when a
@@ -184,6 +192,9 @@ func New(o Options) (*Instance, error) {
 		scanner: scanner{scan: proc.Scan},
 		file:    o.File,
 		finish:  make(chan Result, 1),
+		adopted: make(chan struct{}),
+		ping:    make(chan chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	in.rescanner.scan = proc.ScanStat
 	in.dumpMonitors = o.DumpMonitors
@@ -195,6 +206,11 @@ func New(o Options) (*Instance, error) {
 		return nil, err
 	}
 	in.entries = in.build(pl)
+	for _, e := range in.entries {
+		in.adopting.Add(1)
+		e.looked = in.adopting.Done
+	}
+	go func() { in.adopting.Wait(); close(in.adopted) }()
 	return in, nil
 }
 
@@ -326,6 +342,8 @@ loop:
 		case <-timer.C:
 			in.recheck(ctx)
 			timer.Reset(in.params().MonitorInterval)
+		case answer := <-in.ping:
+			close(answer)
 		}
 	}
 
@@ -335,9 +353,44 @@ loop:
 		e.cancel()
 	}
 	in.mu.Unlock()
+	close(in.stopped)
 	in.wg.Wait()
 	in.emit("", message.Stop(in.Pfile()))
 	return res
+}
+
+// Adopted is closed once every entry of the pfile given to New has made
+// its first look for its process: adopted (Up), not found in the first
+// /proc scan (it goes on looking during StartWait), or waiting for a
+// previous pcheck's restart script. An Instance that stops first closes
+// it too. systemd's READY=1 waits for it.
+func (in *Instance) Adopted() <-chan struct{} { return in.adopted }
+
+// Alive reports whether the Instance's loops run: Run's own (the
+// MonitorInterval re-check) and every entry's goroutine (deaths, controls,
+// restarts) each take a ping before ctx ends. A loop that is wedged, or
+// busy longer than ctx allows (a kill waits up to KillWait), makes it
+// fail with ctx's error. systemd's WATCHDOG=1 is sent only when it
+// succeeds.
+func (in *Instance) Alive(ctx context.Context) error {
+	answer := make(chan struct{})
+	select {
+	case in.ping <- answer:
+	case <-in.stopped:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("pfile '%s': the re-check loop does not answer: %w", in.Pfile(), ctx.Err())
+	}
+	<-answer
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	for _, e := range entries {
+		if err := e.sendCtx(ctx, command{kind: cmdPing}); err != nil && !errors.Is(err, ErrStopped) {
+			return fmt.Errorf("('%s'): the entry's loop does not answer: %w", e.name(), err)
+		}
+	}
+	return nil
 }
 
 // startEntry starts e's goroutine; in.mu is held.

@@ -35,9 +35,10 @@ const (
 	cmdReset
 	cmdKillStalled
 	cmdRetryOver
+	cmdPing
 )
 
-var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled", "retry-over"}
+var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled", "retry-over", "ping"}
 
 // command is a control sent to an entry's goroutine.
 type command struct {
@@ -77,6 +78,7 @@ type entry struct {
 
 	ctl      chan command
 	done     chan struct{}  // closed when the goroutine ends
+	looked   func()         // tells the Instance the first look for the process is over; nil after
 	recheckC chan *snapshot // latest snapshot, buffer 1
 
 	mailMu sync.Mutex
@@ -198,6 +200,12 @@ func (e *entry) log(m message.Message) { e.in.emit(e.name(), m) }
 
 // send delivers a control and waits for its answer.
 func (e *entry) send(c command) error {
+	return e.sendCtx(context.Background(), c)
+}
+
+// sendCtx is send bounded by wait: it returns wait's error when the
+// entry's goroutine did not take the control in time.
+func (e *entry) sendCtx(wait context.Context, c command) error {
 	c.reply = make(chan error, 1)
 	e.in.mu.Lock()
 	ctx := e.in.runCtx
@@ -211,6 +219,8 @@ func (e *entry) send(c command) error {
 		return ErrStopped
 	case <-ctx.Done():
 		return ErrStopped
+	case <-wait.Done():
+		return wait.Err()
 	}
 	return <-c.reply
 }
@@ -254,12 +264,24 @@ func (e *entry) takeMail() []proc.Event {
 func (e *entry) run(ctx context.Context) {
 	defer close(e.done)
 	defer e.unwatchAll()
+	defer e.lookedOnce()
 	next := e.find(StateDown, e.in.params().StartWait)
 	if rec, script, dir, ok := e.orphan(); ok {
+		e.lookedOnce() // a script of a previous pcheck is running: nothing to adopt
 		next = e.awaitOrphan(rec, script, dir)
 	}
 	for next != nil && ctx.Err() == nil {
 		next = next(ctx)
+	}
+}
+
+// lookedOnce reports the end of the entry's first look for its process
+// (adopted, not found in the first scan, or a previous pcheck's script
+// waited for) to the Instance, once.
+func (e *entry) lookedOnce() {
+	if e.looked != nil {
+		e.looked()
+		e.looked = nil
 	}
 }
 
@@ -298,8 +320,11 @@ func (e *entry) find(s State, wait time.Duration) step {
 					}
 					e.log(message.Err(fmt.Sprintf("('%s'): scanning /proc: %v", e.name(), err)))
 				} else if found := e.matcher().Match(snap.all); len(found) >= e.config().Count {
-					return e.becomeUp(ctx, found, snap)
+					next := e.becomeUp(ctx, found, snap)
+					e.lookedOnce()
+					return next
 				}
+				e.lookedOnce()
 				if !asked.Before(deadline) {
 					e.log(message.SetPidFail(e.name()))
 					return e.failure(ReasonPidFail, 0, nil)
@@ -733,6 +758,10 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		c.reply <- err
 	}
 	switch c.kind {
+	case cmdPing:
+		c.reply <- nil // the loop runs; not an operator's control
+		return nil
+
 	case cmdReset:
 		e.mu.Lock()
 		e.window.reset()
