@@ -62,7 +62,11 @@ func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error
 	if m.timeout <= 0 {
 		m.timeout = min(cfg.Interval, maxDefaultTimeout)
 	}
-	pr, err := probe.New(cfg, m.tree)
+	tree := m.tree
+	if cfg.Kind == pfile.KindChildren {
+		tree = m.descendants
+	}
+	pr, err := probe.New(cfg, tree)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w: %w", b.Pos, b.Name, ErrInvalid, err)
 	}
@@ -147,6 +151,24 @@ func (m *monitor) tree() ([]probe.ProcName, error) {
 		}
 	}
 	return out, nil
+}
+
+// descendants is the probe.TreeFunc of the children probe: the main
+// watched process first (the probe leaves it out: it is not its own
+// child), then the descendants of the watched processes, without the other
+// watched processes (count > 1): a second apache2 master must not stand in
+// for a worker named apache2 that died.
+func (m *monitor) descendants() ([]probe.ProcName, error) {
+	all, err := m.tree()
+	if err != nil || len(all) == 0 {
+		return all, err
+	}
+	m.s.mu.Lock()
+	pids := slices.Clone(m.pids)
+	m.s.mu.Unlock()
+	return append(all[:1:1], slices.DeleteFunc(all[1:], func(p probe.ProcName) bool {
+		return slices.ContainsFunc(pids, func(id proc.ID) bool { return id.Pid == p.Pid })
+	})...), nil
 }
 
 // loop is one run: attempts every interval until the run is paused (ctx)
