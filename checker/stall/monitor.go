@@ -17,9 +17,6 @@ import (
 	"github.com/pcheck/pcheck/pfile"
 )
 
-// maxDefaultTimeout bounds the default attempt timeout (pfile.md).
-const maxDefaultTimeout = 10 * time.Second
-
 // ErrNoHeartbeat is the failure of a heartbeat attempt that found the
 // file's modification time unchanged since the previous attempt.
 var ErrNoHeartbeat = errors.New("heartbeat file not modified since the previous attempt")
@@ -52,16 +49,13 @@ type monitor struct {
 	lastDetail string
 }
 
-// newMonitor builds the monitor of block b of the process entry key.
+// newMonitor builds the monitor of block b of the process entry key. b
+// comes from pfile.Build, the one validator, which has filled in every
+// default (host, path, attempt timeout): nothing is checked or defaulted
+// again here.
 func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error) {
 	cfg := b.Monitor
-	if cfg.Interval <= 0 || cfg.Failover <= 0 {
-		return nil, fmt.Errorf("%s: %s: %w: interval %v and failover %v must be positive", b.Pos, b.Name, ErrInvalid, cfg.Interval, cfg.Failover)
-	}
 	m := &monitor{s: s, key: key, process: name, block: b.Name, cfg: cfg, timeout: cfg.Timeout, target: targetText(cfg)}
-	if m.timeout <= 0 {
-		m.timeout = min(cfg.Interval, maxDefaultTimeout)
-	}
 	tree := m.tree
 	if cfg.Kind == pfile.KindChildren {
 		tree = m.descendants
@@ -77,20 +71,12 @@ func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error
 
 // targetText is what an attempt checks, for status.
 func targetText(m pfile.Monitor) string {
-	host := m.Host
-	if host == "" {
-		host = "localhost"
-	}
-	hostPort := net.JoinHostPort(host, strconv.Itoa(m.Port))
+	hostPort := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 	switch m.Kind {
 	case pfile.KindWebserv:
 		return "http://" + hostPort + "/"
 	case pfile.KindWebservs:
-		path := m.Path
-		if !strings.HasPrefix(path, "/") {
-			path = "/" + path
-		}
-		return "https://" + hostPort + path
+		return "https://" + hostPort + m.Path
 	case pfile.KindSocket:
 		return hostPort
 	case pfile.KindListen:
