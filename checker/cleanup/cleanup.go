@@ -43,6 +43,9 @@ type Sweeper struct {
 	Self int
 	// Uptime tells the time since boot; nil is CLOCK_BOOTTIME.
 	Uptime func() (time.Duration, error)
+	// Scan reads /proc; nil is proc.Scan. pcheck passes the engine's
+	// shared scan (engine.Instance.Procs). The result is read only.
+	Scan func() ([]proc.Info, error)
 	// Terminate kills one process; nil is proc.Terminate.
 	Terminate func(ctx context.Context, id proc.ID, killWait time.Duration) error
 
@@ -119,7 +122,11 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	if len(s.Rules) == 0 {
 		return nil
 	}
-	all, err := proc.Scan()
+	scan := s.Scan
+	if scan == nil {
+		scan = proc.Scan
+	}
+	all, err := scan()
 	if err != nil {
 		return err
 	}

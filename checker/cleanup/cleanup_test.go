@@ -88,7 +88,10 @@ func TestOldKilledYoungSurvives(t *testing.T) {
 		if young.StartTime > old.StartTime {
 			break
 		}
-		_ = youngCmd.Process.Kill() // same clock tick: try again
+		// Same clock tick: try again, once this one is gone (reaped),
+		// or the sweep could find it, as old as old, and kill it.
+		_ = youngCmd.Process.Kill()
+		_, _ = youngCmd.Process.Wait()
 		if time.Now().After(deadline) {
 			t.Fatal("could not start two processes with different start times")
 		}

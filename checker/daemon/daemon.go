@@ -237,7 +237,9 @@ func (d *daemon) run(ctx context.Context) int {
 		p.store = d.openState(p)
 		p.rec = control.NewRecorder(control.RecorderOptions{})
 		p.cluster = newCluster(p, fileOf(files, p.path))
-		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt})
+		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt,
+			// The listen and children probes share the engine's scans.
+			Scan: func() ([]proc.Info, error) { return p.inst.Procs(ctx) }})
 		if err != nil {
 			return d.fail(ExitInvalid, "%v", err)
 		}

@@ -359,6 +359,18 @@ loop:
 	return res
 }
 
+// Procs returns a /proc scan that started no earlier than now, shared
+// with every entry and every other caller asking meanwhile: one walk of
+// /proc serves the entries looking for processes, the listen and children
+// probes and the cleanup list at once. The slice is shared: read only.
+func (in *Instance) Procs(ctx context.Context) ([]proc.Info, error) {
+	snap, err := in.scanner.get(ctx, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return snap.all, nil
+}
+
 // Adopted is closed once every entry of the pfile given to New has made
 // its first look for its process: adopted (Up), not found in the first
 // /proc scan (it goes on looking during StartWait), or waiting for a

@@ -76,6 +76,10 @@ type Options struct {
 	OnAttempt func(Attempt)
 	// Clock is the time source; nil is the system clock.
 	Clock Clock
+	// Scan reads /proc for the listen and children probes; nil is
+	// proc.Scan. pcheck passes the engine's shared scan (Instance.Procs).
+	// The result is read only.
+	Scan func() ([]proc.Info, error)
 }
 
 // Attempt is one probe attempt as OnAttempt sees it.
@@ -138,8 +142,11 @@ func New(o Options) (*Scheduler, error) {
 		onAttempt: o.OnAttempt,
 		clock:     o.Clock,
 		stagger:   randomStagger,
-		scan:      proc.Scan,
+		scan:      o.Scan,
 		up:        map[string][]proc.ID{},
+	}
+	if s.scan == nil {
+		s.scan = proc.Scan
 	}
 	if s.clock == nil {
 		s.clock = realClock{}
