@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,6 +139,20 @@ func TestWatchdogFollowsTheEngine(t *testing.T) {
 	t.Cleanup(func() { killTagged(childTag) })
 	s := newService(t, e.dir, "svc", fmt.Sprintf(`DAEMON_TEST_ROLE=stubborn CHILD_TAG='%s' "$BIN" stubborn "$TAG" </dev/null >/dev/null 2>&1 &`, childTag))
 	pid := s.start()
+	// Before pcheck looks: the service leads its own group and its child
+	// runs in it, ignoring SIGTERM.
+	waitFor(t, "the stubborn child", func() bool {
+		all, _ := proc.Scan()
+		for _, q := range all {
+			if q.Pid == pid && q.PGid != pid {
+				return false
+			}
+			if q.PGid == pid && strings.Contains(strings.Join(q.Argv, " "), childTag) {
+				return ignoresTerm(q.Pid)
+			}
+		}
+		return false
+	})
 	sock := fmt.Sprintf("@pcheck-daemon-test-%d-watchdog", os.Getpid())
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -176,4 +191,19 @@ func TestWatchdogFollowsTheEngine(t *testing.T) {
 			break
 		}
 	}
+}
+
+// ignoresTerm reports whether pid ignores SIGTERM (SigIgn in its status).
+func ignoresTerm(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && mask&(1<<(syscall.SIGTERM-1)) != 0
+		}
+	}
+	return false
 }
