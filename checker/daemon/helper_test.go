@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -373,5 +374,28 @@ func writeExecutable(t testing.TB, path, text string) {
 	syscall.ForkLock.Unlock()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// notifySocket binds an abstract unixgram socket for pcheck's sd_notify
+// messages (NOTIFY_SOCKET=sock) and returns it with a function that reads
+// the next message, failing the test when none comes within 30 s.
+func notifySocket(t testing.TB, name string) (sock string, read func() string) {
+	t.Helper()
+	sock = fmt.Sprintf("@pcheck-daemon-test-%d-%s", os.Getpid(), name)
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return sock, func() string {
+		t.Helper()
+		buf := make([]byte, 256)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
 	}
 }

@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"github.com/pcheck/pcheck/checker/syslogtest"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,6 +67,13 @@ func TestReloadDuringRestart(t *testing.T) {
 	if n := e.count(pidFailLine); n != 0 {
 		t.Fatalf("%q logged %d times; log:\n%v", pidFailLine, n, e.log.Lines())
 	}
+	oneCopyOneAttempt(t, s, filepath.Join(e.state, state.Name(pf)+".state"))
+}
+
+// oneCopyOneAttempt checks that one copy of s runs and that the state
+// file holds one restart attempt.
+func oneCopyOneAttempt(t *testing.T, s *service, stateFile string) {
+	t.Helper()
 	all, err := proc.Scan()
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +81,7 @@ func TestReloadDuringRestart(t *testing.T) {
 	if found := (proc.Matcher{Target: bin, Args: s.tag, UID: -1}).Match(all); len(found) != 1 {
 		t.Fatalf("%d copies of the service run, want 1: %+v", len(found), found)
 	}
-	if n := attemptsSaved(t, filepath.Join(e.state, state.Name(pf)+".state")); n != 1 {
+	if n := attemptsSaved(t, stateFile); n != 1 {
 		t.Fatalf("%d attempts saved, want 1", n)
 	}
 }
@@ -153,24 +159,10 @@ func TestWatchdogFollowsTheEngine(t *testing.T) {
 		}
 		return false
 	})
-	sock := fmt.Sprintf("@pcheck-daemon-test-%d-watchdog", os.Getpid())
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	sock, read := notifySocket(t, "watchdog")
 	pf := filepath.Join(e.dir, "a.pf")
 	writeFile(t, pf, "MonitorInterval 10\nStartWait 5\nKillWait 3\nRestartTimeout 10\n"+s.entry(""))
 	e.start([]string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}, pf)
-	read := func() string {
-		buf := make([]byte, 256)
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("no notification: %v", err)
-		}
-		return string(buf[:n])
-	}
 	if got := read(); got != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", got)
 	}
@@ -186,7 +178,6 @@ func TestWatchdogFollowsTheEngine(t *testing.T) {
 	e.wait(upLine(s.waitPid(pid)))
 	// The pings resume: drain what was sent before, then one more.
 	for {
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		if got := read(); got == "WATCHDOG=1" {
 			break
 		}

@@ -32,21 +32,10 @@ const (
 var processNames = [...]string{"Down", "Up", "Restarting", "Paused", "RetryOver"}
 
 // Processes returns every process state, in the order of their values.
-func Processes() []Process {
-	out := make([]Process, len(processNames))
-	for i := range out {
-		out[i] = Process(i)
-	}
-	return out
-}
+func Processes() []Process { return all[Process](len(processNames)) }
 
 // String returns the name padmin prints.
-func (s Process) String() string {
-	if s >= 0 && int(s) < len(processNames) {
-		return processNames[s]
-	}
-	return fmt.Sprintf("State(%d)", int(s))
-}
+func (s Process) String() string { return name(processNames[:], int(s)) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (s Process) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
@@ -82,21 +71,27 @@ const (
 var monitorNames = [...]string{"Paused", "Ok", "In doubt", "Stalled", "Stopped", "Unknown"}
 
 // Monitors returns every monitor state, in the order of their values.
-func Monitors() []Monitor {
-	out := make([]Monitor, len(monitorNames))
+func Monitors() []Monitor { return all[Monitor](len(monitorNames)) }
+
+// String returns the name padmin prints.
+func (s Monitor) String() string { return name(monitorNames[:], int(s)) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Monitor) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// all returns the n values of a state type, in order.
+func all[S ~int](n int) []S {
+	out := make([]S, n)
 	for i := range out {
-		out[i] = Monitor(i)
+		out[i] = S(i)
 	}
 	return out
 }
 
-// String returns the name padmin prints.
-func (s Monitor) String() string {
-	if s >= 0 && int(s) < len(monitorNames) {
-		return monitorNames[s]
+// name is the name of state i of names, or State(i) out of range.
+func name(names []string, i int) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
 	}
-	return fmt.Sprintf("State(%d)", int(s))
+	return fmt.Sprintf("State(%d)", i)
 }
-
-// MarshalText implements encoding.TextMarshaler.
-func (s Monitor) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

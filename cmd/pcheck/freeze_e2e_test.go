@@ -16,10 +16,27 @@ import (
 // 5 s, five times the attempt timeout of 3 s.
 const freeze = 15 * time.Second
 
-// freezeDuringAttempt stops pcheck (r) while one of s's attempts is in
-// flight: just after the service logged the request, during its delay;
-// it returns once pcheck runs again.
-func freezeDuringAttempt(t *testing.T, r *running, s *webService) {
+// slowPcheck starts a service that answers in 300 ms, watched by _bi_webserv
+// (interval 1 s, attempt timeout 3 s, failover 5 s), and pcheck; it
+// returns once pcheck made two attempts.
+func slowPcheck(t *testing.T, name string) (*webService, *e2e, *running, int) {
+	t.Helper()
+	dir := t.TempDir()
+	s := newWebService(t, dir, name, "http", 200)
+	s.svc.Delay = 300 * time.Millisecond
+	fill := strings.NewReplacer("@START@", s.svc.Script(self, s.tag), "@CALLS@", s.calls)
+	copyFilled(t, stallFixtures+"restart.sh", s.script, fill, 0o755)
+	e := stallSetup(t, dir, "continue", s.entry("webserv.blk", "@FAILOVER@", "5"))
+	pid := s.start()
+	r := e.pcheck(e.pfile)
+	e.wait(fmt.Sprintf("('%s' ,pid=%d) Up", self, pid))
+	s.waitRequests("HEAD /", 2)
+	return s, e, r, pid
+}
+
+// nextAttempt waits for s to log a new request: an attempt is in flight
+// for the service's delay.
+func nextAttempt(t *testing.T, s *webService) {
 	t.Helper()
 	n := s.requests("HEAD /")
 	deadline := time.Now().Add(30 * time.Second)
@@ -29,6 +46,11 @@ func freezeDuringAttempt(t *testing.T, r *running, s *webService) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// freezePcheck stops pcheck (r) for freeze and returns once it runs again.
+func freezePcheck(t *testing.T, r *running) {
+	t.Helper()
 	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -45,18 +67,9 @@ func freezeDuringAttempt(t *testing.T, r *running, s *webService) {
 // on: the attempts after the resume succeed for more than the failover.
 func TestFreezeKeepsHealthyServer(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	s := newWebService(t, dir, "slow", "http", 200)
-	s.svc.Delay = 300 * time.Millisecond
-	fill := strings.NewReplacer("@START@", s.svc.Script(self, s.tag), "@CALLS@", s.calls)
-	copyFilled(t, stallFixtures+"restart.sh", s.script, fill, 0o755)
-	e := stallSetup(t, dir, "continue", s.entry("webserv.blk", "@FAILOVER@", "5"))
-	pid := s.start()
-	r := e.pcheck(e.pfile)
-	e.wait(fmt.Sprintf("('%s' ,pid=%d) Up", self, pid))
-	s.waitRequests("HEAD /", 2)
-
-	freezeDuringAttempt(t, r, s)
+	s, e, r, pid := slowPcheck(t, "slow")
+	nextAttempt(t, s)
+	freezePcheck(t, r)
 	// 7 attempts after the resume: more than the failover time.
 	s.waitRequests("HEAD /", s.requests("HEAD /")+7)
 	noFind(t, e, pid)
@@ -73,34 +86,11 @@ func TestFreezeKeepsHealthyServer(t *testing.T) {
 // generous bound of 15 s is asserted, the figure is logged).
 func TestFreezeStillFindsHungServer(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	s := newWebService(t, dir, "hung", "http", 200)
-	s.svc.Delay = 300 * time.Millisecond
-	fill := strings.NewReplacer("@START@", s.svc.Script(self, s.tag), "@CALLS@", s.calls)
-	copyFilled(t, stallFixtures+"restart.sh", s.script, fill, 0o755)
-	e := stallSetup(t, dir, "continue", s.entry("webserv.blk", "@FAILOVER@", "5"))
-	pid := s.start()
-	r := e.pcheck(e.pfile)
-	e.wait(fmt.Sprintf("('%s' ,pid=%d) Up", self, pid))
-	s.waitRequests("HEAD /", 2)
-
-	n := s.requests("HEAD /")
-	deadline := time.Now().Add(30 * time.Second)
-	for s.requests("HEAD /") == n {
-		if time.Now().After(deadline) {
-			t.Fatal("no attempt within 30 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	s, e, r, pid := slowPcheck(t, "hung")
+	nextAttempt(t, s)
 	// The attempt in flight never gets its answer.
 	syscall.Kill(pid, syscall.SIGSTOP)
-	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(freeze) // the stimulus: pcheck is not scheduled for this long
-	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	freezePcheck(t, r)
 	resumed := time.Now()
 	e.wait(fmt.Sprintf("Find Web Server Stall: pid = %d : port = %d", pid, s.svc.Port))
 	took := time.Since(resumed)
