@@ -8,11 +8,11 @@ import (
 
 // FreezeMargin is how late pcheck may be before the time counts as time in
 // which it did not run: a timer that fires later than this after it was
-// due, or an attempt that lasts longer than this beyond its own timeout
-// (its probe ends at the deadline when pcheck runs). Go timers are late by
-// microseconds, milliseconds on a loaded machine; a second is no load, it
-// is pcheck stopped (SIGSTOP, a debugger), its VM paused, the node
-// suspended, or starved of CPU.
+// due, a tick of pcheck's own freeze watch later than this, the boot clock
+// running ahead of the monotonic clock by more than this during an attempt
+// (a suspend). Go timers are late by microseconds, milliseconds on a
+// loaded machine; a second is no load, it is pcheck stopped (SIGSTOP, a
+// debugger), its VM paused, the node suspended, or starved of CPU.
 const FreezeMargin = time.Second
 
 // Outcome is what one attempt said about the service.
@@ -34,15 +34,18 @@ const (
 // times. Due, Start and End are monotonic readings (time.Now); BootStart
 // and BootEnd are CLOCK_BOOTTIME readings taken with Start and End, which
 // also run while the node is suspended, when the monotonic clock stops.
+// PausedBefore and PausedDuring are the time in [Due, Start] and [Start,
+// End] in which pcheck's own ticks saw it not running (freezeWatch).
 type Sample struct {
 	Outcome Outcome
 	// ModTime is a heartbeat attempt's modification time of the file.
 	ModTime time.Time
 	// Due is when the attempt should have started (its timer's expiry);
 	// zero is Start.
-	Due                time.Time
-	Start, End         time.Time
-	BootStart, BootEnd time.Duration
+	Due                        time.Time
+	Start, End                 time.Time
+	BootStart, BootEnd         time.Duration
+	PausedBefore, PausedDuring time.Duration
 }
 
 // Verdict is what the failover made of one sample.
@@ -51,16 +54,15 @@ type Verdict struct {
 	// Stalled or Unknown; a sample that was not measured leaves the
 	// state it found.
 	State State
-	// Measured is false for an attempt that ran past its deadline by more
-	// than FreezeMargin because pcheck did not run: neither a failure nor
-	// a success.
+	// Measured is false for an attempt that did not succeed while pcheck
+	// did not run during it: neither a failure nor a success.
 	Measured bool
 	// NoHeartbeat: a heartbeat attempt that found the file but not
 	// modified since the previous attempt, so failed.
 	NoHeartbeat bool
-	// Lost is the time of the sample in which pcheck did not run (the
-	// lateness of its timer beyond FreezeMargin, the whole attempt when
-	// not measured).
+	// Lost is the time of the sample in which pcheck did not run before
+	// the attempt (a late timer, late ticks), and the whole attempt when
+	// it is not measured.
 	Lost time.Duration
 }
 
@@ -75,16 +77,19 @@ type Verdict struct {
 // end of a failed attempt, less the time in the run in which pcheck did
 // not run. A success ends the run; so does an attempt that could not be
 // made (Unknown: the service was not seen then). Time in which pcheck did
-// not run is seen two ways, each beyond FreezeMargin: a timer that fired
-// late (the attempt started after it was due), and an attempt that lasted
-// longer than its timeout on the monotonic or the boot clock (its probe
-// would have ended at the deadline had pcheck run). Such an attempt is not
-// measured: its result is discarded (the run of failures neither grows nor
-// ends) and its whole time is lost. Lost time never counts toward the
-// failover.
+// not run is seen three ways, each beyond FreezeMargin: a timer that fired
+// late (the attempt started after it was due), pcheck's own ticks coming
+// late (Sample.PausedBefore, PausedDuring), and the boot clock running
+// ahead of the monotonic one during an attempt (a suspend). A failed
+// attempt during which pcheck did not run is not measured: its deadline
+// may have passed, or its answer come and gone unread, while pcheck was
+// stopped; it is discarded (the run of failures neither grows nor ends)
+// and its whole time is lost. A success is a success however long it
+// took. An attempt that overran its deadline while pcheck ran (a check
+// command stuck in the kernel) is a failure like any other. Lost time
+// never counts toward the failover.
 type Failover struct {
-	cfg     pfile.Monitor
-	timeout time.Duration
+	cfg pfile.Monitor
 
 	state     State
 	stopped   bool
@@ -94,10 +99,10 @@ type Failover struct {
 	haveMod   bool
 }
 
-// NewFailover returns the failover of a monitor with settings cfg and
-// attempt timeout timeout, Paused.
-func NewFailover(cfg pfile.Monitor, timeout time.Duration) Failover {
-	return Failover{cfg: cfg, timeout: timeout, state: StatePaused}
+// NewFailover returns the failover of a monitor with settings cfg,
+// Paused.
+func NewFailover(cfg pfile.Monitor) Failover {
+	return Failover{cfg: cfg, state: StatePaused}
 }
 
 // State returns the current state.
@@ -139,14 +144,17 @@ func (f *Failover) clear() {
 
 // Add accounts for one attempt.
 func (f *Failover) Add(s Sample) Verdict {
-	var lost time.Duration
+	lost := s.PausedBefore
 	if !s.Due.IsZero() {
 		if late := s.Start.Sub(s.Due); late > FreezeMargin {
-			lost = late
+			lost = max(lost, late)
 		}
 	}
-	took := max(s.End.Sub(s.Start), s.BootEnd-s.BootStart)
-	if took > f.timeout+FreezeMargin {
+	during := s.PausedDuring
+	if suspend := (s.BootEnd - s.BootStart) - s.End.Sub(s.Start); suspend > FreezeMargin {
+		during = max(during, suspend)
+	}
+	if during > 0 && s.Outcome != Succeeded {
 		if !f.failSince.IsZero() {
 			f.lost += lost + s.End.Sub(s.Start)
 		}

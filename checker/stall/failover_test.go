@@ -12,10 +12,13 @@ import (
 // boot clock (seconds from the table's origin).
 type try struct {
 	due, start, took, suspend float64
-	outcome                   Outcome
-	mod                       int // heartbeat mtime, seconds
-	want                      State
-	measured                  bool
+	// paused and pausedBefore are what pcheck's ticks saw frozen during
+	// the attempt and between its due time and its start.
+	paused, pausedBefore float64
+	outcome              Outcome
+	mod                  int // heartbeat mtime, seconds
+	want                 State
+	measured             bool
 }
 
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
@@ -73,13 +76,13 @@ func TestFailover(t *testing.T) {
 		}},
 		{name: "freeze during an attempt: not measured, not a failure", failover: 5, tries: []try{
 			{start: 0, took: 0.3, outcome: S, want: StateOk, measured: true},
-			{start: 1, took: 15, outcome: F, want: StateOk, measured: false},
+			{start: 1, took: 15, paused: 14.8, outcome: F, want: StateOk, measured: false},
 			{start: 16, took: 0.3, outcome: S, want: StateOk, measured: true},
 		}},
 		{name: "freeze during an attempt of a failing run: its time is lost", failover: 5, tries: []try{
 			{start: 0, took: 1, outcome: F, want: StateInDoubt, measured: true},
 			{start: 1, took: 1, outcome: F, want: StateInDoubt, measured: true},
-			{start: 2, took: 15, outcome: F, want: StateInDoubt, measured: false},
+			{start: 2, took: 15, paused: 14, outcome: F, want: StateInDoubt, measured: false},
 			{start: 17, took: 1, outcome: F, want: StateInDoubt, measured: true},
 			{start: 18, took: 1, outcome: F, want: StateInDoubt, measured: true},
 			// 0..2 and 17..20: 5 s seen failing.
@@ -93,14 +96,22 @@ func TestFailover(t *testing.T) {
 			// 0..1 and 16..20: 5 s.
 			{due: 19, start: 19, took: 1, outcome: F, want: StateStalled, measured: true},
 		}},
+		{name: "freeze between attempts seen by the ticks is lost", failover: 5, tries: []try{
+			{start: 0, took: 1, outcome: F, want: StateInDoubt, measured: true},
+			{start: 16, took: 1, pausedBefore: 15, outcome: F, want: StateInDoubt, measured: true},
+			{start: 17, took: 1, outcome: F, want: StateInDoubt, measured: true},
+			{start: 18, took: 1, outcome: F, want: StateInDoubt, measured: true},
+			{start: 19, took: 1, outcome: F, want: StateStalled, measured: true},
+		}},
 		{name: "a late timer within the margin counts", failover: 3, tries: []try{
 			{due: 0, start: 0, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
 			{due: 1, start: 1.9, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
 			{due: 3, start: 3, took: 0.1, outcome: F, want: StateStalled, measured: true},
 		}},
-		{name: "an attempt within timeout + margin is measured", failover: 3, tries: []try{
-			{start: 0, took: 1.9, outcome: F, want: StateInDoubt, measured: true},
-			{start: 2, took: 1.9, outcome: F, want: StateStalled, measured: true},
+		{name: "an attempt that overran while pcheck ran is a failure", failover: 3, tries: []try{
+			{start: 0, took: 1, outcome: F, want: StateInDoubt, measured: true},
+			// A check command stuck in the kernel: 20 s past its 1 s.
+			{start: 1, took: 20, outcome: F, want: StateStalled, measured: true},
 		}},
 		{name: "suspend during an attempt: seen on the boot clock", failover: 3, tries: []try{
 			{start: 0, took: 0.5, outcome: F, want: StateInDoubt, measured: true},
@@ -109,11 +120,14 @@ func TestFailover(t *testing.T) {
 			// 0..2.5 and 3..3.5: the suspended attempt's 0.5 s is lost.
 			{start: 3, took: 0.5, outcome: F, want: StateStalled, measured: true},
 		}},
-		{name: "a frozen success is not a success either", failover: 3, tries: []try{
+		{name: "a success during a freeze is a success", failover: 3, tries: []try{
 			{start: 0, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
-			{start: 1, took: 20, outcome: S, want: StateInDoubt, measured: false},
+			{start: 1, took: 20, paused: 19, outcome: S, want: StateOk, measured: true},
 			{start: 21, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
-			{start: 22, took: 1.1, outcome: F, want: StateStalled, measured: true},
+		}},
+		{name: "Unknown during a freeze is not measured either", failover: 3, tries: []try{
+			{start: 0, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
+			{start: 1, took: 5, paused: 4, outcome: U, want: StateInDoubt, measured: false},
 		}},
 	}
 	for _, tt := range tests {
@@ -125,17 +139,19 @@ func TestFailover(t *testing.T) {
 			if tt.failover != 0 {
 				cfg.Failover = secs(tt.failover)
 			}
-			f := NewFailover(cfg, time.Second)
+			f := NewFailover(cfg)
 			f.Start()
 			origin := time.Now()
 			var boot time.Duration
 			for i, a := range tt.tries {
 				s := Sample{
-					Outcome:   a.outcome,
-					ModTime:   time.Unix(int64(a.mod), 0),
-					Start:     origin.Add(secs(a.start)),
-					End:       origin.Add(secs(a.start + a.took)),
-					BootStart: boot + secs(a.start),
+					Outcome:      a.outcome,
+					ModTime:      time.Unix(int64(a.mod), 0),
+					Start:        origin.Add(secs(a.start)),
+					End:          origin.Add(secs(a.start + a.took)),
+					BootStart:    boot + secs(a.start),
+					PausedBefore: secs(a.pausedBefore),
+					PausedDuring: secs(a.paused),
 				}
 				boot += secs(a.suspend)
 				s.BootEnd = boot + secs(a.start+a.took)
@@ -172,7 +188,7 @@ func TestFailoverActed(t *testing.T) {
 	for _, tt := range tests {
 		cfg := pfile.Monitor{Kind: pfile.KindSocket, Interval: time.Second, Failover: time.Second,
 			StopAfterStall: tt.stopAfter, RetryOverOnKillFailure: tt.retryOverOnFailure}
-		f := NewFailover(cfg, time.Second)
+		f := NewFailover(cfg)
 		f.Start()
 		now := time.Now()
 		f.Add(Sample{Outcome: Failed, Start: now, End: now.Add(100 * time.Millisecond)})
@@ -188,5 +204,35 @@ func TestFailoverActed(t *testing.T) {
 		if wantStopped := tt.want == StateStopped; (f.State() == StateStopped) != wantStopped {
 			t.Errorf("%+v: after Start %v", tt, f.State())
 		}
+	}
+}
+
+// TestFreezeWatch: the watch's own ticks tell the time pcheck did not run,
+// recorded gaps and a gap still open when asked (its tick has not come
+// yet after the resume) alike; ticks on time tell none.
+func TestFreezeWatch(t *testing.T) {
+	t0 := time.Now()
+	at := func(s float64) time.Time { return t0.Add(secs(s)) }
+	w := &freezeWatch{last: t0}
+	for s := 0.25; s <= 2; s += 0.25 {
+		w.tick(at(s))
+	}
+	if got := w.frozen(at(0), at(2), at(2)); got != 0 {
+		t.Fatalf("ticks on time: %v frozen", got)
+	}
+	w.tick(at(17)) // stopped from 2.25 to 17
+	if got := w.frozen(at(1), at(18), at(17.1)); got != secs(14.75) {
+		t.Fatalf("a recorded freeze: %v frozen, want 14.75s", got)
+	}
+	// Stopped again from 17.25; asked at 30 before its tick came.
+	if got := w.frozen(at(20), at(30), at(30)); got != 10*time.Second {
+		t.Fatalf("an open freeze: %v frozen, want 10s", got)
+	}
+	if got := w.frozen(at(20), at(30), at(17.5)); got != 0 {
+		t.Fatalf("no freeze yet at 17.5: %v frozen", got)
+	}
+	var none *freezeWatch
+	if got := none.frozen(at(0), at(30), at(30)); got != 0 {
+		t.Fatalf("no watch: %v frozen", got)
 	}
 }

@@ -65,7 +65,7 @@ func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error
 		return nil, fmt.Errorf("%s: %s: %w: %w", b.Pos, b.Name, ErrInvalid, err)
 	}
 	m.prober = pr
-	m.fo = NewFailover(cfg, m.timeout)
+	m.fo = NewFailover(cfg)
 	return m, nil
 }
 
@@ -179,7 +179,8 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 			return // paused during the attempt: its result means nothing
 		}
 		end, bootEnd := clock.Now(), clock.Boot()
-		sample := Sample{Outcome: Failed, ModTime: res.ModTime, Due: due, Start: start, End: end, BootStart: bootStart, BootEnd: bootEnd}
+		sample := Sample{Outcome: Failed, ModTime: res.ModTime, Due: due, Start: start, End: end, BootStart: bootStart, BootEnd: bootEnd,
+			PausedBefore: m.s.freeze.frozen(due, start, end), PausedDuring: m.s.freeze.frozen(start, end, end)}
 		switch {
 		case res.Unknown:
 			sample.Outcome = NotMade

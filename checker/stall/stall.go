@@ -30,8 +30,9 @@
 // the monitor is Unknown with the reason, logged once when it becomes
 // Unknown or the reason changes (Monitor unknown), and the series of
 // failures in progress ends, as the service was not seen failing then.
-// Time in which pcheck itself did not run (a late timer, an attempt far
-// past its deadline) never counts toward the failover. A heartbeat attempt
+// Time in which pcheck itself did not run (a late timer, late ticks of its
+// own freeze watch, a suspend) never counts toward the failover, and a
+// failed attempt during which pcheck did not run is not measured. A heartbeat attempt
 // fails when the file is missing or its modification time is the one the
 // previous attempt saw (the first attempt of a run only takes note of it).
 // These rules are the Failover type's, a pure threshold with no clock.
@@ -109,6 +110,9 @@ type Scheduler struct {
 	stagger func(interval time.Duration) time.Duration
 	// scan reads /proc for the listen and children probes.
 	scan func() ([]proc.Info, error)
+	// freeze sees the time pcheck did not run; nil with a Clock of the
+	// caller's (tests), whose readings it could not compare.
+	freeze *freezeWatch
 
 	applyMu sync.Mutex // one Apply at a time
 
@@ -150,6 +154,7 @@ func New(o Options) (*Scheduler, error) {
 	}
 	if s.clock == nil {
 		s.clock = realClock{}
+		s.freeze = newFreezeWatch()
 	}
 	procs, err := s.build(o.File, nil, nil)
 	if err != nil {
@@ -222,6 +227,10 @@ func (s *Scheduler) Run(ctx context.Context, t Target) {
 		panic("stall: Run called twice")
 	}
 	s.ctx, s.target = ctx, t
+	if s.freeze != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.freeze.run(ctx) }()
+	}
 	for _, p := range s.procs {
 		if pids := s.up[p.key]; pids != nil {
 			for _, m := range p.monitors {
