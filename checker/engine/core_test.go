@@ -137,3 +137,27 @@ func TestAdopted(t *testing.T) {
 		t.Fatalf("Alive: %v", err)
 	}
 }
+
+// TestAdoptedAfterEarlyReload: a reload before Run started removes an
+// entry of the first pfile: Adopted does not wait for the first look that
+// entry will never make.
+func TestAdoptedAfterEarlyReload(t *testing.T) {
+	a := newFixture(t, "a", "")
+	gone := newFixture(t, "g", "exit 0")
+	pa := a.start()
+	log := newRecorder()
+	in, err := New(Options{File: testFile("x.pf", testParams(), a.process(), gone.process()), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Apply(testFile("x.pf", testParams(), a.process())); err != nil {
+		t.Fatal(err)
+	}
+	startRunning(t, in)
+	select {
+	case <-in.Adopted():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Adopted waits for an entry removed before Run")
+	}
+	log.wait(t, message.Up(bin, pa).Text, 1)
+}

@@ -529,8 +529,14 @@ func (r *Reload) Commit() error {
 		keep[e] = true
 	}
 	for _, e := range in.entries {
-		if !keep[e] && e.cancel != nil {
+		switch {
+		case keep[e]:
+		case e.cancel != nil:
 			e.cancel()
+		default:
+			// Removed before Run started it: its first look will never
+			// come, and Adopted must not wait for it.
+			e.lookedOnce()
 		}
 	}
 	for old, key := range r.plan.renames {
@@ -556,10 +562,12 @@ func (r *Reload) Commit() error {
 			}
 		}
 		if renamed && in.store != nil {
+			// Under e.mu: an attempt the entry records meanwhile is saved
+			// after this, under the new key, never overwritten by it.
 			e.mu.Lock()
-			attempts := slices.Clone(e.window.attempts)
+			err := in.store.SetAttempts(r.plan.keys[i], slices.Clone(e.window.attempts))
 			e.mu.Unlock()
-			if err := in.store.SetAttempts(r.plan.keys[i], attempts); err != nil {
+			if err != nil {
 				in.log.Log(message.Err(fmt.Sprintf("('%s'): retry count not saved: %v", f.Processes[i].Name, err)))
 			}
 		}
