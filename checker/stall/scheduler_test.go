@@ -16,6 +16,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
@@ -526,5 +527,14 @@ func TestApplyRenamed(t *testing.T) {
 	}
 	if err := r.Commit(); !errors.Is(err, ErrChanged) {
 		t.Fatalf("second Commit: %v, want ErrChanged", err)
+	}
+	// The entry, which read its key before the switch, reports a change
+	// under the old key: it is taken for the new one.
+	s.OnState(engine.StateChange{Process: testProc, Key: oldKey, State: engine.StateRestarting})
+	waitFor(t, "the run to end", func() bool { return clk.armed() == 0 })
+	s.OnState(engine.StateChange{Process: testProc, Key: oldKey, State: engine.StateUp, Pids: []proc.ID{{Pid: 4343, Start: 1}}})
+	waitFor(t, "a fresh run", func() bool { return status(t, s).Attempts == 3 && clk.armed() == 1 })
+	if st := status(t, s); st.Key != newKey || st.Pid != 4343 {
+		t.Fatalf("after a change under the old key: %+v", st)
 	}
 }

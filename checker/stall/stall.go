@@ -41,6 +41,7 @@ package stall
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -116,15 +117,19 @@ type Scheduler struct {
 
 	applyMu sync.Mutex // one Apply at a time
 
-	mu     sync.Mutex
-	path   string
-	procs  []*process           // pfile order
-	gen    uint64               // counts the reloads committed
-	up     map[string][]proc.ID // entry key -> pids, for entries Up
-	ctx    context.Context      // Run's, nil before Run
-	target Target
-	ended  bool
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	path  string
+	procs []*process           // pfile order
+	gen   uint64               // counts the reloads committed
+	up    map[string][]proc.ID // entry key -> pids, for entries Up
+	// renamed maps the old keys of the entries the last reload carried
+	// over under new keys to the new ones, for a state change the entry
+	// sent under its old key as the reload went on.
+	renamed map[string]string
+	ctx     context.Context // Run's, nil before Run
+	target  Target
+	ended   bool
+	wg      sync.WaitGroup
 }
 
 // process is one process entry with its monitors.
@@ -257,6 +262,11 @@ func (s *Scheduler) Run(ctx context.Context, t Target) {
 func (s *Scheduler) OnState(c engine.StateChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if key, ok := s.renamed[c.Key]; ok {
+		// Sent by the entry under the key it had before the reload that
+		// carried it over: the entry is known by its new key now.
+		c.Key = key
+	}
 	up := c.State == engine.StateUp && len(c.Pids) > 0
 	if up {
 		s.up[c.Key] = slices.Clone(c.Pids)
@@ -383,6 +393,7 @@ func (r *Reload) Commit() error {
 		}
 	}
 	s.procs, s.path = r.procs, r.f.Path
+	s.renamed = maps.Clone(r.renames)
 	return nil
 }
 
