@@ -34,14 +34,18 @@ type Sweeper struct {
 	Rules    []pfile.Cleanup
 	KillWait time.Duration
 	Log      Logger
-	// Protected returns the pids that must never be killed: the watched
-	// processes of the pfile. pid 1 and pcheck's own family are always
-	// protected.
-	Protected func() []int
+	// Protected returns the pids of all (the sweep's /proc snapshot)
+	// that must never be killed: the processes of the pfile's entries.
+	// They are spared with their descendants (the workers of a watched
+	// master). pid 1 and pcheck's own family are always protected.
+	Protected func(all []proc.Info) []int
 	// Self is pcheck's pid (os.Getpid() when zero); tests set it.
 	Self int
 	// Uptime tells the time since boot; nil is CLOCK_BOOTTIME.
 	Uptime func() (time.Duration, error)
+	// Scan reads /proc; nil is proc.Scan. pcheck passes the engine's
+	// shared scan (engine.Instance.Procs). The result is read only.
+	Scan func() ([]proc.Info, error)
 	// Terminate kills one process; nil is proc.Terminate.
 	Terminate func(ctx context.Context, id proc.ID, killWait time.Duration) error
 
@@ -82,7 +86,7 @@ func (s *Sweeper) Select(all []proc.Info, now time.Duration) []Victim {
 }
 
 // protected is pid 1, pcheck, its ancestors and descendants, and the
-// monitored processes.
+// monitored processes with their descendants.
 func (s *Sweeper) protected(all []proc.Info) map[int]bool {
 	self := s.Self
 	if self == 0 {
@@ -100,8 +104,11 @@ func (s *Sweeper) protected(all []proc.Info) map[int]bool {
 		out[d.Pid] = true
 	}
 	if s.Protected != nil {
-		for _, pid := range s.Protected() {
+		for _, pid := range s.Protected(all) {
 			out[pid] = true
+			for _, d := range proc.Descendants(all, pid) {
+				out[d.Pid] = true
+			}
 		}
 	}
 	return out
@@ -115,7 +122,11 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	if len(s.Rules) == 0 {
 		return nil
 	}
-	all, err := proc.Scan()
+	scan := s.Scan
+	if scan == nil {
+		scan = proc.Scan
+	}
+	all, err := scan()
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pcheck/pcheck/checker/message"
+	"golang.org/x/sys/unix"
+
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -86,7 +88,10 @@ func TestOldKilledYoungSurvives(t *testing.T) {
 		if young.StartTime > old.StartTime {
 			break
 		}
-		_ = youngCmd.Process.Kill() // same clock tick: try again
+		// Same clock tick: try again, once this one is gone (reaped),
+		// or the sweep could find it, as old as old, and kill it.
+		_ = youngCmd.Process.Kill()
+		_, _ = youngCmd.Process.Wait()
 		if time.Now().After(deadline) {
 			t.Fatal("could not start two processes with different start times")
 		}
@@ -130,7 +135,7 @@ func TestProtected(t *testing.T) {
 		t.Errorf("descendants of pcheck selected: %+v", v)
 	}
 	// Monitored processes are spared.
-	s = &Sweeper{Rules: []pfile.Cleanup{rule}, Self: 1 << 30, Protected: func() []int { return []int{a.Pid} }}
+	s = &Sweeper{Rules: []pfile.Cleanup{rule}, Self: 1 << 30, Protected: func([]proc.Info) []int { return []int{a.Pid} }}
 	v := s.Select(all, later)
 	if len(v) != 1 || v[0].ID != b.ID {
 		t.Errorf("selected %+v, want only pid %d", v, b.Pid)
@@ -145,6 +150,49 @@ func TestProtected(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestProtectedTree: a monitored process is spared with its descendants:
+// the worker of a watched master (here a shell running a sleeper) that
+// matches a pattern is not selected.
+func TestProtectedTree(t *testing.T) {
+	tag := fmt.Sprintf("pcheck-cleanup-tree-%d", time.Now().UnixNano())
+	master := exec.Command("/bin/sh", "-c", fmt.Sprintf("'%s' -test.run=^$ %s & wait", os.Args[0], tag))
+	master.Env = append(os.Environ(), "CLEANUP_TEST_SLEEPER=1")
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		all, _ := proc.Scan()
+		for _, d := range proc.Descendants(all, master.Process.Pid) {
+			proc.Signal(d, unix.SIGKILL)
+		}
+		_ = master.Process.Kill()
+		_, _ = master.Process.Wait()
+	})
+	var all []proc.Info
+	var worker proc.Info
+	deadline := time.Now().Add(30 * time.Second)
+	for worker.Pid == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not start")
+		}
+		var err error
+		if all, err = proc.Scan(); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range proc.Descendants(all, master.Process.Pid) {
+			if p, err := proc.Read(d.Pid); err == nil && strings.Contains(strings.Join(p.Argv, " "), tag) {
+				worker = p
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := &Sweeper{Rules: []pfile.Cleanup{{Pattern: tag, Age: time.Minute}}, Self: 1 << 30,
+		Protected: func([]proc.Info) []int { return []int{master.Process.Pid} }}
+	for _, v := range s.Select(all, worker.StartTime+time.Hour) {
+		t.Errorf("selected pid %d of the watched master's tree (worker %d)", v.ID.Pid, worker.Pid)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/states"
 )
 
 // Admin carries out padmin's commands against the pchecks whose sockets
@@ -33,7 +34,7 @@ type Admin struct {
 }
 
 // stateOrder is the order of the states in summaries.
-var stateOrder = []string{"Up", "Down", "Restarting", "Paused", "RetryOver"}
+var stateOrder = []string{states.Up.String(), states.Down.String(), states.Restarting.String(), states.Paused.String(), states.RetryOver.String()}
 
 // call sends one request to the pcheck serving pfile.
 func (a *Admin) call(pfile string, req Request, result any) (Response, error) {
@@ -219,7 +220,7 @@ func (a *Admin) writeStatus(st StatusResult) error {
 			pids = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.Pids)), ","), "[]")
 		}
 		up := "-"
-		if p.State == "Up" {
+		if p.State == states.Up.String() {
 			up = seconds(p.UptimeSeconds)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up, p.Restarts,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/states"
 )
 
 // InfoResult says who serves a socket: the answer to CmdInfo, and the
@@ -63,21 +64,19 @@ type ProcessStatus struct {
 }
 
 // The states of a stall monitor (MonitorStatus.State): the names of
-// stall.State, which defines them, spelled here so that padmin does not
-// link the probes (the metrics test checks that both agree). The protocol
-// carries them as text, so a padmin older than its pcheck still shows a
-// state it does not know.
-const (
-	MonitorOk      = "Ok"
-	MonitorInDoubt = "In doubt"
-	MonitorStalled = "Stalled"
-	MonitorPaused  = "Paused"
+// package states, the one set. The protocol carries them as text, so a
+// padmin older than its pcheck still shows a state it does not know.
+var (
+	MonitorOk      = states.MonitorOk.String()
+	MonitorInDoubt = states.MonitorInDoubt.String()
+	MonitorStalled = states.MonitorStalled.String()
+	MonitorPaused  = states.MonitorPaused.String()
 	// MonitorStopped: stall monitoring of the block has ended (PS_EXEC
 	// error=1 after a stall, or a kill that failed).
-	MonitorStopped = "Stopped"
+	MonitorStopped = states.MonitorStopped.String()
 	// MonitorUnknown: the last attempt could not be made because of
 	// pcheck's own side; LastError says why. Never a stall.
-	MonitorUnknown = "Unknown"
+	MonitorUnknown = states.MonitorUnknown.String()
 )
 
 // MonitorStatus is the state of one stall monitor (a _bi_* block).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/cleanup"
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
 )
 
 // sweep applies p's cleanup list every MonitorInterval until ctx ends.
@@ -14,13 +15,8 @@ import (
 // takes effect at the next one; a pfile without Cleanup lines costs a
 // timer only.
 func (d *daemon) sweep(ctx context.Context, p *runningPfile) {
-	s := &cleanup.Sweeper{Log: p.log, Protected: func() []int {
-		var pids []int
-		for _, ps := range p.inst.Snapshot().Processes {
-			pids = append(pids, ps.Pids...)
-		}
-		return pids
-	}}
+	s := &cleanup.Sweeper{Log: p.log, Protected: p.inst.Protected,
+		Scan: func() ([]proc.Info, error) { return p.inst.Procs(ctx) }}
 	defer s.Wait()
 	for {
 		prm := p.inst.File().Params

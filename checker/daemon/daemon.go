@@ -237,7 +237,9 @@ func (d *daemon) run(ctx context.Context) int {
 		p.store = d.openState(p)
 		p.rec = control.NewRecorder(control.RecorderOptions{})
 		p.cluster = newCluster(p, fileOf(files, p.path))
-		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt})
+		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt,
+			// The listen and children probes share the engine's scans.
+			Scan: func() ([]proc.Info, error) { return p.inst.Procs(ctx) }})
 		if err != nil {
 			return d.fail(ExitInvalid, "%v", err)
 		}
@@ -560,6 +562,11 @@ func (d *daemon) reloadAll() {
 	}
 }
 
+// failReload, set by tests only, fails a reload at a step ("engine",
+// "stall", "logger"), after that step's real work: it shows that a
+// failure at any step changes nothing.
+var failReload func(step string) error
+
 // reload re-reads one pfile. A pfile with errors changes nothing: each
 // error is logged and the old rules stay.
 func (d *daemon) reload(p *runningPfile) error {
@@ -577,17 +584,44 @@ func (d *daemon) reload(p *runningPfile) error {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused, the old rules stay", p.path)))
 		return err
 	}
-	if l, err := d.logger(f.Params.SyslogFacility); err == nil {
-		p.log.set(l)
+	// Everything that can fail is done first; then the engine and the
+	// stall monitors switch together: a failure changes nothing.
+	er, err := p.inst.Prepare(f)
+	if err == nil && failReload != nil {
+		err = failReload("engine")
 	}
-	if err := p.inst.Apply(f); err != nil {
+	if err != nil {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
 		return err
 	}
-	if err := p.stall.Apply(f); err != nil {
+	sr, err := p.stall.Prepare(f, er.Renames())
+	if err == nil && failReload != nil {
+		err = failReload("stall")
+	}
+	if err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: stall monitors: %v", p.path, err)))
+		return err
+	}
+	l, lerr := d.logger(f.Params.SyslogFacility)
+	if lerr == nil && failReload != nil {
+		lerr = failReload("logger")
+	}
+	if lerr != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: syslog: %v", p.path, lerr)))
+		return lerr
+	}
+	// Reloads are serialised (reloadMu): neither commit can find the
+	// rules changed since its Prepare.
+	if err := er.Commit(); err != nil {
+		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
+		return err
+	}
+	if err := sr.Commit(); err != nil {
+		// Never: reloads are serialised. Said loudly all the same.
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': stall monitors not reloaded: %v", p.path, err)))
 		return err
 	}
+	p.log.set(l)
 	p.log.Log(message.Info(fmt.Sprintf("pfile '%s' reloaded", p.path)))
 	return nil
 }
@@ -611,7 +645,8 @@ func (d *daemon) dumpAll() {
 	}
 }
 
-// notify tells systemd that pcheck is ready and keeps its watchdog fed,
+// notify tells systemd that pcheck is ready once every pfile's adoption
+// scan is over, and then feeds its watchdog from the engine's own loops,
 // in the foreground when NOTIFY_SOCKET is set.
 func (d *daemon) notify(ctx context.Context) *sdnotify.Notifier {
 	if d.o.Daemonize {
@@ -625,24 +660,63 @@ func (d *daemon) notify(ctx context.Context) *sdnotify.Notifier {
 		d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
 		return nil
 	}
-	if err := n.Notify(sdnotify.Ready); err != nil {
-		d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
-	}
-	if every, ok := sdnotify.WatchdogInterval(); ok {
-		go func() {
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					n.Notify(sdnotify.Watchdog)
-				}
+	go func() {
+		for _, p := range d.pfiles {
+			select {
+			case <-p.inst.Adopted():
+			case <-ctx.Done():
+				return
 			}
-		}()
-	}
+		}
+		if err := n.Notify(sdnotify.Ready); err != nil {
+			d.main.Log(message.Warning(fmt.Sprintf("sd_notify: %v", err)))
+		}
+		if every, ok := sdnotify.WatchdogInterval(); ok {
+			d.watchdog(ctx, n, every)
+		}
+	}()
 	return n
+}
+
+// watchdog sends WATCHDOG=1 every interval while every running pfile's
+// Instance is Alive within that interval: a wedged engine loop (a death
+// never handled, a re-check never made) stops the pings and systemd's
+// WatchdogSec restarts pcheck. Withholding a ping is logged once, until
+// the pings resume.
+func (d *daemon) watchdog(ctx context.Context, n *sdnotify.Notifier, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	withheld := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wctx, cancel := context.WithTimeout(ctx, every)
+		var failed error
+		for _, p := range d.pfiles {
+			if p.ended.Load() {
+				continue
+			}
+			if err := p.inst.Alive(wctx); err != nil && !errors.Is(err, engine.ErrStopped) {
+				failed = err
+				break
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case failed == nil:
+			n.Notify(sdnotify.Watchdog)
+			withheld = false
+		case !withheld:
+			d.main.Log(message.Warning(fmt.Sprintf("sd_notify: WATCHDOG=1 withheld: %v", failed)))
+			withheld = true
+		}
+	}
 }
 
 // ExpandPfiles turns pfile arguments into pfiles: a directory stands for

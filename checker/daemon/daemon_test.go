@@ -3,7 +3,6 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -427,24 +426,10 @@ func TestSdNotify(t *testing.T) {
 	e := newEnv(t)
 	s := newService(t, e.dir, "a", "")
 	s.start()
-	sock := fmt.Sprintf("@pcheck-daemon-test-%d-notify", os.Getpid())
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	sock, read := notifySocket(t, "notify")
 	pf := filepath.Join(e.dir, "a.pf")
 	writeFile(t, pf, pfileHead+s.entry(""))
 	p := e.start([]string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, pf)
-	read := func() string {
-		buf := make([]byte, 256)
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("no notification: %v", err)
-		}
-		return string(buf[:n])
-	}
 	if got := read(); got != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", got)
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -49,6 +51,19 @@ func TestMain(m *testing.M) {
 			os.WriteFile(os.Getenv("CHATTY_COUNT"), []byte(strconv.Itoa(i)+"\n"), 0o644)
 			time.Sleep(20 * time.Millisecond)
 		}
+	case "stubborn":
+		// A service with a child in its process group that ignores
+		// SIGTERM: killing what is left of it takes KillWait.
+		syscall.Setsid()
+		child := exec.Command(os.Args[0], "stubborn-child", os.Getenv("CHILD_TAG"))
+		child.Env = append(os.Environ(), roleEnv+"=stubborn-child")
+		if child.Start() != nil {
+			os.Exit(1)
+		}
+		idle()
+	case "stubborn-child":
+		signal.Ignore(syscall.SIGTERM)
+		idle()
 	case "parent":
 		// Starts the service and never reaps it: killed, it stays a
 		// zombie.
@@ -69,6 +84,10 @@ func idle() {
 	}
 }
 
+// failReloadEnv names the reload step at which the pcheck a test runs
+// fails (failReload).
+const failReloadEnv = "DAEMON_TEST_FAIL_RELOAD"
+
 // pcheckMain is a minimal pcheck command line around Run (the real one is
 // cmd/pcheck).
 func pcheckMain(args []string) int {
@@ -87,6 +106,14 @@ func pcheckMain(args []string) int {
 	o.Pfiles = fs.Args()
 	if syslogAddr != "" {
 		o.SyslogNetwork, o.SyslogAddr, _ = strings.Cut(syslogAddr, ":")
+	}
+	if at := os.Getenv(failReloadEnv); at != "" {
+		failReload = func(step string) error {
+			if step == at {
+				return fmt.Errorf("injected failure at %s", step)
+			}
+			return nil
+		}
 	}
 	return Run(context.Background(), o)
 }
@@ -347,5 +374,28 @@ func writeExecutable(t testing.TB, path, text string) {
 	syscall.ForkLock.Unlock()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// notifySocket binds an abstract unixgram socket for pcheck's sd_notify
+// messages (NOTIFY_SOCKET=sock) and returns it with a function that reads
+// the next message, failing the test when none comes within 30 s.
+func notifySocket(t testing.TB, name string) (sock string, read func() string) {
+	t.Helper()
+	sock = fmt.Sprintf("@pcheck-daemon-test-%d-%s", os.Getpid(), name)
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return sock, func() string {
+		t.Helper()
+		buf := make([]byte, 256)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
 	}
 }

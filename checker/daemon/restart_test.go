@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/checker/syslogtest"
 )
@@ -91,28 +90,11 @@ func TestOrphanScriptWaitedFor(t *testing.T) {
 	pid := s.waitPid(0)
 	e.wait(upLine(pid))
 	// Every restart script has ended: its argv names the script.
-	waitFor(t, "the restart scripts to end", func() bool {
-		all, _ := proc.Scan()
-		for _, q := range all {
-			if strings.Contains(strings.Join(q.Argv, " "), s.script) {
-				return false
-			}
-		}
-		return true
-	})
+	scriptsGone(t, s.script)
 	if r := s.callReasons(); len(r) != 1 {
 		t.Fatalf("restart script ran %d times (%v), want once", len(r), r)
 	}
-	all, err := proc.Scan()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if found := (proc.Matcher{Target: bin, Args: s.tag, UID: -1}).Match(all); len(found) != 1 {
-		t.Fatalf("%d copies of the service run, want 1: %+v", len(found), found)
-	}
-	if n := attemptsSaved(t, filepath.Join(e.state, state.Name(pf)+".state")); n != 1 {
-		t.Fatalf("%d attempts saved, want 1", n)
-	}
+	oneCopyOneAttempt(t, s, filepath.Join(e.state, state.Name(pf)+".state"))
 	e.log.Wait(t, func(l syslogtest.Line) bool {
 		return strings.Contains(l.Text, "restart script") && strings.Contains(l.Text, "still runs")
 	}, 30*time.Second)

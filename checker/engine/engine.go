@@ -19,6 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -153,12 +156,21 @@ type Instance struct {
 	mu      sync.Mutex
 	file    *pfile.File
 	entries []*entry // in pfile order
+	gen     uint64   // counts the reloads committed
 	runCtx  context.Context
 	ended   bool
 	exitBy  string // the process whose retry over ended Run with Exit
 	exitKey string // and its entry key (state.Key)
 	wg      sync.WaitGroup
 	finish  chan Result
+
+	// adopting counts the entries of the first pfile whose first look
+	// for their process is not over; adopted is closed when none is left.
+	adopting sync.WaitGroup
+	adopted  chan struct{}
+	// ping reaches Run's loop (Alive); stopped is closed when Run ends.
+	ping    chan chan struct{}
+	stopped chan struct{}
 }
 
 // New returns an Instance for o.File; Run starts it. It fails when a
@@ -180,53 +192,96 @@ func New(o Options) (*Instance, error) {
 		scanner: scanner{scan: proc.Scan},
 		file:    o.File,
 		finish:  make(chan Result, 1),
+		adopted: make(chan struct{}),
+		ping:    make(chan chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	in.rescanner.scan = proc.ScanStat
 	in.dumpMonitors = o.DumpMonitors
 	if in.clock == nil {
 		in.clock = realClock{}
 	}
-	entries, err := in.makeEntries(o.File, nil)
+	pl, err := in.makePlan(o.File, nil)
 	if err != nil {
 		return nil, err
 	}
-	in.entries = entries
+	in.entries = in.build(pl)
+	for _, e := range in.entries {
+		in.adopting.Add(1)
+		e.looked = in.adopting.Done
+	}
+	go func() { in.adopting.Wait(); close(in.adopted) }()
 	return in, nil
 }
 
-// makeEntries builds the entries of f, reusing those of old with the same
-// key (they keep their pids and counts). Keys are made unique by order of
-// appearance, so two identical lines are two entries.
-func (in *Instance) makeEntries(f *pfile.File, old []*entry) ([]*entry, error) {
-	byKey := make(map[string]*entry, len(old))
-	for _, e := range old {
-		byKey[e.key] = e
-	}
-	seen := make(map[string]int)
-	var out []*entry
-	for _, p := range f.Processes {
-		key := state.Key(p)
-		if n := seen[key]; n > 0 {
-			seen[key] = n + 1
-			key = fmt.Sprintf("%s #%d", key, n+1)
-		} else {
-			seen[key] = 1
-		}
-		if e, ok := byKey[key]; ok {
-			out = append(out, e)
-			continue
-		}
-		uid := -1
+// plan is how the entries of a pfile map onto those running: for each
+// process entry of the pfile, its key, its user's uid and the running
+// entry it continues, or a new one.
+type plan struct {
+	file    *pfile.File
+	keys    []string
+	uids    []int
+	entries []*entry
+	// renames maps the old key of every entry carried over under a new
+	// key to that new key.
+	renames map[string]string
+}
+
+// makePlan maps the entries of f onto old (nil at start). An entry whose
+// key is unchanged is continued; so is one whose key changed but whose
+// process is the same (state.SameProcess: only its script, user or pid
+// file changed), taken in order among the old entries not continued
+// otherwise: it keeps its goroutine, state, pids, counts and any restart
+// in progress. The rest are new, not started. It fails, changing nothing,
+// when a process entry names a user that does not exist.
+func (in *Instance) makePlan(f *pfile.File, old []*entry) (*plan, error) {
+	pl := &plan{file: f, keys: state.Keys(f), renames: map[string]string{}}
+	pl.uids = make([]int, len(f.Processes))
+	pl.entries = make([]*entry, len(f.Processes))
+	for i, p := range f.Processes {
+		pl.uids[i] = -1
 		if p.User != "" {
 			u, err := proc.LookupUID(p.User)
 			if err != nil {
 				return nil, fmt.Errorf("%s: process %s: %w", p.Pos, p.Name, err)
 			}
-			uid = u
+			pl.uids[i] = u
 		}
-		out = append(out, newEntry(in, key, p, uid))
 	}
-	return out, nil
+	byKey := make(map[string]*entry, len(old))
+	for _, e := range old {
+		byKey[e.getKey()] = e
+	}
+	taken := map[*entry]bool{}
+	for i, key := range pl.keys {
+		if e, ok := byKey[key]; ok {
+			pl.entries[i], taken[e] = e, true
+		}
+	}
+	for i, p := range f.Processes {
+		if pl.entries[i] != nil {
+			continue
+		}
+		j := slices.IndexFunc(old, func(e *entry) bool { return !taken[e] && state.SameProcess(e.config(), p) })
+		if j < 0 {
+			continue
+		}
+		e := old[j]
+		pl.entries[i], taken[e] = e, true
+		pl.renames[e.getKey()] = pl.keys[i]
+	}
+	return pl, nil
+}
+
+// build makes the new entries of pl (those it does not continue).
+func (in *Instance) build(pl *plan) []*entry {
+	out := slices.Clone(pl.entries)
+	for i, e := range out {
+		if e == nil {
+			out[i] = newEntry(in, pl.keys[i], pl.file.Processes[i], pl.uids[i])
+		}
+	}
+	return out
 }
 
 // Pfile returns the pfile's path as pcheck was given it.
@@ -287,6 +342,8 @@ loop:
 		case <-timer.C:
 			in.recheck(ctx)
 			timer.Reset(in.params().MonitorInterval)
+		case answer := <-in.ping:
+			close(answer)
 		}
 	}
 
@@ -296,9 +353,56 @@ loop:
 		e.cancel()
 	}
 	in.mu.Unlock()
+	close(in.stopped)
 	in.wg.Wait()
 	in.emit("", message.Stop(in.Pfile()))
 	return res
+}
+
+// Procs returns a /proc scan that started no earlier than now, shared
+// with every entry and every other caller asking meanwhile: one walk of
+// /proc serves the entries looking for processes, the listen and children
+// probes and the cleanup list at once. The slice is shared: read only.
+func (in *Instance) Procs(ctx context.Context) ([]proc.Info, error) {
+	snap, err := in.scanner.get(ctx, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return snap.all, nil
+}
+
+// Adopted is closed once every entry of the pfile given to New has made
+// its first look for its process: adopted (Up), not found in the first
+// /proc scan (it goes on looking during StartWait), or waiting for a
+// previous pcheck's restart script. An Instance that stops first closes
+// it too. systemd's READY=1 waits for it.
+func (in *Instance) Adopted() <-chan struct{} { return in.adopted }
+
+// Alive reports whether the Instance's loops run: Run's own (the
+// MonitorInterval re-check) and every entry's goroutine (deaths, controls,
+// restarts) each take a ping before ctx ends. A loop that is wedged, or
+// busy longer than ctx allows (a kill waits up to KillWait), makes it
+// fail with ctx's error. systemd's WATCHDOG=1 is sent only when it
+// succeeds.
+func (in *Instance) Alive(ctx context.Context) error {
+	answer := make(chan struct{})
+	select {
+	case in.ping <- answer:
+	case <-in.stopped:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("pfile '%s': the re-check loop does not answer: %w", in.Pfile(), ctx.Err())
+	}
+	<-answer
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	for _, e := range entries {
+		if err := e.sendCtx(ctx, command{kind: cmdPing}); err != nil && !errors.Is(err, ErrStopped) {
+			return fmt.Errorf("('%s'): the entry's loop does not answer: %w", e.name(), err)
+		}
+	}
+	return nil
 }
 
 // startEntry starts e's goroutine; in.mu is held.
@@ -352,46 +456,129 @@ func (in *Instance) recheck(ctx context.Context) {
 	}
 }
 
-// Apply replaces the rules with f (a reload). Entries whose key (process,
-// script, args, user, pidfile) is unchanged keep their pids, counts and
-// state and take their new settings (retry, grace, action, timeout,
-// count); removed entries stop being watched and their processes are left
-// alone; new entries start by looking for their process.
+// Apply replaces the rules with f (a reload): Prepare, then Commit.
 func (in *Instance) Apply(f *pfile.File) error {
+	r, err := in.Prepare(f)
+	if err != nil {
+		return err
+	}
+	return r.Commit()
+}
+
+// Reload is a reload of an Instance made ready by Prepare: everything that
+// can fail is done, nothing has changed yet. Commit switches to it.
+type Reload struct {
+	in      *Instance
+	plan    *plan
+	entries []*entry
+	gen     uint64 // in.gen at Prepare
+}
+
+// ErrChanged is returned by Commit when the Instance's entries changed
+// since Prepare (another reload committed meanwhile).
+var ErrChanged = errors.New("the rules changed since the reload was prepared")
+
+// Prepare makes ready the switch to f: the mapping of f's entries onto
+// the running ones and the new entries, unstarted. It changes nothing;
+// an error (a user that does not exist, an Instance that has stopped)
+// leaves the old rules in force.
+func (in *Instance) Prepare(f *pfile.File) (*Reload, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended {
+		return nil, ErrStopped
+	}
+	pl, err := in.makePlan(f, in.entries)
+	if err != nil {
+		return nil, err
+	}
+	return &Reload{in: in, plan: pl, entries: in.build(pl), gen: in.gen}, nil
+}
+
+// Renames returns, for every entry the reload carries over under a new
+// key, its old key and its new one.
+func (r *Reload) Renames() map[string]string { return maps.Clone(r.plan.renames) }
+
+// Keys returns the entry keys of the reloaded pfile, in order.
+func (r *Reload) Keys() []string { return slices.Clone(r.plan.keys) }
+
+// Commit switches the Instance to the prepared rules in one step, under
+// its lock. Entries whose key is unchanged keep their pids, counts and
+// state and take their new settings (retry, grace, action, timeout,
+// count); an entry carried over under a new key keeps them too, its retry
+// count and files in the state directory (script output, running script
+// record) move to the new key, and a restart in progress goes on; removed
+// entries stop being watched and their processes are left alone; new
+// entries start by looking for their process. It fails, changing nothing,
+// with ErrStopped once the Instance has stopped and ErrChanged when
+// another reload committed since Prepare.
+func (r *Reload) Commit() error {
+	in := r.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.ended {
 		return ErrStopped
 	}
-	entries, err := in.makeEntries(f, in.entries)
-	if err != nil {
-		return err
+	if in.gen != r.gen {
+		return ErrChanged
 	}
-	keep := make(map[*entry]bool, len(entries))
-	for _, e := range entries {
+	in.gen++
+	f := r.plan.file
+	keep := make(map[*entry]bool, len(r.entries))
+	for _, e := range r.entries {
 		keep[e] = true
 	}
 	for _, e := range in.entries {
-		if !keep[e] && e.cancel != nil {
+		switch {
+		case keep[e]:
+		case e.cancel != nil:
 			e.cancel()
+		default:
+			// Removed before Run started it: its first look will never
+			// come, and Adopted must not wait for it.
+			e.lookedOnce()
+		}
+	}
+	for old, key := range r.plan.renames {
+		for _, dir := range in.recordDirs() {
+			for _, suffix := range []string{".out", ".out.1", ".script"} {
+				from := entryFile(dir, in.file.Path, old, suffix)
+				if err := os.Rename(from, entryFile(dir, in.file.Path, key, suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					in.log.Log(message.Warning(fmt.Sprintf("pfile '%s': %v", f.Path, err)))
+				}
+			}
 		}
 	}
 	// Each entry of f holds its own *pfile.Process; the kept ones are
 	// told theirs.
-	for i, e := range entries {
-		e.update(f.Processes[i])
+	for i, e := range r.entries {
+		_, renamed := r.plan.renames[e.getKey()]
+		oldCount := e.config().Count
+		e.update(r.plan.keys[i], r.plan.uids[i], f.Processes[i])
+		if f.Processes[i].Count > oldCount {
+			select {
+			case e.raised <- struct{}{}:
+			default:
+			}
+		}
+		if renamed && in.store != nil {
+			// Under e.mu: an attempt the entry records meanwhile is saved
+			// after this, under the new key, never overwritten by it.
+			e.mu.Lock()
+			err := in.store.SetAttempts(r.plan.keys[i], slices.Clone(e.window.attempts))
+			e.mu.Unlock()
+			if err != nil {
+				in.log.Log(message.Err(fmt.Sprintf("('%s'): retry count not saved: %v", f.Processes[i].Name, err)))
+			}
+		}
 		if e.cancel == nil && in.runCtx != nil {
 			in.startEntry(in.runCtx, e)
 		}
 	}
 	in.file = f
-	in.entries = entries
+	in.entries = r.entries
 	if in.store != nil {
-		keys := make([]string, len(entries))
-		for i, e := range entries {
-			keys[i] = e.key
-		}
-		if err := in.store.Keep(keys); err != nil {
+		if err := in.store.Keep(r.plan.keys); err != nil {
 			in.log.Log(message.Err(err.Error()))
 		}
 	}
@@ -407,7 +594,7 @@ func (in *Instance) matching(name string) ([]*entry, error) {
 	}
 	var out []*entry
 	for _, e := range in.entries {
-		if name == "" || e.name() == name || e.key == name {
+		if name == "" || e.name() == name || e.getKey() == name {
 			out = append(out, e)
 		}
 	}
@@ -556,4 +743,25 @@ func (in *Instance) event(name, kind, text string, output []string) {
 	path := in.file.Path
 	in.mu.Unlock()
 	in.onEvent(Event{Time: in.clock.Now(), Pfile: path, Process: name, Kind: kind, Text: text, Output: output})
+}
+
+// Protected returns the processes of all (a /proc snapshot) that belong
+// to an entry, for the cleanup list to spare with their descendants: the
+// watched pids of the entries that are Up, and for every entry, whatever
+// its state (Paused, Restarting, RetryOver, Down), the processes its
+// matcher finds: a paused or retried-over product is still the product.
+func (in *Instance) Protected(all []proc.Info) []int {
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	var pids []int
+	for _, e := range entries {
+		e.mu.Lock()
+		pids = append(pids, e.pids...)
+		e.mu.Unlock()
+		for _, p := range e.matcher().Match(all) {
+			pids = append(pids, p.Pid)
+		}
+	}
+	return pids
 }

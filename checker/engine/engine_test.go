@@ -872,3 +872,54 @@ func startOrphan(t *testing.T, f *fixture, p *pfile.Process, dir, boot string) (
 	}
 	return info, record
 }
+
+// TestApplyCarriesOverNewKey: a reload that changes only an entry's user
+// and script (its key, not its process) carries the entry over: same pid,
+// same counts, no new Up, its retry count saved under the new key; the
+// Reload names the rename.
+func TestApplyCarriesOverNewKey(t *testing.T) {
+	a := newFixture(t, "a", "")
+	pa := a.start()
+	log := newRecorder()
+	store, err := state.Open(filepath.Join(t.TempDir(), "x.state"), "x.pf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, Options{File: testFile("x.pf", testParams(), a.process()), Log: log, Store: store})
+	log.wait(t, message.Up(bin, pa).Text, 1)
+	kill(t, pa)
+	pa2 := a.waitPid(pa)
+	log.wait(t, message.Up(bin, pa2).Text, 1)
+	oldKey := state.Key(a.process())
+
+	na := a.process()
+	na.User = "root"
+	na.Script = writeScript(t, t.TempDir(), "other.sh", "exit 0")
+	rl, err := r.Prepare(testFile("x.pf", testParams(), na))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rl.Renames(); len(got) != 1 || got[oldKey] != state.Key(na) {
+		t.Fatalf("renames %v, want %q -> %q", got, oldKey, state.Key(na))
+	}
+	if err := rl.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	st := r.state(state.Key(na))
+	if st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pa2 || st.RetriesUsed != 1 || st.Restarts != 1 {
+		t.Fatalf("carried-over entry = %+v", st)
+	}
+	if n := log.count(message.Up(bin, pa2).Text); n != 1 {
+		t.Fatalf("Up logged %d times, want once", n)
+	}
+	if n := len(store.Attempts(state.Key(na))); n != 1 {
+		t.Fatalf("%d attempts under the new key, want 1", n)
+	}
+	if n := len(store.Attempts(oldKey)); n != 0 {
+		t.Fatalf("%d attempts left under the old key", n)
+	}
+	// A second commit of the same preparation finds the rules changed.
+	if err := rl.Commit(); !errors.Is(err, ErrChanged) {
+		t.Fatalf("second Commit: %v, want ErrChanged", err)
+	}
+}

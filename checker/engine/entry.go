@@ -35,9 +35,10 @@ const (
 	cmdReset
 	cmdKillStalled
 	cmdRetryOver
+	cmdPing
 )
 
-var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled", "retry-over"}
+var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled", "retry-over", "ping"}
 
 // command is a control sent to an entry's goroutine.
 type command struct {
@@ -73,19 +74,24 @@ type death struct {
 // fields below "goroutine state"; mu guards the rest.
 type entry struct {
 	in     *Instance
-	key    string
-	uid    int
 	cancel context.CancelFunc
 
 	ctl      chan command
 	done     chan struct{}  // closed when the goroutine ends
+	looked   func()         // tells the Instance the first look for the process is over; nil after
 	recheckC chan *snapshot // latest snapshot, buffer 1
 
 	mailMu sync.Mutex
 	mail   []proc.Event
 	mailC  chan struct{} // buffer 1: mail is waiting
 
+	// raised, buffer 1: a reload raised count=; an Up entry with fewer
+	// processes looks for the rest at once.
+	raised chan struct{}
+
 	mu         sync.Mutex
+	key        string // changed by a reload that carries the entry over
+	uid        int
 	cfg        *pfile.Process
 	state      State
 	since      time.Time
@@ -98,8 +104,11 @@ type entry struct {
 	watching   map[int]*watched
 	announced  map[proc.ID]bool // pids logged Up and not since Down
 	upSnap     time.Time
-	killReason string  // reason given by KillStalled
-	outMark    outMark // how far the script output file has been logged
+	killReason string // reason given by KillStalled
+	// stallKilled are the watched processes a KillStalled killed since
+	// they were found: however many monitors stall, each is killed once.
+	stallKilled map[proc.ID]bool
+	outMark     outMark // how far the script output file has been logged
 }
 
 func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
@@ -111,6 +120,7 @@ func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
 		done:      make(chan struct{}),
 		recheckC:  make(chan *snapshot, 1),
 		mailC:     make(chan struct{}, 1),
+		raised:    make(chan struct{}, 1),
 		cfg:       p,
 		since:     in.clock.Now(),
 		watching:  make(map[int]*watched),
@@ -130,10 +140,18 @@ func (e *entry) config() *pfile.Process {
 
 func (e *entry) name() string { return e.config().Name }
 
-// update gives the entry its settings from a reloaded pfile.
-func (e *entry) update(p *pfile.Process) {
+// getKey returns the entry key.
+func (e *entry) getKey() string {
 	e.mu.Lock()
-	e.cfg = p
+	defer e.mu.Unlock()
+	return e.key
+}
+
+// update gives the entry its settings from a reloaded pfile: its key and
+// user change when a reload carries it over.
+func (e *entry) update(key string, uid int, p *pfile.Process) {
+	e.mu.Lock()
+	e.key, e.uid, e.cfg = key, uid, p
 	e.mu.Unlock()
 }
 
@@ -153,10 +171,10 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	for _, id := range pids {
 		e.pids = append(e.pids, id.Pid)
 	}
-	name := e.cfg.Name
+	name, key := e.cfg.Name, e.key
 	e.mu.Unlock()
 	if changed && e.in.onState != nil {
-		e.in.onState(StateChange{Process: name, Key: e.key, State: s, Pids: slices.Clone(pids)})
+		e.in.onState(StateChange{Process: name, Key: key, State: s, Pids: slices.Clone(pids)})
 	}
 }
 
@@ -182,6 +200,12 @@ func (e *entry) log(m message.Message) { e.in.emit(e.name(), m) }
 
 // send delivers a control and waits for its answer.
 func (e *entry) send(c command) error {
+	return e.sendCtx(context.Background(), c)
+}
+
+// sendCtx is send bounded by wait: it returns wait's error when the
+// entry's goroutine did not take the control in time.
+func (e *entry) sendCtx(wait context.Context, c command) error {
 	c.reply = make(chan error, 1)
 	e.in.mu.Lock()
 	ctx := e.in.runCtx
@@ -195,6 +219,8 @@ func (e *entry) send(c command) error {
 		return ErrStopped
 	case <-ctx.Done():
 		return ErrStopped
+	case <-wait.Done():
+		return wait.Err()
 	}
 	return <-c.reply
 }
@@ -238,8 +264,10 @@ func (e *entry) takeMail() []proc.Event {
 func (e *entry) run(ctx context.Context) {
 	defer close(e.done)
 	defer e.unwatchAll()
+	defer e.lookedOnce()
 	next := e.find(StateDown, e.in.params().StartWait)
 	if rec, script, dir, ok := e.orphan(); ok {
+		e.lookedOnce() // a script of a previous pcheck is running: nothing to adopt
 		next = e.awaitOrphan(rec, script, dir)
 	}
 	for next != nil && ctx.Err() == nil {
@@ -247,10 +275,22 @@ func (e *entry) run(ctx context.Context) {
 	}
 }
 
+// lookedOnce reports the end of the entry's first look for its process
+// (adopted, not found in the first scan, or a previous pcheck's script
+// waited for) to the Instance, once.
+func (e *entry) lookedOnce() {
+	if e.looked != nil {
+		e.looked()
+		e.looked = nil
+	}
+}
+
 // matcher returns the proc.Matcher of the entry's settings.
 func (e *entry) matcher() proc.Matcher {
-	p := e.config()
-	return proc.Matcher{Target: p.Name, ByName: p.ByName, Args: p.Args, UID: e.uid, PidFile: p.PidFile}
+	e.mu.Lock()
+	p, uid := e.cfg, e.uid
+	e.mu.Unlock()
+	return proc.Matcher{Target: p.Name, ByName: p.ByName, Args: p.Args, UID: uid, PidFile: p.PidFile}
 }
 
 // find looks for the process for up to wait, showing state s meanwhile: at
@@ -280,8 +320,11 @@ func (e *entry) find(s State, wait time.Duration) step {
 					}
 					e.log(message.Err(fmt.Sprintf("('%s'): scanning /proc: %v", e.name(), err)))
 				} else if found := e.matcher().Match(snap.all); len(found) >= e.config().Count {
-					return e.becomeUp(ctx, found, snap)
+					next := e.becomeUp(ctx, found, snap)
+					e.lookedOnce()
+					return next
 				}
+				e.lookedOnce()
 				if !asked.Before(deadline) {
 					e.log(message.SetPidFail(e.name()))
 					return e.failure(ReasonPidFail, 0, nil)
@@ -299,6 +342,7 @@ func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot)
 	e.unwatchAll()
 	e.upSnap = snap.taken
 	e.killReason = ""
+	e.stallKilled = nil
 	ids := make([]proc.ID, 0, len(found))
 	for _, p := range found {
 		ids = append(ids, p.ID)
@@ -386,6 +430,12 @@ func (e *entry) up(ctx context.Context) step {
 		case all := <-e.recheckC:
 			if next := e.recheck(ctx, all); next != nil {
 				return next
+			}
+		case <-e.raised:
+			if len(e.watching) < e.config().Count {
+				// As at start: the processes are looked for during
+				// StartWait, then Set pid fail and a restart.
+				return e.find(StateDown, e.in.params().StartWait)
 			}
 		}
 	}
@@ -529,7 +579,7 @@ func (e *entry) persist(attempts []time.Time) {
 	if e.in.store == nil {
 		return
 	}
-	if err := e.in.store.SetAttempts(e.key, attempts); err != nil {
+	if err := e.in.store.SetAttempts(e.getKey(), attempts); err != nil {
 		e.log(message.Err(fmt.Sprintf("('%s'): retry count not saved: %v", e.name(), err)))
 	}
 }
@@ -543,7 +593,7 @@ func (e *entry) retryOver(ctx context.Context, p *pfile.Process) step {
 		e.in.end(Shutdown)
 	case pfile.ActionExit:
 		e.in.mu.Lock()
-		e.in.exitBy, e.in.exitKey = p.Name, e.key
+		e.in.exitBy, e.in.exitKey = p.Name, e.getKey()
 		e.in.mu.Unlock()
 		e.in.end(Exit)
 	}
@@ -708,6 +758,10 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		c.reply <- err
 	}
 	switch c.kind {
+	case cmdPing:
+		c.reply <- nil // the loop runs; not an operator's control
+		return nil
+
 	case cmdReset:
 		e.mu.Lock()
 		e.window.reset()
@@ -786,8 +840,15 @@ func (e *entry) handle(ctx context.Context, c command) step {
 			reply(ErrNotUp)
 			return nil
 		}
+		// A process killed for a stall already (another monitor of the
+		// entry stalled with this one) is not killed, nor logged, again.
+		ids := slices.DeleteFunc(e.watchedIDs(), func(id proc.ID) bool { return e.stallKilled[id] })
+		if len(ids) == 0 {
+			c.pids <- nil
+			reply(ErrNotUp)
+			return nil
+		}
 		e.killReason = c.reason
-		ids := e.watchedIDs()
 		var pids []int
 		var errs []error
 		for i, err := range e.terminate(ctx, ids, e.in.params().KillWait) {
@@ -796,6 +857,10 @@ func (e *entry) handle(ctx context.Context, c command) step {
 			// kill's line always comes before the Down of the death.
 			switch {
 			case err == nil:
+				if e.stallKilled == nil {
+					e.stallKilled = map[proc.ID]bool{}
+				}
+				e.stallKilled[ids[i]] = true
 				e.log(message.Killed(ids[i].Pid))
 			case ctx.Err() == nil:
 				e.log(message.CannotKill(ids[i].Pid))
@@ -804,7 +869,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 				errs = append(errs, &PidError{Pid: ids[i].Pid, Err: err})
 			}
 		}
-		if len(errs) == len(ids) {
+		if len(e.stallKilled) == 0 {
 			e.killReason = "" // nothing died for the stall
 		}
 		c.pids <- pids
@@ -838,10 +903,16 @@ func (e *entry) stateFile(suffix string) string { return e.fileIn(e.in.outDir, s
 
 // fileIn is the entry's file with suffix in dir, "" when dir is.
 func (e *entry) fileIn(dir, suffix string) string {
+	return entryFile(dir, e.in.Pfile(), e.getKey(), suffix)
+}
+
+// entryFile is the file with suffix of the entry key of pfile in dir, ""
+// when dir is.
+func entryFile(dir, pfile, key, suffix string) string {
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, state.Name(e.in.Pfile())+"-"+keyHash(e.key)+suffix)
+	return filepath.Join(dir, state.Name(pfile)+"-"+keyHash(key)+suffix)
 }
 
 // keyHash is a short stable name for an entry key.

@@ -1,45 +1,25 @@
 package engine
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/states"
 )
 
-// State is where a process entry is in its life cycle.
-type State int
+// State is where a process entry is in its life cycle: states.Process,
+// the one set of names.
+type State = states.Process
 
-// The states of a process entry, as padmin status shows them.
+// The states of a process entry, as padmin status shows them (see
+// package states).
 const (
-	// StateDown: the process is not running and pcheck is looking for it
-	// (at start, after Resume) or about to restart it.
-	StateDown State = iota
-	// StateUp: the process runs and is watched.
-	StateUp
-	// StateRestarting: the restart sequence runs (killing leftovers, the
-	// restart script, waiting StartWait for the process).
-	StateRestarting
-	// StatePaused: monitoring is paused (padmin stop); the process is
-	// left alone.
-	StatePaused
-	// StateRetryOver: retries are exhausted and the action was continue:
-	// the process is no longer restarted until Resume.
-	StateRetryOver
+	StateDown       = states.Down
+	StateUp         = states.Up
+	StateRestarting = states.Restarting
+	StatePaused     = states.Paused
+	StateRetryOver  = states.RetryOver
 )
-
-var stateNames = [...]string{"Down", "Up", "Restarting", "Paused", "RetryOver"}
-
-// String returns the name padmin prints.
-func (s State) String() string {
-	if s >= 0 && int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", int(s))
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // The reasons a restart script is given as its third argument and in
 // PCHECK_REASON.

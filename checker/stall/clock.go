@@ -1,14 +1,23 @@
 package stall
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // Clock is the scheduler's time source. Now must return readings that carry
 // a monotonic clock reading, as time.Now does: the scheduler only ever
 // subtracts two of them (Sub), which Go does on the monotonic readings, so
 // a step of the wall clock (date, NTP) can neither cause nor hide a stall.
 // Tests replace it to move through intervals without waiting.
+//
+// Boot is CLOCK_BOOTTIME, which runs on while the node is suspended (the
+// monotonic clock stops then): the failover compares the two to tell an
+// attempt that overran its timeout because pcheck did not run.
 type Clock interface {
 	Now() time.Time
+	Boot() time.Duration
 	NewTimer(d time.Duration) Timer
 }
 
@@ -26,6 +35,14 @@ type Timer interface {
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Boot() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0 // not on Linux: no suspend seen, the monotonic clock alone
+	}
+	return time.Duration(ts.Nano())
+}
 
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 

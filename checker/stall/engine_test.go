@@ -11,6 +11,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/state"
 )
 
 // The tests below run the real engine and scheduler against real web
@@ -145,7 +146,7 @@ func TestEngineKillAndRetryOver(t *testing.T) {
 	f := s.pfile()
 	s.run(f)
 	s.log.wait(t, message.Up(bin, pid).Text, 1)
-	key := entryKeys(f)[0]
+	key := state.Keys(f)[0]
 
 	res, err := s.inst.KillStalledEach(key, engine.ReasonStall)
 	if err != nil || len(res) != 1 || res[0].Pid != pid || res[0].Err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/stall/stalltest"
+	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -168,14 +169,28 @@ type fakeClock struct {
 	now    time.Time
 	step   time.Duration
 	timers []*fakeTimer
+	// origin is the first reading; suspended the time added to Boot.
+	origin    time.Time
+	suspended time.Duration
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+func newFakeClock() *fakeClock {
+	now := time.Now()
+	return &fakeClock{now: now, origin: now}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return stepWall(c.now, c.step)
+}
+
+// Boot is the fake's boot clock: its monotonic time since it was made,
+// plus what Suspend added.
+func (c *fakeClock) Boot() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Sub(c.origin) + c.suspended
 }
 
 func (c *fakeClock) NewTimer(d time.Duration) Timer {
@@ -368,12 +383,12 @@ func up(s *Scheduler, f *pfile.File, pid int) {
 		}
 		id = self.ID
 	}
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: entryKeys(f)[0], State: engine.StateUp, Pids: []proc.ID{id}})
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: engine.StateUp, Pids: []proc.ID{id}})
 }
 
 // down tells s that the one process entry of f left Up.
 func down(s *Scheduler, f *pfile.File, st engine.State) {
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: entryKeys(f)[0], State: st})
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: st})
 }
 
 // closedPort returns a loopback port nobody listens on.

@@ -3,12 +3,16 @@ package stall
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/state"
 )
 
 // TestHeartbeatWallClockStep: a heartbeat's freshness is judged on the
@@ -72,5 +76,34 @@ func TestHeartbeatWallClockStep(t *testing.T) {
 	log.wait(t, message.HeartbeatStall(4242, hb).Text, 1)
 	if st = status(t, s); st.State != StateStalled || st.Stalls != 1 {
 		t.Fatalf("after the failover time: %+v", st)
+	}
+}
+
+// TestChildrenNotAnotherWatched: with count=2, the second watched process
+// (here a sleep started by this test, so also its descendant) does not
+// stand in for a required child of its name: apache2's second master is
+// not a worker. The attempt fails: the child is missing.
+func TestChildrenNotAnotherWatched(t *testing.T) {
+	second := exec.Command("sleep", "1000")
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Process.Kill(); second.Wait() })
+	info, err := proc.Read(second.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := proc.Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	target := &fakeTarget{pids: []int{self.Pid, info.Pid}}
+	f := loadPfile(t, fmt.Sprintf("%s /bin/true count=2\n%s", testProc, block("children", "-:1:0:2:5:sleep", 1)))
+	s, _ := newTestScheduler(t, f, clk, target)
+	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: engine.StateUp, Pids: []proc.ID{self.ID, info.ID}})
+	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 && clk.armed() == 1 })
+	if st := status(t, s); st.State != StateInDoubt || !strings.Contains(st.LastError, "sleep") {
+		t.Fatalf("the second watched process taken for the child: %+v", st)
 	}
 }

@@ -17,9 +17,6 @@ import (
 	"github.com/pcheck/pcheck/pfile"
 )
 
-// maxDefaultTimeout bounds the default attempt timeout (pfile.md).
-const maxDefaultTimeout = 10 * time.Second
-
 // ErrNoHeartbeat is the failure of a heartbeat attempt that found the
 // file's modification time unchanged since the previous attempt.
 var ErrNoHeartbeat = errors.New("heartbeat file not modified since the previous attempt")
@@ -29,7 +26,6 @@ var ErrNoHeartbeat = errors.New("heartbeat file not modified since the previous 
 // rest of what it uses (its timer, the heartbeat's last mtime).
 type monitor struct {
 	s       *Scheduler
-	key     string // engine entry key
 	process string // the process as written in the pfile
 	block   string
 	cfg     pfile.Monitor
@@ -38,14 +34,13 @@ type monitor struct {
 	prober  probe.Prober
 
 	// guarded
+	key        string // engine entry key; a reload carrying the entry over changes it
 	gen        uint64 // bumped by every start and pause: a run is current while gen is its own
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when the last started run's goroutine ended
 	pids       []proc.ID     // the process's watched pids while a run is current
-	state      State
-	stopped    bool
+	fo         Failover
 	lastOK     time.Time // last success, or the start of the run
-	failSince  time.Time // start of the first failed attempt of the current series
 	attempts   int
 	failures   int
 	stalls     int
@@ -54,40 +49,34 @@ type monitor struct {
 	lastDetail string
 }
 
-// newMonitor builds the monitor of block b of the process entry key.
+// newMonitor builds the monitor of block b of the process entry key. b
+// comes from pfile.Build, the one validator, which has filled in every
+// default (host, path, attempt timeout): nothing is checked or defaulted
+// again here.
 func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error) {
 	cfg := b.Monitor
-	if cfg.Interval <= 0 || cfg.Failover <= 0 {
-		return nil, fmt.Errorf("%s: %s: %w: interval %v and failover %v must be positive", b.Pos, b.Name, ErrInvalid, cfg.Interval, cfg.Failover)
-	}
 	m := &monitor{s: s, key: key, process: name, block: b.Name, cfg: cfg, timeout: cfg.Timeout, target: targetText(cfg)}
-	if m.timeout <= 0 {
-		m.timeout = min(cfg.Interval, maxDefaultTimeout)
+	tree := m.tree
+	if cfg.Kind == pfile.KindChildren {
+		tree = m.descendants
 	}
-	pr, err := probe.New(cfg, m.tree)
+	pr, err := probe.New(cfg, tree)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w: %w", b.Pos, b.Name, ErrInvalid, err)
 	}
 	m.prober = pr
+	m.fo = NewFailover(cfg)
 	return m, nil
 }
 
 // targetText is what an attempt checks, for status.
 func targetText(m pfile.Monitor) string {
-	host := m.Host
-	if host == "" {
-		host = "localhost"
-	}
-	hostPort := net.JoinHostPort(host, strconv.Itoa(m.Port))
+	hostPort := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 	switch m.Kind {
 	case pfile.KindWebserv:
 		return "http://" + hostPort + "/"
 	case pfile.KindWebservs:
-		path := m.Path
-		if !strings.HasPrefix(path, "/") {
-			path = "/" + path
-		}
-		return "https://" + hostPort + path
+		return "https://" + hostPort + m.Path
 	case pfile.KindSocket:
 		return hostPort
 	case pfile.KindListen:
@@ -150,15 +139,31 @@ func (m *monitor) tree() ([]probe.ProcName, error) {
 	return out, nil
 }
 
+// descendants is the probe.TreeFunc of the children probe: the main
+// watched process first (the probe leaves it out: it is not its own
+// child), then the descendants of the watched processes, without the other
+// watched processes (count > 1): a second apache2 master must not stand in
+// for a worker named apache2 that died.
+func (m *monitor) descendants() ([]probe.ProcName, error) {
+	all, err := m.tree()
+	if err != nil || len(all) == 0 {
+		return all, err
+	}
+	m.s.mu.Lock()
+	pids := slices.Clone(m.pids)
+	m.s.mu.Unlock()
+	return append(all[:1:1], slices.DeleteFunc(all[1:], func(p probe.ProcName) bool {
+		return slices.ContainsFunc(pids, func(id proc.ID) bool { return id.Pid == p.Pid })
+	})...), nil
+}
+
 // loop is one run: attempts every interval until the run is paused (ctx)
 // or a stall ends it. gen identifies the run.
 func (m *monitor) loop(ctx context.Context, gen uint64) {
 	clock := m.s.clock
-	var (
-		lastMod time.Time // heartbeat: the mtime the previous attempt saw
-		haveMod bool
-	)
-	timer := clock.NewTimer(m.s.stagger(m.cfg.Interval))
+	delay := m.s.stagger(m.cfg.Interval)
+	due := clock.Now().Add(delay)
+	timer := clock.NewTimer(delay)
 	defer timer.Stop()
 	for {
 		select {
@@ -166,27 +171,28 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 			return
 		case <-timer.C():
 		}
-		start := clock.Now()
+		start, bootStart := clock.Now(), clock.Boot()
 		actx, cancel := context.WithTimeout(ctx, m.timeout)
 		res := m.prober.Run(actx)
 		cancel()
 		if ctx.Err() != nil {
 			return // paused during the attempt: its result means nothing
 		}
-		if m.cfg.Kind == pfile.KindHeartbeat && res.OK {
-			if haveMod && res.ModTime.Equal(lastMod) {
-				res.OK, res.Err = false, ErrNoHeartbeat
-				res.Detail = "no heartbeat: " + res.Detail
-			}
-			lastMod, haveMod = res.ModTime, true
+		end, bootEnd := clock.Now(), clock.Boot()
+		sample := Sample{Outcome: Failed, ModTime: res.ModTime, Due: due, Start: start, End: end, BootStart: bootStart, BootEnd: bootEnd,
+			PausedBefore: m.s.freeze.frozen(due, start, end), PausedDuring: m.s.freeze.frozen(start, end, end)}
+		switch {
+		case res.Unknown:
+			sample.Outcome = NotMade
+		case res.OK:
+			sample.Outcome = Succeeded
 		}
-		end := clock.Now()
-		if m.s.onAttempt != nil {
-			m.s.onAttempt(Attempt{Process: m.process, Kind: m.cfg.Kind, Target: m.target, OK: res.OK, Unknown: res.Unknown, Latency: res.Latency})
-		}
-		stalled, pid, current, unknown := m.record(gen, start, end, res)
+		stalled, pid, v, current, unknown := m.record(gen, sample, res)
 		if !current {
 			return
+		}
+		if m.s.onAttempt != nil && v.Measured {
+			m.s.onAttempt(Attempt{Process: m.process, Kind: m.cfg.Kind, Target: m.target, OK: v.State == StateOk, Unknown: res.Unknown, Latency: res.Latency})
 		}
 		if unknown != "" {
 			m.s.emit(m.process, message.MonitorUnknown(m.process, m.block, unknown))
@@ -195,65 +201,58 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 			m.act(pid, res)
 			return
 		}
-		timer.Reset(max(0, m.cfg.Interval-end.Sub(start)))
+		delay = max(0, m.cfg.Interval-end.Sub(start))
+		due = end.Add(delay)
+		timer.Reset(delay)
 	}
 }
 
-// record accounts for one attempt of run gen that started at start and
-// ended at end. It reports whether the process is now stalled and its main
-// pid, whether the run is still current, and the reason to log when the
-// monitor has just become Unknown or is Unknown for another reason.
-//
-// An Unknown attempt (pcheck could not make it) is neither a success nor
-// a failure: it ends the series of failures in progress, since a stall
-// needs the service seen failing for the whole failover time and while
-// Unknown it was not seen at all. The next attempt that is made starts a
-// new series if it fails.
-func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (stalled bool, pid int, current bool, unknown string) {
+// record accounts for one attempt of run gen through the monitor's
+// Failover. It reports whether the process is now stalled and its main
+// pid, the verdict, whether the run is still current, and the reason to
+// log when the monitor has just become Unknown or is Unknown for another
+// reason. An attempt that was not measured (pcheck did not run while it
+// was due or in flight) is counted as an attempt and nothing else.
+func (m *monitor) record(gen uint64, sample Sample, res probe.Result) (stalled bool, pid int, v Verdict, current bool, unknown string) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
 	if m.gen != gen {
-		return false, 0, false, ""
+		return false, 0, v, false, ""
 	}
+	was := m.fo.State()
 	m.attempts++
 	m.latency = res.Latency
-	m.lastDetail = res.Detail
-	if res.OK {
-		m.lastOK, m.failSince = end, time.Time{}
-		m.state, m.lastErr = StateOk, ""
-		return false, 0, true, ""
+	v = m.fo.Add(sample)
+	if !v.Measured {
+		m.lastDetail = fmt.Sprintf("not measured: pcheck did not run for %v of the attempt", v.Lost.Round(time.Millisecond))
+		return false, 0, v, true, ""
 	}
-	if res.Unknown {
-		reason := res.Detail
-		if res.Err != nil {
-			reason = res.Err.Error()
-		}
-		if m.state != StateUnknown || m.lastErr != reason {
+	m.lastDetail = res.Detail
+	reason := res.Detail
+	if res.Err != nil {
+		reason = res.Err.Error()
+	}
+	switch v.State {
+	case StateOk:
+		m.lastOK, m.lastErr = sample.End, ""
+		return false, 0, v, true, ""
+	case StateUnknown:
+		if was != StateUnknown || m.lastErr != reason {
 			unknown = reason
 		}
-		m.state, m.lastErr, m.failSince = StateUnknown, reason, time.Time{}
-		return false, 0, true, unknown
+		m.lastErr = reason
+		return false, 0, v, true, unknown
+	}
+	if v.NoHeartbeat {
+		reason, m.lastDetail = ErrNoHeartbeat.Error(), "no heartbeat: "+res.Detail
 	}
 	m.failures++
-	m.lastErr = res.Detail
-	if res.Err != nil {
-		m.lastErr = res.Err.Error()
+	m.lastErr = reason
+	if v.State != StateStalled {
+		return false, 0, v, true, ""
 	}
-	if m.failSince.IsZero() {
-		m.failSince = start
-	}
-	if end.Sub(m.failSince) < m.cfg.Failover {
-		m.state = StateInDoubt
-		return false, 0, true, ""
-	}
-	m.state = StateStalled
 	m.stalls++
-	if m.cfg.StopAfterStall {
-		// Decided now, so that the restart that follows the kill does
-		// not start a new run.
-		m.stopped = true
-	}
-	return true, m.pids[0].Pid, true, ""
+	return true, m.pids[0].Pid, v, true, ""
 }
 
 // act carries out a stall: the find message, then the ACTION (the kill,
@@ -262,44 +261,33 @@ func (m *monitor) record(gen uint64, start, end time.Time, res probe.Result) (st
 func (m *monitor) act(pid int, res probe.Result) {
 	s := m.s
 	s.emit(m.process, m.findMessage(pid, res))
-	results, err := s.target.KillStalledEach(m.key, engine.ReasonStall)
+	s.mu.Lock()
+	key := m.key
+	s.mu.Unlock()
+	results, err := s.target.KillStalledEach(key, engine.ReasonStall)
 	if !s.running() {
 		return // pcheck is stopping: the kill was cut short, not refused
 	}
+	killed := true
 	if err != nil {
 		// Nothing was tried: the process went down meanwhile (it is
 		// restarted as any death) or its entry was removed.
 		if !errors.Is(err, engine.ErrNotUp) {
 			s.emit(m.process, message.Warning(fmt.Sprintf("('%s' ,pid=%d): %s: cannot kill the stalled process: %v", m.process, pid, m.block, err)))
 		}
-		m.afterStall()
-		return
 	}
 	// The engine logged Killed Process or Can not killed Process for
 	// each pid; the cause of a failure is told here.
-	failed := false
 	for _, r := range results {
 		if r.Err != nil {
-			failed = true
+			killed = false
 			s.emit(m.process, message.Warning(fmt.Sprintf("('%s' ,pid=%d): %s: cannot kill the stalled process: %v", m.process, r.Pid, m.block, r.Err)))
 		}
 	}
-	if !failed {
-		m.afterStall()
-		return
-	}
-	s.stop(m)
-	if m.cfg.RetryOverOnKillFailure {
-		if err := s.target.RetryOver(m.key); err != nil && s.running() {
+	if retryOver := s.acted(m, killed); retryOver {
+		if err := s.target.RetryOver(key); err != nil && s.running() {
 			s.emit(m.process, message.Warning(fmt.Sprintf("('%s'): %s: retry_over_action not run: %v", m.process, m.block, err)))
 		}
-	}
-}
-
-// afterStall ends stall monitoring after a stall with PS_EXEC error=1.
-func (m *monitor) afterStall() {
-	if m.cfg.StopAfterStall {
-		m.s.stop(m)
 	}
 }
 
@@ -335,7 +323,7 @@ func (m *monitor) statusLocked(now time.Time) MonitorStatus {
 		Interval:    m.cfg.Interval,
 		Failover:    m.cfg.Failover,
 		Timeout:     m.timeout,
-		State:       m.state,
+		State:       m.fo.State(),
 		Attempts:    m.attempts,
 		Failures:    m.failures,
 		Stalls:      m.stalls,
@@ -343,12 +331,10 @@ func (m *monitor) statusLocked(now time.Time) MonitorStatus {
 		LastError:   m.lastErr,
 		LastDetail:  m.lastDetail,
 	}
-	if len(m.pids) > 0 && m.state != StatePaused && m.state != StateStopped {
+	if state := m.fo.State(); len(m.pids) > 0 && state != StatePaused && state != StateStopped {
 		st.Pid = m.pids[0].Pid
 		st.SinceSuccess = now.Sub(m.lastOK)
-		if !m.failSince.IsZero() {
-			st.FailingFor = now.Sub(m.failSince)
-		}
+		st.FailingFor = m.fo.FailingFor(now)
 	}
 	return st
 }

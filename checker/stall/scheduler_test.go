@@ -16,6 +16,8 @@ import (
 
 	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -84,7 +86,7 @@ func TestWallClockStep(t *testing.T) {
 	if log.index(find) < 0 || log.index(find) > log.index(message.Killed(4242).Text) {
 		t.Fatalf("messages %q: want the find message, then Killed", log.texts())
 	}
-	if target.kills[0] != entryKeys(f)[0]+" "+engine.ReasonStall {
+	if target.kills[0] != state.Keys(f)[0]+" "+engine.ReasonStall {
 		t.Fatalf("kill asked as %q", target.kills[0])
 	}
 	if st = status(t, s); st.State != StateStalled || st.Stalls != 1 {
@@ -182,7 +184,7 @@ func TestKillFailure(t *testing.T) {
 			if r != actionErr {
 				t.Fatalf("%d retry overs, want %d", r, actionErr)
 			}
-			if actionErr == 1 && target.retryOvers[0] != entryKeys(f)[0] {
+			if actionErr == 1 && target.retryOvers[0] != state.Keys(f)[0] {
 				t.Fatalf("retry over of %q", target.retryOvers[0])
 			}
 			if !strings.Contains(strings.Join(log.texts(), "\n"), "operation not permitted") {
@@ -457,7 +459,7 @@ func TestTargetText(t *testing.T) {
 		m    pfile.Monitor
 		want string
 	}{
-		{pfile.Monitor{Kind: pfile.KindWebserv, Port: 80}, "http://localhost:80/"},
+		{pfile.Monitor{Kind: pfile.KindWebserv, Host: "localhost", Port: 80}, "http://localhost:80/"}, // the host pfile.Build fills in
 		{pfile.Monitor{Kind: pfile.KindWebservs, Host: "::1", Port: 443, Path: "/a b"}, "https://[::1]:443/a b"},
 		{pfile.Monitor{Kind: pfile.KindSocket, Host: "10.0.0.1", Port: 5432}, "10.0.0.1:5432"},
 		{pfile.Monitor{Kind: pfile.KindListen, Port: 22}, "LISTEN *:22"},
@@ -489,5 +491,50 @@ func TestListenTree(t *testing.T) {
 	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 })
 	if st := status(t, s); st.State != StateOk {
 		t.Fatalf("listening: %+v", st)
+	}
+}
+
+// TestApplyRenamed: a reload that carries the process entry over under a
+// new key (the engine's renames) keeps its unchanged monitor running with
+// its counts under the new key; without the rename the monitor of the
+// new key would wait for an Up that never comes.
+func TestApplyRenamed(t *testing.T) {
+	clk := newFakeClock()
+	target := &fakeTarget{pids: []int{4242}}
+	port := closedPort(t)
+	a := block("socket", fmt.Sprintf("-:1:0:2:3:%d", port), 1)
+	f1 := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s", testProc, a))
+	s, _ := newTestScheduler(t, f1, clk, target)
+	up(s, f1, 4242)
+	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 && clk.armed() == 1 })
+	kept := s.procs[0].monitors[0]
+
+	f2 := loadPfile(t, fmt.Sprintf("%s /bin/false user=root\n%s", testProc, a))
+	oldKey, newKey := state.Keys(f1)[0], state.Keys(f2)[0]
+	r, err := s.Prepare(f2, map[string]string{oldKey: newKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.procs[0].monitors[0] != kept {
+		t.Fatal("the monitor of the renamed entry was rebuilt")
+	}
+	st := attempt(t, s, clk, time.Second, 2)
+	if st.Key != newKey || st.State != StateInDoubt {
+		t.Fatalf("after the rename: %+v, want In doubt under %q", st, newKey)
+	}
+	if err := r.Commit(); !errors.Is(err, ErrChanged) {
+		t.Fatalf("second Commit: %v, want ErrChanged", err)
+	}
+	// The entry, which read its key before the switch, reports a change
+	// under the old key: it is taken for the new one.
+	s.OnState(engine.StateChange{Process: testProc, Key: oldKey, State: engine.StateRestarting})
+	waitFor(t, "the run to end", func() bool { return clk.armed() == 0 })
+	s.OnState(engine.StateChange{Process: testProc, Key: oldKey, State: engine.StateUp, Pids: []proc.ID{{Pid: 4343, Start: 1}}})
+	waitFor(t, "a fresh run", func() bool { return status(t, s).Attempts == 3 && clk.armed() == 1 })
+	if st := status(t, s); st.Key != newKey || st.Pid != 4343 {
+		t.Fatalf("after a change under the old key: %+v", st)
 	}
 }

@@ -29,15 +29,19 @@
 // make because of pcheck's own side (probe.Result.Unknown) is no failure:
 // the monitor is Unknown with the reason, logged once when it becomes
 // Unknown or the reason changes (Monitor unknown), and the series of
-// failures in progress ends, as the service was not seen failing then. A heartbeat attempt fails when
-// the file is missing or its modification time is the one the previous
-// attempt saw (the first attempt of a run only takes note of it).
+// failures in progress ends, as the service was not seen failing then.
+// Time in which pcheck itself did not run (a late timer, late ticks of its
+// own freeze watch, a suspend) never counts toward the failover, and a
+// failed attempt during which pcheck did not run is not measured. A heartbeat attempt
+// fails when the file is missing or its modification time is the one the
+// previous attempt saw (the first attempt of a run only takes note of it).
+// These rules are the Failover type's, a pure threshold with no clock.
 package stall
 
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -74,6 +78,10 @@ type Options struct {
 	OnAttempt func(Attempt)
 	// Clock is the time source; nil is the system clock.
 	Clock Clock
+	// Scan reads /proc for the listen and children probes; nil is
+	// proc.Scan. pcheck passes the engine's shared scan (Instance.Procs).
+	// The result is read only.
+	Scan func() ([]proc.Info, error)
 }
 
 // Attempt is one probe attempt as OnAttempt sees it.
@@ -103,17 +111,25 @@ type Scheduler struct {
 	stagger func(interval time.Duration) time.Duration
 	// scan reads /proc for the listen and children probes.
 	scan func() ([]proc.Info, error)
+	// freeze sees the time pcheck did not run; nil with a Clock of the
+	// caller's (tests), whose readings it could not compare.
+	freeze *freezeWatch
 
 	applyMu sync.Mutex // one Apply at a time
 
-	mu     sync.Mutex
-	path   string
-	procs  []*process           // pfile order
-	up     map[string][]proc.ID // entry key -> pids, for entries Up
-	ctx    context.Context      // Run's, nil before Run
-	target Target
-	ended  bool
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	path  string
+	procs []*process           // pfile order
+	gen   uint64               // counts the reloads committed
+	up    map[string][]proc.ID // entry key -> pids, for entries Up
+	// renamed maps the old keys of the entries the last reload carried
+	// over under new keys to the new ones, for a state change the entry
+	// sent under its old key as the reload went on.
+	renamed map[string]string
+	ctx     context.Context // Run's, nil before Run
+	target  Target
+	ended   bool
+	wg      sync.WaitGroup
 }
 
 // process is one process entry with its monitors.
@@ -135,13 +151,17 @@ func New(o Options) (*Scheduler, error) {
 		onAttempt: o.OnAttempt,
 		clock:     o.Clock,
 		stagger:   randomStagger,
-		scan:      proc.Scan,
+		scan:      o.Scan,
 		up:        map[string][]proc.ID{},
+	}
+	if s.scan == nil {
+		s.scan = proc.Scan
 	}
 	if s.clock == nil {
 		s.clock = realClock{}
+		s.freeze = newFreezeWatch()
 	}
-	procs, err := s.build(o.File, nil)
+	procs, err := s.build(o.File, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -158,34 +178,22 @@ func randomStagger(interval time.Duration) time.Duration {
 	return rand.N(interval)
 }
 
-// entryKeys returns the engine's key of every process entry of f, in
-// order: state.Key, made unique by order of appearance as the engine does.
-func entryKeys(f *pfile.File) []string {
-	seen := map[string]int{}
-	keys := make([]string, len(f.Processes))
-	for i, p := range f.Processes {
-		key := state.Key(p)
-		if n := seen[key]; n > 0 {
-			seen[key] = n + 1
-			key = fmt.Sprintf("%s #%d", key, n+1)
-		} else {
-			seen[key] = 1
-		}
-		keys[i] = key
-	}
-	return keys
-}
-
 // build makes the processes and monitors of f, taking over from old every
-// monitor whose entry key, block name and settings are unchanged.
-func (s *Scheduler) build(f *pfile.File, old []*process) ([]*process, error) {
+// monitor whose entry key (after renames, old key to new: the entries a
+// reload carries over under a new key), block name and settings are
+// unchanged.
+func (s *Scheduler) build(f *pfile.File, old []*process, renames map[string]string) ([]*process, error) {
 	reuse := map[string][]*monitor{}
 	for _, p := range old {
-		reuse[p.key] = slices.Clone(p.monitors)
+		key := p.key
+		if k, ok := renames[key]; ok {
+			key = k
+		}
+		reuse[key] = slices.Clone(p.monitors)
 	}
 	var out []*process
 	var errs []error
-	for i, key := range entryKeys(f) {
+	for i, key := range state.Keys(f) {
 		fp := f.Processes[i]
 		p := &process{key: key, name: fp.Name}
 		for _, b := range fp.Blocks {
@@ -224,6 +232,10 @@ func (s *Scheduler) Run(ctx context.Context, t Target) {
 		panic("stall: Run called twice")
 	}
 	s.ctx, s.target = ctx, t
+	if s.freeze != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.freeze.run(ctx) }()
+	}
 	for _, p := range s.procs {
 		if pids := s.up[p.key]; pids != nil {
 			for _, m := range p.monitors {
@@ -250,6 +262,11 @@ func (s *Scheduler) Run(ctx context.Context, t Target) {
 func (s *Scheduler) OnState(c engine.StateChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if key, ok := s.renamed[c.Key]; ok {
+		// Sent by the entry under the key it had before the reload that
+		// carried it over: the entry is known by its new key now.
+		c.Key = key
+	}
 	up := c.State == engine.StateUp && len(c.Pids) > 0
 	if up {
 		s.up[c.Key] = slices.Clone(c.Pids)
@@ -270,30 +287,67 @@ func (s *Scheduler) OnState(c engine.StateChange) {
 	}
 }
 
-// Apply replaces the monitors with those of f (a reload, after the
-// engine's Apply). A monitor whose process entry (key), block name and
-// settings are unchanged keeps running with its state and counts; a
-// changed one is rebuilt and, if its process is Up, starts afresh; a
-// removed one stops. When a block cannot be built nothing changes.
+// Apply replaces the monitors with those of f (a reload): Prepare, then
+// Commit.
 func (s *Scheduler) Apply(f *pfile.File) error {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.mu.Lock()
-	old := s.procs
-	s.mu.Unlock()
-	procs, err := s.build(f, old)
+	r, err := s.Prepare(f, nil)
 	if err != nil {
 		return err
 	}
+	return r.Commit()
+}
+
+// Reload is a reload of a Scheduler made ready by Prepare: its monitors
+// are built, nothing has changed yet.
+type Reload struct {
+	s       *Scheduler
+	f       *pfile.File
+	procs   []*process
+	renames map[string]string
+	base    []*process
+	gen     uint64 // Scheduler.gen at Prepare
+}
+
+// ErrChanged is returned by Commit when the monitors changed since
+// Prepare (another reload committed meanwhile).
+var ErrChanged = errors.New("stall monitors changed since the reload was prepared")
+
+// Prepare builds the monitors of f (a reload, prepared with the engine's:
+// renames maps the old key of every entry the engine carries over under a
+// new key to the new one). It changes nothing; when a block cannot be
+// built it fails and the old monitors stay.
+func (s *Scheduler) Prepare(f *pfile.File, renames map[string]string) (*Reload, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	old, gen := s.procs, s.gen
+	s.mu.Unlock()
+	procs, err := s.build(f, old, renames)
+	if err != nil {
+		return nil, err
+	}
+	return &Reload{s: s, f: f, procs: procs, renames: renames, base: old, gen: gen}, nil
+}
+
+// Commit switches to the prepared monitors in one step. A monitor whose
+// process entry (key, after renames), block name and settings are
+// unchanged keeps running with its state and counts; a changed one is
+// rebuilt and, if its process is Up, starts afresh; a removed one stops.
+// It fails, changing nothing, with ErrChanged when another reload
+// committed since Prepare.
+func (r *Reload) Commit() error {
+	s := r.s
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	wasOld := map[*monitor]bool{}
-	for _, p := range old {
+	for _, p := range r.base {
 		for _, m := range p.monitors {
 			wasOld[m] = true
 		}
 	}
 	keys := map[string]bool{}
 	kept := map[*monitor]bool{}
-	for _, p := range procs {
+	for _, p := range r.procs {
 		keys[p.key] = true
 		for _, m := range p.monitors {
 			kept[m] = true
@@ -302,17 +356,34 @@ func (s *Scheduler) Apply(f *pfile.File) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gen != r.gen {
+		return ErrChanged
+	}
+	s.gen++
 	for m := range wasOld {
 		if !kept[m] {
 			s.pauseLocked(m)
 		}
+	}
+	for old, key := range r.renames {
+		// An Up reported under the new key since the engine's switch is
+		// the newer news.
+		if pids, ok := s.up[old]; ok {
+			if _, newer := s.up[key]; !newer {
+				s.up[key] = pids
+			}
+		}
+		delete(s.up, old)
 	}
 	for key := range s.up {
 		if !keys[key] {
 			delete(s.up, key)
 		}
 	}
-	for _, p := range procs {
+	for _, p := range r.procs {
+		for _, m := range p.monitors {
+			m.key = p.key
+		}
 		if pids := s.up[p.key]; pids != nil {
 			for _, m := range p.monitors {
 				if !wasOld[m] {
@@ -321,7 +392,8 @@ func (s *Scheduler) Apply(f *pfile.File) error {
 			}
 		}
 	}
-	s.procs, s.path = procs, f.Path
+	s.procs, s.path = r.procs, r.f.Path
+	s.renamed = maps.Clone(r.renames)
 	return nil
 }
 
@@ -343,7 +415,7 @@ func (s *Scheduler) Snapshot() []MonitorStatus {
 // held. Nothing starts before Run, after it, or for a stopped monitor.
 func (s *Scheduler) startLocked(m *monitor, pids []proc.ID) {
 	s.pauseLocked(m)
-	if s.ctx == nil || s.ended || m.stopped || len(pids) == 0 {
+	if s.ctx == nil || s.ended || m.fo.Stopped() || len(pids) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -351,7 +423,8 @@ func (s *Scheduler) startLocked(m *monitor, pids []proc.ID) {
 	m.cancel, m.done = cancel, done
 	m.pids = slices.Clone(pids)
 	now := s.clock.Now()
-	m.state, m.lastOK, m.failSince = StateOk, now, time.Time{}
+	m.fo.Start()
+	m.lastOK = now
 	gen := m.gen
 	s.wg.Add(1)
 	go func() {
@@ -378,20 +451,21 @@ func (s *Scheduler) pauseLocked(m *monitor) {
 		m.cancel = nil
 	}
 	m.pids = nil
-	m.failSince = time.Time{}
-	if !m.stopped {
-		m.state = StatePaused
-	}
+	m.fo.Pause()
 }
 
-// stop ends stall monitoring of m for good (PS_EXEC error=1, a failed
-// kill).
-func (s *Scheduler) stop(m *monitor) {
+// acted tells m's failover how the action on its stall went (killed is
+// false when a kill failed) and ends stall monitoring of m when it is
+// stopped for good (PS_EXEC error=1, a failed kill). It reports whether
+// the process goes to retry over.
+func (s *Scheduler) acted(m *monitor, killed bool) (retryOver bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m.stopped = true
-	s.pauseLocked(m)
-	m.state = StateStopped
+	_, retryOver = m.fo.Acted(killed)
+	if m.fo.Stopped() {
+		s.pauseLocked(m)
+	}
+	return retryOver
 }
 
 // emit logs msg and reports it to OnEvent.

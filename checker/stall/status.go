@@ -1,65 +1,28 @@
 package stall
 
 import (
-	"fmt"
 	"time"
 
+	"github.com/pcheck/pcheck/checker/states"
 	"github.com/pcheck/pcheck/pfile"
 )
 
-// State is where a stall monitor is, as padmin status shows it.
-type State int
+// State is where a stall monitor is, as padmin status shows it:
+// states.Monitor, the one set of names.
+type State = states.Monitor
 
-// The states of a monitor.
+// The states of a monitor (see package states).
 const (
-	// StatePaused: the process is not Up (not found yet, down,
-	// restarting, paused by padmin, retry over): no attempts run.
-	StatePaused State = iota
-	// StateOk: the last attempt succeeded, or none has run since
-	// monitoring (re)started.
-	StateOk
-	// StateInDoubt: attempts are failing but not yet for the failover
-	// time (the Enterprise Server seed's "In doubt").
-	StateInDoubt
-	// StateStalled: attempts failed for the failover time; the process
-	// is being killed and will be restarted.
-	StateStalled
-	// StateStopped: stall monitoring of this block has ended: PS_EXEC
-	// error=1 after a stall, or the stalled process could not be
-	// killed. It stays so until pcheck restarts or a reload changes
-	// the block.
-	StateStopped
-	// StateUnknown: the last attempt could not be made because of
-	// pcheck's own side (probe.Result.Unknown: a CA file it cannot read,
-	// a check command that vanished, no descriptor for a socket); the
-	// reason is MonitorStatus.LastError. It never counts toward a stall.
-	// The next attempt that is made leaves it for Ok or In doubt.
-	StateUnknown
+	StatePaused  = states.MonitorPaused
+	StateOk      = states.MonitorOk
+	StateInDoubt = states.MonitorInDoubt
+	StateStalled = states.MonitorStalled
+	StateStopped = states.MonitorStopped
+	StateUnknown = states.MonitorUnknown
 )
 
-// stateNames is the one list of the names of the states: padmin status,
-// the control protocol and the metrics' state label use these.
-var stateNames = [...]string{"Paused", "Ok", "In doubt", "Stalled", "Stopped", "Unknown"}
-
 // States returns every state, in the order of their values.
-func States() []State {
-	out := make([]State, len(stateNames))
-	for i := range out {
-		out[i] = State(i)
-	}
-	return out
-}
-
-// String returns the name padmin prints.
-func (s State) String() string {
-	if s >= 0 && int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", int(s))
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+func States() []State { return states.Monitors() }
 
 // MonitorStatus is the state of one stall monitor (one PS_EXEC block).
 type MonitorStatus struct {

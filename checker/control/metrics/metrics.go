@@ -25,6 +25,7 @@ import (
 	"github.com/pcheck/pcheck/checker/control"
 	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/stall"
+	"github.com/pcheck/pcheck/checker/states"
 )
 
 // Source is one pfile as the metrics see it.
@@ -41,9 +42,9 @@ type Source struct {
 }
 
 // processStates and monitorStates are the values of the state labels;
-// the monitor states are stall's own list.
+// both are package states' lists.
 var (
-	processStates = []engine.State{engine.StateDown, engine.StateUp, engine.StateRestarting, engine.StatePaused, engine.StateRetryOver}
+	processStates = states.Processes()
 	monitorStates = func() []string {
 		var out []string
 		for _, s := range stall.States() {

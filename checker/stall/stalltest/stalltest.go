@@ -42,15 +42,20 @@ const (
 	// CertEnv, for https, is where the service writes its self-signed
 	// certificate (PEM) once it listens, for a TLSCAFile (none when empty).
 	CertEnv = "PCHECK_STALLTEST_CERT"
+	// DelayEnv is how long the service takes to answer a request it has
+	// logged (a time.Duration; none when empty): the window in which a
+	// test sees an attempt in flight.
+	DelayEnv = "PCHECK_STALLTEST_DELAY"
 )
 
 // Service describes one service for Env and Script.
 type Service struct {
 	Role   string // "http" or "https"
 	Port   int
-	Status int    // 0 is 200
-	Log    string // request log path
-	Cert   string // https: where to write the certificate (CertEnv)
+	Status int           // 0 is 200
+	Log    string        // request log path
+	Cert   string        // https: where to write the certificate (CertEnv)
+	Delay  time.Duration // time from logging a request to answering it (DelayEnv)
 }
 
 // Env returns the service's environment as NAME=value strings.
@@ -65,6 +70,7 @@ func (s Service) Env() []string {
 		StatusEnv + "=" + strconv.Itoa(status),
 		LogEnv + "=" + s.Log,
 		CertEnv + "=" + s.Cert,
+		DelayEnv + "=" + s.Delay.String(),
 	}
 }
 
@@ -118,6 +124,12 @@ func serve(role string) error {
 	} else if role != "http" {
 		return fmt.Errorf("unknown role %q", role)
 	}
+	var delay time.Duration
+	if s := os.Getenv(DelayEnv); s != "" {
+		if delay, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%s: %w", DelayEnv, err)
+		}
+	}
 	var logf *os.File
 	if p := os.Getenv(LogEnv); p != "" {
 		if logf, err = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
@@ -128,6 +140,7 @@ func serve(role string) error {
 		if logf != nil {
 			logf.WriteString(r.Method + " " + r.URL.Path + "\n")
 		}
+		time.Sleep(delay)
 		w.WriteHeader(status)
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
