@@ -326,6 +326,7 @@ func (d *daemon) run(ctx context.Context) int {
 			case engine.Exit:
 				d.clusterExit(ctx, p)
 				d.autoReboot(ctx, p)
+				p.inst.LogStop() // the last line of this pfile
 				return d.stop(cancel, &wg, notifier, ExitRetryOver)
 			case engine.Shutdown:
 				// Only this pfile stops; its lock and socket go now.

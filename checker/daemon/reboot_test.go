@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,23 @@ func TestAutoReboot(t *testing.T) {
 			e.wait(fmt.Sprintf("Auto reboot ('%s') count=%d/2", bin, run))
 		} else {
 			e.wait(fmt.Sprintf("Auto reboot skipped ('%s'): limit 2 reached", bin))
+		}
+		// Nothing is logged after the stop, the reboot's lines included.
+		stop := "pcheck stop. pfile='" + pf + "'"
+		e.wait(stop)
+		marker := fmt.Sprintf("marker %d", run)
+		c, err := net.Dial("unixgram", e.log.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("<30>Jan  1 00:00:00 test: " + marker)); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		e.wait(marker)
+		lines := e.log.Lines()
+		if last := lines[len(lines)-2]; last.Text != stop {
+			t.Fatalf("run %d: the last line pcheck sent is %q, want its stop", run, last.Raw)
 		}
 	}
 	if got := len(none.callReasons()); got != 3 {

@@ -307,7 +307,10 @@ func (in *Instance) params() pfile.Params {
 // Run watches the processes until ctx is cancelled (Stopped) or a retry
 // over ends this pfile (Shutdown, Exit). Processes already running are
 // adopted, never restarted. When Run returns, every entry goroutine has
-// ended; the processes are left running.
+// ended; the processes are left running. It logs `pcheck stop.` as it
+// returns, except for Exit: the caller then logs it with LogStop once it
+// has done what the exit asks (telling the cluster, auto-reboot), so that
+// the stop stays the last line of the pfile.
 func (in *Instance) Run(ctx context.Context) Result {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -355,9 +358,15 @@ loop:
 	in.mu.Unlock()
 	close(in.stopped)
 	in.wg.Wait()
-	in.emit("", message.Stop(in.Pfile()))
+	if res != Exit {
+		in.LogStop()
+	}
 	return res
 }
+
+// LogStop logs `pcheck stop.` for the pfile: Run does for every result
+// but Exit, whose caller does.
+func (in *Instance) LogStop() { in.emit("", message.Stop(in.Pfile())) }
 
 // Procs returns a /proc scan that started no earlier than now, shared
 // with every entry and every other caller asking meanwhile: one walk of
