@@ -38,6 +38,9 @@ const (
 // End] in which pcheck's own ticks saw it not running (freezeWatch).
 type Sample struct {
 	Outcome Outcome
+	// TimedOut: the attempt failed because its timeout ran out (no
+	// answer), not because of an answer.
+	TimedOut bool
 	// ModTime is a heartbeat attempt's modification time of the file.
 	ModTime time.Time
 	// Due is when the attempt should have started (its timer's expiry);
@@ -84,7 +87,10 @@ type Verdict struct {
 // attempt during which pcheck did not run is not measured: its deadline
 // may have passed, or its answer come and gone unread, while pcheck was
 // stopped; it is discarded (the run of failures neither grows nor ends)
-// and its whole time is lost. A success is a success however long it
+// and its whole time is lost. Except a timeout that had its whole timeout
+// while pcheck ran: that is the service's, and a failure (its frozen time
+// still lost), or a hung server would never be found on a machine starved
+// at every attempt. A success is a success however long it
 // took. An attempt that overran its deadline while pcheck ran (a check
 // command stuck in the kernel) is a failure like any other. Lost time
 // never counts toward the failover.
@@ -154,11 +160,16 @@ func (f *Failover) Add(s Sample) Verdict {
 	if suspend := (s.BootEnd - s.BootStart) - s.End.Sub(s.Start); suspend > FreezeMargin {
 		during = max(during, suspend)
 	}
-	if during > 0 && s.Outcome != Succeeded {
+	if during > 0 && s.Outcome != Succeeded && !f.ranOut(s, during) {
 		if !f.failSince.IsZero() {
 			f.lost += lost + s.End.Sub(s.Start)
 		}
 		return Verdict{State: f.state, Lost: lost + s.End.Sub(s.Start)}
+	}
+	if during > 0 {
+		// A failure that stands despite the freeze: its frozen time
+		// still never counts toward the failover.
+		lost += during
 	}
 	v := Verdict{Measured: true, Lost: lost}
 	outcome := s.Outcome
@@ -191,6 +202,15 @@ func (f *Failover) Add(s Sample) Verdict {
 	}
 	v.State = f.state
 	return v
+}
+
+// ranOut reports whether a failed attempt during which pcheck was frozen
+// for during still timed out on its own: it had its whole timeout while
+// pcheck ran and got no answer. That is a failure, not a freeze's doing:
+// on a starved machine, late by a second or more at every attempt, a hung
+// server would otherwise never be found.
+func (f *Failover) ranOut(s Sample, during time.Duration) bool {
+	return s.Outcome == Failed && s.TimedOut && f.cfg.Timeout > 0 && s.End.Sub(s.Start)-during >= f.cfg.Timeout
 }
 
 // Acted records how the action on a stall went: killed is false when a

@@ -16,7 +16,8 @@ type try struct {
 	// the attempt and between its due time and its start.
 	paused, pausedBefore float64
 	outcome              Outcome
-	mod                  int // heartbeat mtime, seconds
+	timedOut             bool // failed: the attempt's timeout ran out
+	mod                  int  // heartbeat mtime, seconds
 	want                 State
 	measured             bool
 }
@@ -32,6 +33,7 @@ func TestFailover(t *testing.T) {
 		kind      pfile.Kind
 		failover  float64
 		stopAfter bool
+		timeout   float64 // the attempt timeout; 0 leaves it unset
 		tries     []try
 	}{
 		{name: "failures for the failover time stall", tries: []try{
@@ -125,6 +127,20 @@ func TestFailover(t *testing.T) {
 			{start: 1, took: 20, paused: 19, outcome: S, want: StateOk, measured: true},
 			{start: 21, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
 		}},
+		{name: "a timeout the freeze made is not measured", failover: 5, timeout: 1, tries: []try{
+			{start: 0, took: 0.3, outcome: S, want: StateOk, measured: true},
+			// 15 s SIGSTOP: 0.2 s of the 1 s timeout while pcheck ran.
+			{start: 1, took: 15, paused: 14.8, outcome: F, timedOut: true, want: StateOk, measured: false},
+			{start: 16, took: 0.3, outcome: S, want: StateOk, measured: true},
+		}},
+		{name: "starved machine: a hung server still stalls", failover: 30, timeout: 10, tries: []try{
+			// Each attempt had its whole 10 s while pcheck ran, and 1.5 s
+			// more in which it did not: a failure, the 1.5 s lost.
+			{start: 0, took: 11.5, paused: 1.5, outcome: F, timedOut: true, want: StateInDoubt, measured: true},
+			{start: 11.5, took: 11.5, paused: 1.5, outcome: F, timedOut: true, want: StateInDoubt, measured: true},
+			// 34.5 s failing, 4.5 s of it lost: 30 s.
+			{start: 23, took: 11.5, paused: 1.5, outcome: F, timedOut: true, want: StateStalled, measured: true},
+		}},
 		{name: "Unknown during a freeze is not measured either", failover: 3, tries: []try{
 			{start: 0, took: 0.1, outcome: F, want: StateInDoubt, measured: true},
 			{start: 1, took: 5, paused: 4, outcome: U, want: StateInDoubt, measured: false},
@@ -139,6 +155,7 @@ func TestFailover(t *testing.T) {
 			if tt.failover != 0 {
 				cfg.Failover = secs(tt.failover)
 			}
+			cfg.Timeout = secs(tt.timeout)
 			f := NewFailover(cfg)
 			f.Start()
 			origin := time.Now()
@@ -146,6 +163,7 @@ func TestFailover(t *testing.T) {
 			for i, a := range tt.tries {
 				s := Sample{
 					Outcome:      a.outcome,
+					TimedOut:     a.timedOut,
 					ModTime:      time.Unix(int64(a.mod), 0),
 					Start:        origin.Add(secs(a.start)),
 					End:          origin.Add(secs(a.start + a.took)),

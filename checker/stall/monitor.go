@@ -186,6 +186,8 @@ func (m *monitor) loop(ctx context.Context, gen uint64) {
 			sample.Outcome = NotMade
 		case res.OK:
 			sample.Outcome = Succeeded
+		default:
+			sample.TimedOut = errors.Is(res.Err, context.DeadlineExceeded)
 		}
 		stalled, pid, v, current, unknown := m.record(gen, sample, res)
 		if !current {
