@@ -311,6 +311,18 @@ func TestOCFAgentActions(t *testing.T) {
 	if rc, out := e.run(t, "monitor", prm); rc != 0 {
 		t.Fatalf("monitor while Up: status %d, want 0\n%s", rc, out)
 	}
+	// A pfile half-edited on disk while pcheck runs on its old rules is
+	// no reason for Pacemaker to stop a healthy resource (6 is fatal on
+	// every node).
+	good, err := os.ReadFile(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, pf, 0o644, "RetryCount many\n")
+	if rc, out := e.run(t, "monitor", prm); rc != 0 {
+		t.Fatalf("monitor while Up with a half-edited pfile on disk: status %d, want 0\n%s", rc, out)
+	}
+	writeFile(t, pf, 0o644, string(good))
 
 	e.retryOver(t, pf, svc)
 	deadline := time.Now().Add(30 * time.Second)
@@ -345,6 +357,25 @@ func TestOCFAgentActions(t *testing.T) {
 		t.Errorf("start left the exit record %s", recs[0])
 	}
 	pid, _ := e.upPid(t, pf, 0, 10*time.Second)
+	// A pcheck whose control socket is gone is still found, and stopped:
+	// a stop that reported success with pcheck running would let
+	// Pacemaker start the service on another node beside it.
+	socks, _ := filepath.Glob(filepath.Join(e.runDir, "*"))
+	for _, s := range socks {
+		if fi, err := os.Lstat(s); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(s)
+		}
+	}
+	if rc, out := e.run(t, "stop", prm); rc != 0 {
+		t.Fatalf("stop without the control socket: status %d\n%s", rc, out)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "-x", ".*pcheck.* "+pf).Output(); len(out) != 0 {
+		t.Fatalf("stop returned 0 with pcheck still running: pids %s", out)
+	}
+	if rc, out := e.run(t, "start", prm); rc != 0 {
+		t.Fatalf("start after the stop: status %d\n%s", rc, out)
+	}
+	pid, _ = e.upPid(t, pf, 0, 10*time.Second)
 	prm["stop_services"] = "true"
 	if rc, out := e.run(t, "stop", prm); rc != 0 {
 		t.Fatalf("stop: status %d\n%s", rc, out)
