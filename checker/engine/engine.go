@@ -387,12 +387,18 @@ func (in *Instance) Procs(ctx context.Context) ([]proc.Info, error) {
 // it too. systemd's READY=1 waits for it.
 func (in *Instance) Adopted() <-chan struct{} { return in.adopted }
 
+// killMargin is how much longer than KillWait a kill may take (SIGKILL,
+// the wait for the death) before Alive takes its entry for wedged.
+const killMargin = 10 * time.Second
+
 // Alive reports whether the Instance's loops run: Run's own (the
 // MonitorInterval re-check) and every entry's goroutine (deaths, controls,
-// restarts) each take a ping before ctx ends. A loop that is wedged, or
-// busy longer than ctx allows (a kill waits up to KillWait), makes it
-// fail with ctx's error. systemd's WATCHDOG=1 is sent only when it
-// succeeds.
+// restarts) each take a ping before ctx ends. A loop that is wedged makes
+// it fail with ctx's error; systemd's WATCHDOG=1 is sent only when it
+// succeeds. An entry in a kill (SIGTERM, up to KillWait, SIGKILL) takes no
+// controls meanwhile and is not pinged while the kill is younger than
+// KillWait and a margin: with KillWait over half of WatchdogSec, systemd
+// would otherwise kill pcheck in the middle of a kill it waits out.
 func (in *Instance) Alive(ctx context.Context) error {
 	answer := make(chan struct{})
 	select {
@@ -406,7 +412,11 @@ func (in *Instance) Alive(ctx context.Context) error {
 	in.mu.Lock()
 	entries := slices.Clone(in.entries)
 	in.mu.Unlock()
+	killWait := in.params().KillWait
 	for _, e := range entries {
+		if e.killingFor(killWait + killMargin) {
+			continue
+		}
 		if err := e.sendCtx(ctx, command{kind: cmdPing}); err != nil && !errors.Is(err, ErrStopped) {
 			return fmt.Errorf("('%s'): the entry's loop does not answer: %w", e.name(), err)
 		}

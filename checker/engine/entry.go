@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,6 +76,10 @@ type death struct {
 type entry struct {
 	in     *Instance
 	cancel context.CancelFunc
+	// killing is when the goroutine began a kill (terminate), 0 when it
+	// is not killing: a kill waits up to KillWait without taking
+	// controls, and Alive must not take that for a wedged loop.
+	killing atomic.Int64
 
 	ctl      chan command
 	done     chan struct{}  // closed when the goroutine ends
@@ -715,6 +720,8 @@ func (e *entry) terminate(ctx context.Context, ids []proc.ID, killWait time.Dura
 	if len(ids) == 0 {
 		return nil
 	}
+	e.killing.Store(time.Now().UnixNano())
+	defer e.killing.Store(0)
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
@@ -730,6 +737,13 @@ func (e *entry) terminate(ctx context.Context, ids []proc.ID, killWait time.Dura
 	}
 	wg.Wait()
 	return errs
+}
+
+// killingFor reports whether the goroutine is in a kill that began less
+// than limit ago.
+func (e *entry) killingFor(limit time.Duration) bool {
+	since := e.killing.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) < limit
 }
 
 // idle waits for controls: Paused and RetryOver.
