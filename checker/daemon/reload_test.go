@@ -68,6 +68,13 @@ func TestReloadDuringRestart(t *testing.T) {
 		t.Fatalf("%q logged %d times; log:\n%v", pidFailLine, n, e.log.Lines())
 	}
 	oneCopyOneAttempt(t, s, filepath.Join(e.state, state.Name(pf)+".state"))
+	// The record of the running script moved with the entry's new key
+	// and went when the script ended: none is left to be mistaken for
+	// a running script by the next pcheck.
+	waitFor(t, "the script record to go", func() bool {
+		recs, _ := filepath.Glob(filepath.Join(e.state, "*.script"))
+		return len(recs) == 0
+	})
 }
 
 // oneCopyOneAttempt checks that one copy of s runs and that the state

@@ -652,7 +652,7 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 			killWait: params.KillWait,
 			log:      e.log,
 			outFile:  e.scriptOutput(),
-			record:   e.scriptRecord(),
+			record:   e.scriptRecord,
 			group:    e.scriptGroup(),
 		}.start()
 		for {

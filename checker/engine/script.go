@@ -40,7 +40,7 @@ type scriptRun struct {
 	// record, when set, is where the running script is recorded while it
 	// runs, so that a pcheck started after this one died finds it (see
 	// scriptRecord).
-	record string
+	record func() string
 	// group kills what is left of the script at its timeout, sparing the
 	// entry's processes.
 	group groupKill
@@ -222,13 +222,15 @@ func (s scriptRun) wait(cmd *exec.Cmd) scriptResult {
 		close(exited)
 	}()
 	timer := time.NewTimer(s.timeout)
-	if s.record != "" {
+	if s.record != nil && s.record() != "" {
 		boot, _ := proc.BootID() // without it the record is never trusted
 		rec := scriptRecord{Pid: pid, Start: leader.Start, Pgid: pid, Attempt: s.attempt, Reason: s.reason, Boot: boot}
-		if err := rec.write(s.record); err != nil {
+		// The path is asked for when written and when removed: a
+		// reload that renames the entry moves the record with it.
+		if err := rec.write(s.record()); err != nil {
 			s.log(message.Warning(fmt.Sprintf("('%s'): the running restart script is not recorded (a pcheck started after this one dies would not wait for it): %v", s.proc, err)))
 		}
-		defer rec.remove(s.record)
+		defer func() { rec.remove(s.record()) }()
 	}
 	select {
 	case <-exited:
