@@ -356,7 +356,7 @@ func TestOCFAgentActions(t *testing.T) {
 	if _, err := os.Stat(recs[0]); err == nil {
 		t.Errorf("start left the exit record %s", recs[0])
 	}
-	pid, _ := e.upPid(t, pf, 0, 10*time.Second)
+	e.upPid(t, pf, 0, 10*time.Second)
 	// A pcheck whose control socket is gone is still found, and stopped:
 	// a stop that reported success with pcheck running would let
 	// Pacemaker start the service on another node beside it.
@@ -375,7 +375,7 @@ func TestOCFAgentActions(t *testing.T) {
 	if rc, out := e.run(t, "start", prm); rc != 0 {
 		t.Fatalf("start after the stop: status %d\n%s", rc, out)
 	}
-	pid, _ = e.upPid(t, pf, 0, 10*time.Second)
+	pid, _ := e.upPid(t, pf, 0, 10*time.Second)
 	prm["stop_services"] = "true"
 	if rc, out := e.run(t, "stop", prm); rc != 0 {
 		t.Fatalf("stop: status %d\n%s", rc, out)
