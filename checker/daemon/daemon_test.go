@@ -64,10 +64,7 @@ func TestKillRestartStop(t *testing.T) {
 		t.Fatalf("script reasons = %v", r)
 	}
 
-	p.signal(syscall.SIGTERM)
-	if st := p.wait(); st != 0 {
-		t.Fatalf("exit status after SIGTERM = %d; stderr:\n%s", st, p.stderr)
-	}
+	p.stop(t, syscall.SIGTERM)
 	e.wait("pcheck stop. pfile='" + pf + "'")
 	if !alive(newPid) {
 		t.Fatal("SIGTERM killed the monitored process")
@@ -181,10 +178,7 @@ func TestCountsSurviveRestart(t *testing.T) {
 	writeFile(t, pf, pfileHead+"RetryCount 2\nretry_over_action exit\n"+none.entry(""))
 	p := e.start(nil, pf)
 	e.wait(tryLine)
-	p.signal(syscall.SIGTERM)
-	if st := p.wait(); st != 0 {
-		t.Fatalf("status %d", st)
-	}
+	p.stop(t, syscall.SIGTERM)
 	p2 := e.start(nil, pf)
 	if st := p2.wait(); st != 3 {
 		t.Fatalf("second pcheck exit status %d, want 3; stderr:\n%s", st, p2.stderr)
@@ -341,10 +335,7 @@ func TestSeveralPfiles(t *testing.T) {
 	syscall.Kill(gp, syscall.SIGKILL)
 	e.wait(downLine(gp))
 	e.wait(upLine(good.waitPid(gp)))
-	p.signal(syscall.SIGINT)
-	if st := p.wait(); st != 0 {
-		t.Fatalf("status %d", st)
-	}
+	p.stop(t, syscall.SIGINT)
 }
 
 // TestDumpOnSIGUSR1: SIGUSR1 writes the state dump to DumpFileName.

@@ -318,6 +318,15 @@ func (p *pcheck) signal(sig syscall.Signal) {
 
 func (p *pcheck) pid() int { return p.cmd.Process.Pid }
 
+// stop sends sig (SIGTERM, SIGINT) and wants pcheck to exit 0.
+func (p *pcheck) stop(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	p.signal(sig)
+	if st := p.wait(); st != 0 {
+		t.Fatalf("exit status after %v = %d, want 0; stderr:\n%s", sig, st, p.stderr)
+	}
+}
+
 // wait waits for a syslog line with exactly text.
 func (e *env) wait(text string) syslogtest.Line {
 	e.t.Helper()

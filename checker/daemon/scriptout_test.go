@@ -29,10 +29,7 @@ func TestScriptDaemonOutlivesPcheck(t *testing.T) {
 	pid := svc.waitPid(0)
 	e.wait(upLine(pid))
 
-	p.signal(syscall.SIGTERM)
-	if st := p.wait(); st != 0 {
-		t.Fatalf("pcheck exit status %d; stderr:\n%s", st, p.stderr)
-	}
+	p.stop(t, syscall.SIGTERM)
 	// The daemon goes on writing after pcheck is gone.
 	written := func() int {
 		b, _ := os.ReadFile(count)

@@ -162,10 +162,7 @@ func TestSymlinkAtStateAndDump(t *testing.T) {
 	if st, err := os.Lstat(dump); err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 {
 		t.Fatalf("dump file: %v, %v", st.Mode(), err)
 	}
-	p.signal(syscall.SIGTERM)
-	if st := p.wait(); st != 0 {
-		t.Fatalf("status %d", st)
-	}
+	p.stop(t, syscall.SIGTERM)
 }
 
 // TestUnsafeDirsRefused: a state or run directory that is a link or that
@@ -343,10 +340,7 @@ func TestFutureAttemptsNotCounted(t *testing.T) {
 		t.Fatalf("%d restart attempts, want 1", n)
 	}
 	e.waitLogParts(fmt.Sprintf("entry '%s': restart attempt at %s is in the future", key, future.Format(time.RFC3339Nano)), "not counted")
-	p.signal(syscall.SIGTERM)
-	if st := p.wait(); st != 0 {
-		t.Fatalf("status %d", st)
-	}
+	p.stop(t, syscall.SIGTERM)
 }
 
 // TestStateDirNotWritable: a state directory that cannot be written at
@@ -423,10 +417,7 @@ func TestStateDirNotWritable(t *testing.T) {
 			next := s.waitPid(pid)
 			e.wait(upLine(next))
 			e.waitLogParts(fmt.Sprintf("('%s'): retry count not saved", bin))
-			p.signal(syscall.SIGTERM)
-			if st := p.wait(); st != 0 {
-				t.Fatalf("status %d; stderr:\n%s", st, p.stderr)
-			}
+			p.stop(t, syscall.SIGTERM)
 		})
 	}
 }
