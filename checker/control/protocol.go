@@ -85,7 +85,6 @@ var (
 	ErrUnknownProcess = errors.New("no such process in the pfile")
 	ErrHealthy        = errors.New("process is up")
 	ErrBusy           = errors.New("process is being restarted")
-	ErrNotUp          = errors.New("process is not up")
 	ErrStopped        = errors.New("monitoring of the pfile has stopped")
 	ErrInvalidPfile   = errors.New("invalid pfile")
 	ErrNoDumpFile     = errors.New("pfile sets no DumpFileName")
@@ -106,7 +105,6 @@ var codes = []struct {
 	{"unknown-process", ErrUnknownProcess},
 	{"healthy", ErrHealthy},
 	{"busy", ErrBusy},
-	{"not-up", ErrNotUp},
 	{"stopped", ErrStopped},
 	{"invalid-pfile", ErrInvalidPfile},
 	{"no-dump-file", ErrNoDumpFile},

@@ -372,7 +372,6 @@ var engineErrors = []struct{ from, to error }{
 	{engine.ErrUnknownProcess, ErrUnknownProcess},
 	{engine.ErrHealthy, ErrHealthy},
 	{engine.ErrBusy, ErrBusy},
-	{engine.ErrNotUp, ErrNotUp},
 	{engine.ErrStopped, ErrStopped},
 }
 

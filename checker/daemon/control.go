@@ -94,10 +94,10 @@ func monitorName(kind pfile.Kind, target string) string { return fmt.Sprintf("%s
 // monitorStatus is the state of p's stall monitors for padmin status and
 // the metrics.
 func (p *runningPfile) monitorStatus() []control.MonitorStatus {
-	if p.stall == nil {
+	if p.inst == nil {
 		return nil
 	}
-	ms := p.stall.Snapshot()
+	ms := p.inst.Monitors()
 	out := make([]control.MonitorStatus, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, control.MonitorStatus{

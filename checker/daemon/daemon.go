@@ -75,7 +75,6 @@ type Options struct {
 type runningPfile struct {
 	path  string
 	inst  *engine.Instance
-	stall *stall.Scheduler // its stall monitors
 	lock  *pidlock.Lock
 	log   *switchLogger
 	store *state.Store // retry counts; nil when they cannot be kept
@@ -232,18 +231,15 @@ func (d *daemon) run(ctx context.Context) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	// One scheduler for the stall monitors of every pfile.
+	monitors := stall.NewRuntime(stall.RuntimeOptions{})
+	wg.Add(1)
+	go func() { defer wg.Done(); monitors.Run(ctx) }()
 	results := make(chan *runningPfile, len(d.pfiles))
 	for _, p := range d.pfiles {
 		p.store = d.openState(p)
 		p.rec = control.NewRecorder(control.RecorderOptions{})
 		p.cluster = newCluster(p, fileOf(files, p.path))
-		sched, err := stall.New(stall.Options{File: fileOf(files, p.path), Log: p.log, OnEvent: p.rec.Event, OnAttempt: p.attempt,
-			// The listen and children probes share the engine's scans.
-			Scan: func() ([]proc.Info, error) { return p.inst.Procs(ctx) }})
-		if err != nil {
-			return d.fail(ExitInvalid, "%v", err)
-		}
-		p.stall = sched
 		inst, err := engine.New(engine.Options{
 			File:    fileOf(files, p.path),
 			Log:     p.log,
@@ -256,7 +252,8 @@ func (d *daemon) run(ctx context.Context) int {
 			// A previous pcheck may have written where this one cannot.
 			ScriptRecordDirs: []string{d.o.StateDir, d.o.RunDir},
 			OnEvent:          func(ev engine.Event) { p.rec.Event(ev); p.cluster.Event(ev) },
-			OnState:          sched.OnState,
+			Monitors:         monitors,
+			OnAttempt:        p.attempt,
 			DumpMonitors:     func() any { return p.monitorStatus() },
 		})
 		if err != nil {
@@ -272,14 +269,9 @@ func (d *daemon) run(ctx context.Context) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// The stall monitors live as long as the Instance: a
-			// pfile ended by a shutdown action stops its own.
-			sctx, stopStall := context.WithCancel(ctx)
-			stalled := make(chan struct{})
-			go func() { defer close(stalled); p.stall.Run(sctx, p.inst) }()
+			// The stall monitors are the entries': a pfile ended by
+			// a shutdown action stops its own.
 			res := p.inst.Run(ctx)
-			stopStall()
-			<-stalled
 			p.done <- res
 			results <- p
 		}()
@@ -564,8 +556,8 @@ func (d *daemon) reloadAll() {
 }
 
 // failReload, set by tests only, fails a reload at a step ("engine",
-// "stall", "logger"), after that step's real work: it shows that a
-// failure at any step changes nothing.
+// "logger"), after that step's real work: it shows that a failure at any
+// step changes nothing.
 var failReload func(step string) error
 
 // reload re-reads one pfile. A pfile with errors changes nothing: each
@@ -585,22 +577,15 @@ func (d *daemon) reload(p *runningPfile) error {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused, the old rules stay", p.path)))
 		return err
 	}
-	// Everything that can fail is done first; then the engine and the
-	// stall monitors switch together: a failure changes nothing.
+	// Everything that can fail is done first (the engine's Prepare builds
+	// the entries and their stall monitors); then they switch in one
+	// step: a failure changes nothing.
 	er, err := p.inst.Prepare(f)
 	if err == nil && failReload != nil {
 		err = failReload("engine")
 	}
 	if err != nil {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
-		return err
-	}
-	sr, err := p.stall.Prepare(f, er.Renames())
-	if err == nil && failReload != nil {
-		err = failReload("stall")
-	}
-	if err != nil {
-		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: stall monitors: %v", p.path, err)))
 		return err
 	}
 	l, lerr := d.logger(f.Params.SyslogFacility)
@@ -611,15 +596,10 @@ func (d *daemon) reload(p *runningPfile) error {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: syslog: %v", p.path, lerr)))
 		return lerr
 	}
-	// Reloads are serialised (reloadMu): neither commit can find the
+	// Reloads are serialised (reloadMu): the commit cannot find the
 	// rules changed since its Prepare.
 	if err := er.Commit(); err != nil {
 		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': reload refused: %v", p.path, err)))
-		return err
-	}
-	if err := sr.Commit(); err != nil {
-		// Never: reloads are serialised. Said loudly all the same.
-		p.log.Log(message.Err(fmt.Sprintf("pfile '%s': stall monitors not reloaded: %v", p.path, err)))
 		return err
 	}
 	p.log.set(l)

@@ -45,7 +45,7 @@ func benchDeathToRestart(b *testing.B, reap bool) {
 	var mu sync.Mutex
 	var execAt time.Time
 	execC := make(chan struct{}, 1)
-	states := make(chan StateChange, 16)
+	states := make(chan stateChange, 16)
 	log := newRecorder()
 	w, err := proc.NewWatcher()
 	if err != nil {
@@ -54,7 +54,7 @@ func benchDeathToRestart(b *testing.B, reap bool) {
 	defer w.Close()
 	in, err := New(Options{
 		File: testFile("bench.pf", params, p), Log: log, Watcher: w,
-		OnState: func(s StateChange) {
+		onState: func(s stateChange) {
 			if s.State == StateUp {
 				states <- s
 			}

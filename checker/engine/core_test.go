@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -10,41 +9,6 @@ import (
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/state"
 )
-
-// TestKillStalledOncePerPid: two stall monitors of one entry that stall
-// together ask for two kills; the pid is killed and logged once, the
-// second ask finds nothing left to kill (ErrNotUp). Without pidfds the
-// death is seen only by the re-check, so the entry is still Up when the
-// second ask comes: the case where a second kill was tried.
-func TestKillStalledOncePerPid(t *testing.T) {
-	a := newFixture(t, "a", "")
-	pa := a.start()
-	log := newRecorder()
-	p := testParams()
-	p.MonitorInterval = time.Minute
-	in, err := New(Options{File: testFile("x.pf", p, a.process()), Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := startRunning(t, in)
-	log.wait(t, message.Up(bin, pa).Text, 1)
-	key := state.Key(a.process())
-
-	res, err := r.KillStalledEach(key, ReasonStall)
-	if err != nil || len(res) != 1 || res[0].Pid != pa || res[0].Err != nil {
-		t.Fatalf("first kill: %+v, %v", res, err)
-	}
-	res, err = r.KillStalledEach(key, ReasonStall)
-	if !errors.Is(err, ErrNotUp) || len(res) != 0 {
-		t.Fatalf("second kill: %+v, %v; want ErrNotUp and no pid", res, err)
-	}
-	if n := log.count(message.Killed(pa).Text); n != 1 {
-		t.Fatalf("%q logged %d times, want once", message.Killed(pa).Text, n)
-	}
-	if n := log.count(message.CannotKill(pa).Text); n != 0 {
-		t.Fatalf("%q logged %d times", message.CannotKill(pa).Text, n)
-	}
-}
 
 // TestRaisedCountNoticedAtOnce: a reload that raises count= above the
 // processes running is noticed at once, not at the next death or

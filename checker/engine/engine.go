@@ -28,6 +28,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/stall"
 	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/checker/trust"
 	"github.com/pcheck/pcheck/pfile"
@@ -85,8 +86,6 @@ var (
 	ErrHealthy = errors.New("process is up; use force to restart it")
 	// ErrBusy: the process is being restarted already.
 	ErrBusy = errors.New("process is being restarted")
-	// ErrNotUp: KillStalled on a process that is not Up.
-	ErrNotUp = errors.New("process is not up")
 	// ErrStopped: the Instance is not running.
 	ErrStopped = errors.New("monitoring of the pfile has stopped")
 )
@@ -120,9 +119,16 @@ type Options struct {
 	// OnEvent, when set, is called for every event (for the ring
 	// buffer). It runs on the entry's goroutine: return quickly.
 	OnEvent func(Event)
-	// OnState, when set, is called when an entry becomes Up (with its
-	// pids) or leaves Up, for the stall monitors. Return quickly.
-	OnState func(StateChange)
+	// Monitors runs the attempts of the entries' stall monitors; one is
+	// shared by every Instance of a pcheck process. nil: the Instance has
+	// its own, run by Run.
+	Monitors *stall.Runtime
+	// OnAttempt, when set, is called for every measured attempt of a
+	// stall monitor, for the statistics and the latency histogram. It
+	// runs on the entry's goroutine: return quickly.
+	OnAttempt func(stall.Attempt)
+	// onState, set by tests only, is called on every state change.
+	onState func(stateChange)
 	// DumpMonitors, when set, gives the stall monitors' states that the
 	// state dump shows beside the process entries ("monitors").
 	DumpMonitors func() any
@@ -138,9 +144,14 @@ type Instance struct {
 	protect protected // pids the engine never signals
 	clock   Clock
 	onEvent func(Event)
-	onState func(StateChange)
+	onState func(stateChange)
 	scanner scanner
-	started time.Time
+	// monitors runs the stall monitors' attempts; ownMonitors: made by
+	// New, so run by Run.
+	monitors    *stall.Runtime
+	ownMonitors bool
+	onAttempt   func(stall.Attempt)
+	started     time.Time
 
 	// dumpMonitors is Options.DumpMonitors.
 	dumpMonitors func() any
@@ -180,26 +191,31 @@ func New(o Options) (*Instance, error) {
 		return nil, errors.New("engine: File and Log are required")
 	}
 	in := &Instance{
-		log:     o.Log,
-		watcher: o.Watcher,
-		store:   o.Store,
-		outDir:  o.ScriptOutputDir,
-		recDirs: o.ScriptRecordDirs,
-		protect: newProtected(),
-		clock:   o.Clock,
-		onEvent: o.OnEvent,
-		onState: o.OnState,
-		scanner: scanner{scan: proc.Scan},
-		file:    o.File,
-		finish:  make(chan Result, 1),
-		adopted: make(chan struct{}),
-		ping:    make(chan chan struct{}),
-		stopped: make(chan struct{}),
+		log:       o.Log,
+		watcher:   o.Watcher,
+		store:     o.Store,
+		outDir:    o.ScriptOutputDir,
+		recDirs:   o.ScriptRecordDirs,
+		protect:   newProtected(),
+		clock:     o.Clock,
+		onEvent:   o.OnEvent,
+		onState:   o.onState,
+		scanner:   scanner{scan: proc.Scan},
+		monitors:  o.Monitors,
+		onAttempt: o.OnAttempt,
+		file:      o.File,
+		finish:    make(chan Result, 1),
+		adopted:   make(chan struct{}),
+		ping:      make(chan chan struct{}),
+		stopped:   make(chan struct{}),
 	}
 	in.rescanner.scan = proc.ScanStat
 	in.dumpMonitors = o.DumpMonitors
 	if in.clock == nil {
 		in.clock = realClock{}
+	}
+	if in.monitors == nil {
+		in.monitors, in.ownMonitors = stall.NewRuntime(stall.RuntimeOptions{}), true
 	}
 	pl, err := in.makePlan(o.File, nil)
 	if err != nil {
@@ -222,6 +238,10 @@ type plan struct {
 	keys    []string
 	uids    []int
 	entries []*entry
+	// monitors are each entry's stall monitors: those of a continued
+	// entry whose block is unchanged (stall.Monitor.Same) are its own, the
+	// rest are new, not started.
+	monitors [][]*stall.Monitor
 	// renames maps the old key of every entry carried over under a new
 	// key to that new key.
 	renames map[string]string
@@ -270,6 +290,30 @@ func (in *Instance) makePlan(f *pfile.File, old []*entry) (*plan, error) {
 		pl.entries[i], taken[e] = e, true
 		pl.renames[e.getKey()] = pl.keys[i]
 	}
+	pl.monitors = make([][]*stall.Monitor, len(f.Processes))
+	var errs []error
+	for i, p := range f.Processes {
+		var have []*stall.Monitor
+		if e := pl.entries[i]; e != nil {
+			have = slices.Clone(e.getMonitors()) // taken from below: never the entry's own slice
+		}
+		for _, b := range p.Blocks {
+			if j := slices.IndexFunc(have, func(m *stall.Monitor) bool { return m.Same(b) }); j >= 0 {
+				pl.monitors[i] = append(pl.monitors[i], have[j])
+				have = slices.Delete(have, j, j+1)
+				continue
+			}
+			m, err := in.monitors.NewMonitor(p.Name, b, in.procs)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			pl.monitors[i] = append(pl.monitors[i], m)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return pl, nil
 }
 
@@ -278,7 +322,7 @@ func (in *Instance) build(pl *plan) []*entry {
 	out := slices.Clone(pl.entries)
 	for i, e := range out {
 		if e == nil {
-			out[i] = newEntry(in, pl.keys[i], pl.file.Processes[i], pl.uids[i])
+			out[i] = newEntry(in, pl.keys[i], pl.file.Processes[i], pl.uids[i], pl.monitors[i])
 		}
 	}
 	return out
@@ -325,6 +369,12 @@ func (in *Instance) Run(ctx context.Context) Result {
 	in.mu.Unlock()
 
 	in.emit("", message.Start(path))
+	monitorsDone := make(chan struct{})
+	if in.ownMonitors {
+		go func() { defer close(monitorsDone); in.monitors.Run(ctx) }()
+	} else {
+		close(monitorsDone)
+	}
 	in.mu.Lock()
 	for _, e := range in.entries {
 		in.startEntry(ctx, e)
@@ -358,6 +408,8 @@ loop:
 	in.mu.Unlock()
 	close(in.stopped)
 	in.wg.Wait()
+	cancel()
+	<-monitorsDone
 	if res != Exit {
 		in.LogStop()
 	}
@@ -367,6 +419,17 @@ loop:
 // LogStop logs `pcheck stop.` for the pfile: Run does for every result
 // but Exit, whose caller does.
 func (in *Instance) LogStop() { in.emit("", message.Stop(in.Pfile())) }
+
+// procs is the scan of the stall monitors' listen and children probes.
+func (in *Instance) procs() ([]proc.Info, error) {
+	in.mu.Lock()
+	ctx := in.runCtx
+	in.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return in.Procs(ctx)
+}
 
 // Procs returns a /proc scan that started no earlier than now, shared
 // with every entry and every other caller asking meanwhile: one walk of
@@ -574,6 +637,7 @@ func (r *Reload) Commit() error {
 		_, renamed := r.plan.renames[e.getKey()]
 		oldCount := e.config().Count
 		e.update(r.plan.keys[i], r.plan.uids[i], f.Processes[i])
+		e.setMonitors(r.plan.monitors[i])
 		if f.Processes[i].Count > oldCount {
 			select {
 			case e.raised <- struct{}{}:
@@ -663,32 +727,6 @@ func (in *Instance) Reset(name string) error {
 	return in.control(name, command{kind: cmdReset})
 }
 
-// KillStalled kills the watched processes of name (SIGTERM, KillWait,
-// SIGKILL) for a stall monitor; death detection then restarts them with
-// reason (ReasonStall). It returns the pids it killed and an error when a
-// process could not be killed or the entry is not Up (ErrNotUp).
-func (in *Instance) KillStalled(name, reason string) ([]int, error) {
-	entries, err := in.matching(name)
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	var first error
-	for _, e := range entries {
-		c := command{kind: cmdKillStalled, reason: reason, pids: make(chan []int, 1)}
-		err := e.send(c)
-		select {
-		case p := <-c.pids:
-			pids = append(pids, p...)
-		default:
-		}
-		if err != nil && first == nil {
-			first = fmt.Errorf("process %q: %w", e.name(), err)
-		}
-	}
-	return pids, first
-}
-
 // Snapshot returns the state of every process entry.
 func (in *Instance) Snapshot() Status {
 	in.mu.Lock()
@@ -700,6 +738,24 @@ func (in *Instance) Snapshot() Status {
 		st.Processes = append(st.Processes, e.status(now))
 	}
 	return st
+}
+
+// Monitors returns the state of every stall monitor, in pfile order.
+func (in *Instance) Monitors() []stall.MonitorStatus {
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	now := time.Now()
+	var out []stall.MonitorStatus
+	for _, e := range entries {
+		key := e.getKey()
+		for _, m := range e.getMonitors() {
+			st := m.Status(now)
+			st.Key = key
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // Dump writes the Snapshot as indented JSON, with the stall monitors'

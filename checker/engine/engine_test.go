@@ -363,18 +363,18 @@ func TestLeftoversKilled(t *testing.T) {
 }
 
 // TestControls: Pause and Resume, RestartNow refused while healthy and
-// forced, Reset, KillStalled with reason stall.
+// forced, Reset. (A stall kill is TestHungServerKilledAndRestarted.)
 func TestControls(t *testing.T) {
 	f := newFixture(t, "a", "")
 	pid := f.start()
 	log := newRecorder()
 	var events []Event
 	evc := make(chan Event, 100)
-	states := make(chan StateChange, 100)
+	states := make(chan stateChange, 100)
 	r := run(t, Options{
 		File: testFile("x.pf", testParams(), f.process()), Log: log,
 		OnEvent: func(e Event) { evc <- e },
-		OnState: func(s StateChange) { states <- s },
+		onState: func(s stateChange) { states <- s },
 	})
 	log.wait(t, message.Up(bin, pid).Text, 1)
 	waitState(t, states, StateUp, pid)
@@ -422,18 +422,6 @@ func TestControls(t *testing.T) {
 	}
 	waitState(t, states, StateUp, pid3)
 
-	// KillStalled: killed, Down, restarted with reason stall.
-	killed, err := r.KillStalled(bin, ReasonStall)
-	if err != nil || len(killed) != 1 || killed[0] != pid3 {
-		t.Fatalf("KillStalled = %v, %v", killed, err)
-	}
-	log.wait(t, message.Down(bin, pid3).Text, 1)
-	pid4 := f.waitPid(pid3)
-	log.wait(t, message.Up(bin, pid4).Text, 1)
-	if calls := f.readCalls(); !strings.Contains(calls[len(calls)-1], "|stall|") {
-		t.Fatalf("stall restart call = %q", calls[len(calls)-1])
-	}
-
 	if err := r.Reset(""); err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +438,7 @@ func TestControls(t *testing.T) {
 			t.Fatalf("event of pfile %q", e.Pfile)
 		}
 	}
-	for _, k := range []string{"up", "down", "try-restart", "pause", "resume", "restart", "reset", "set-pid-fail"} {
+	for _, k := range []string{"up", "try-restart", "pause", "resume", "restart", "reset", "set-pid-fail"} {
 		if !kinds[k] {
 			t.Errorf("no %q event among %v", k, kinds)
 		}
@@ -458,7 +446,7 @@ func TestControls(t *testing.T) {
 }
 
 // waitState waits for a state change to s (with pid first when non-zero).
-func waitState(t *testing.T, states chan StateChange, s State, pid int) {
+func waitState(t *testing.T, states chan stateChange, s State, pid int) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -605,9 +593,9 @@ func TestRestartWhilePaused(t *testing.T) {
 	f := newFixture(t, "a", "")
 	pid := f.start()
 	log := newRecorder()
-	states := make(chan StateChange, 100)
+	states := make(chan stateChange, 100)
 	r := run(t, Options{File: testFile("x.pf", testParams(), f.process()), Log: log,
-		OnState: func(s StateChange) { states <- s }})
+		onState: func(s stateChange) { states <- s }})
 	log.wait(t, message.Up(bin, pid).Text, 1)
 	if err := r.Pause(bin); err != nil {
 		t.Fatal(err)
@@ -794,9 +782,9 @@ exec sleep 3600`)
 			daemon := f.waitPid(0)
 
 			log := newRecorder()
-			states := make(chan StateChange, 100)
+			states := make(chan stateChange, 100)
 			run(t, Options{File: testFile("x.pf", testParams(), p), Log: log, ScriptOutputDir: outDir,
-				ScriptRecordDirs: []string{stateDir}, OnState: func(s StateChange) { states <- s }})
+				ScriptRecordDirs: []string{stateDir}, onState: func(s stateChange) { states <- s }})
 			waitState(t, states, StateRestarting, 0)
 			log.wait(t, message.ScriptFailed(bin, "timeout").Text, 1)
 			log.wait(t, message.Up(bin, daemon).Text, 1)
@@ -831,9 +819,9 @@ func TestOrphanOtherBoot(t *testing.T) {
 	other := newFixture(t, "b", "exec sleep 3600")
 	stranger, record := startOrphan(t, other, p, dir, "00000000-0000-0000-0000-000000000000")
 	log := newRecorder()
-	states := make(chan StateChange, 100)
+	states := make(chan stateChange, 100)
 	run(t, Options{File: testFile("x.pf", testParams(), p), Log: log, ScriptOutputDir: dir,
-		OnState: func(s StateChange) { states <- s }})
+		onState: func(s stateChange) { states <- s }})
 	pid := f.waitPid(0)
 	log.wait(t, message.Up(bin, pid).Text, 1)
 	if i, err := proc.Read(stranger.Pid); err != nil || i.Dead() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/stall"
 	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -34,20 +35,16 @@ const (
 	cmdResume
 	cmdRestart
 	cmdReset
-	cmdKillStalled
-	cmdRetryOver
 	cmdPing
 )
 
-var cmdNames = [...]string{"pause", "resume", "restart", "reset", "kill-stalled", "retry-over", "ping"}
+var cmdNames = [...]string{"pause", "resume", "restart", "reset", "ping"}
 
 // command is a control sent to an entry's goroutine.
 type command struct {
-	kind   cmdKind
-	force  bool
-	reason string
-	pids   chan []int // KillStalled: the pids killed
-	reply  chan error
+	kind  cmdKind
+	force bool
+	reply chan error
 }
 
 // step is one state of an entry's goroutine; it returns the next one, nil
@@ -86,9 +83,11 @@ type entry struct {
 	looked   func()         // tells the Instance the first look for the process is over; nil after
 	recheckC chan *snapshot // latest snapshot, buffer 1
 
-	mailMu sync.Mutex
-	mail   []proc.Event
-	mailC  chan struct{} // buffer 1: mail is waiting
+	mailMu  sync.Mutex
+	mail    []proc.Event
+	mailC   chan struct{} // buffer 1: mail is waiting
+	results []stall.Result
+	resultC chan struct{} // buffer 1: results are waiting
 
 	// raised, buffer 1: a reload raised count=; an Up entry with fewer
 	// processes looks for the rest at once.
@@ -101,6 +100,8 @@ type entry struct {
 	state      State
 	since      time.Time
 	pids       []int
+	ids        []proc.ID // the watched processes while Up
+	monitors   []*stall.Monitor
 	restarts   int
 	lastReason string
 	window     window
@@ -109,14 +110,14 @@ type entry struct {
 	watching   map[int]*watched
 	announced  map[proc.ID]bool // pids logged Up and not since Down
 	upSnap     time.Time
-	killReason string // reason given by KillStalled
-	// stallKilled are the watched processes a KillStalled killed since
-	// they were found: however many monitors stall, each is killed once.
+	killReason string // ReasonStall after a stall kill
+	// stallKilled are the watched processes a stall killed since they
+	// were found: however many monitors stall, each is killed once.
 	stallKilled map[proc.ID]bool
 	outMark     outMark // how far the script output file has been logged
 }
 
-func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
+func newEntry(in *Instance, key string, p *pfile.Process, uid int, monitors []*stall.Monitor) *entry {
 	e := &entry{
 		in:        in,
 		key:       key,
@@ -125,7 +126,9 @@ func newEntry(in *Instance, key string, p *pfile.Process, uid int) *entry {
 		done:      make(chan struct{}),
 		recheckC:  make(chan *snapshot, 1),
 		mailC:     make(chan struct{}, 1),
+		resultC:   make(chan struct{}, 1),
 		raised:    make(chan struct{}, 1),
+		monitors:  monitors,
 		cfg:       p,
 		since:     in.clock.Now(),
 		watching:  make(map[int]*watched),
@@ -166,7 +169,8 @@ func (e *entry) getState() State {
 	return e.state
 }
 
-// setState records a new state and tells the stall monitors.
+// setState records a new state and starts or stops the stall monitors:
+// Up with pids starts each afresh, anything else stops them.
 func (e *entry) setState(s State, pids []proc.ID) {
 	e.mu.Lock()
 	changed := e.state != s || s == StateUp
@@ -176,10 +180,20 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	for _, id := range pids {
 		e.pids = append(e.pids, id.Pid)
 	}
+	e.ids = slices.Clone(pids)
+	if changed {
+		for _, m := range e.monitors {
+			if s == StateUp && len(pids) > 0 {
+				m.Start(pids, e.deliverAttempt)
+			} else {
+				m.Stop()
+			}
+		}
+	}
 	name, key := e.cfg.Name, e.key
 	e.mu.Unlock()
 	if changed && e.in.onState != nil {
-		e.in.onState(StateChange{Process: name, Key: key, State: s, Pids: slices.Clone(pids)})
+		e.in.onState(stateChange{Process: name, Key: key, State: s, Pids: slices.Clone(pids)})
 	}
 }
 
@@ -268,6 +282,7 @@ func (e *entry) takeMail() []proc.Event {
 // run is the entry's goroutine.
 func (e *entry) run(ctx context.Context) {
 	defer close(e.done)
+	defer e.stopMonitors()
 	defer e.unwatchAll()
 	defer e.lookedOnce()
 	next := e.find(StateDown, e.in.params().StartWait)
@@ -434,6 +449,10 @@ func (e *entry) up(ctx context.Context) step {
 			}
 		case all := <-e.recheckC:
 			if next := e.recheck(ctx, all); next != nil {
+				return next
+			}
+		case <-e.resultC:
+			if next := e.attempted(ctx); next != nil {
 				return next
 			}
 		case <-e.raised:
@@ -847,58 +866,6 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		// A manual restart is the operator's, not a failure: it is
 		// not counted against the retries.
 		return e.restart(ReasonManual, oldPid, leftovers, false)
-
-	case cmdKillStalled:
-		if cur != StateUp {
-			c.pids <- nil
-			reply(ErrNotUp)
-			return nil
-		}
-		// A process killed for a stall already (another monitor of the
-		// entry stalled with this one) is not killed, nor logged, again.
-		ids := slices.DeleteFunc(e.watchedIDs(), func(id proc.ID) bool { return e.stallKilled[id] })
-		if len(ids) == 0 {
-			c.pids <- nil
-			reply(ErrNotUp)
-			return nil
-		}
-		e.killReason = c.reason
-		var pids []int
-		var errs []error
-		for i, err := range e.terminate(ctx, ids, e.in.params().KillWait) {
-			pids = append(pids, ids[i].Pid)
-			// Logged here, on the entry's goroutine, so that the
-			// kill's line always comes before the Down of the death.
-			switch {
-			case err == nil:
-				if e.stallKilled == nil {
-					e.stallKilled = map[proc.ID]bool{}
-				}
-				e.stallKilled[ids[i]] = true
-				e.log(message.Killed(ids[i].Pid))
-			case ctx.Err() == nil:
-				e.log(message.CannotKill(ids[i].Pid))
-			}
-			if err != nil {
-				errs = append(errs, &PidError{Pid: ids[i].Pid, Err: err})
-			}
-		}
-		if len(e.stallKilled) == 0 {
-			e.killReason = "" // nothing died for the stall
-		}
-		c.pids <- pids
-		reply(errors.Join(errs...))
-		return nil
-
-	case cmdRetryOver:
-		if cur != StateUp {
-			reply(ErrNotUp)
-			return nil
-		}
-		reply(nil)
-		e.unwatchAll()
-		e.announced = map[proc.ID]bool{}
-		return e.retryOver(ctx, e.config())
 	}
 	reply(fmt.Errorf("unknown control %d", c.kind))
 	return nil

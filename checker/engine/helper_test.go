@@ -18,6 +18,7 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/stall/stalltest"
 	"github.com/pcheck/pcheck/pfile"
 )
 
@@ -27,6 +28,7 @@ import (
 const helperEnv = "ENGINE_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	stalltest.Serve() // the web services of the stall tests
 	switch os.Getenv(helperEnv) {
 	case "":
 		os.Exit(m.Run())

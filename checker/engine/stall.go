@@ -1,75 +1,147 @@
 package engine
 
 import (
-	"errors"
+	"context"
 	"fmt"
+	"slices"
+
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/stall"
 )
 
-// KillResult is the outcome of killing one watched pid of a stalled
-// process: Err is nil when the process is gone.
-type KillResult struct {
-	Pid int
-	Err error
+// The entry owns its stall monitors: it starts them when it comes Up
+// (setState), stops them when it leaves Up, and receives every attempt's
+// result on its goroutine, as it receives deaths. On a stall it alone logs
+// the find message, kills (each watched pid once, however many monitors
+// stall) and, when the kill fails and PS_ACTION error is 1, goes to retry
+// over.
+
+// getMonitors returns the entry's stall monitors.
+func (e *entry) getMonitors() []*stall.Monitor {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.monitors
 }
 
-// PidError is the failure to kill one pid (KillStalled joins one per pid
-// that survived or could not be signalled).
-type PidError struct {
-	Pid int
-	Err error
-}
-
-func (e *PidError) Error() string { return fmt.Sprintf("pid %d: %v", e.Pid, e.Err) }
-
-// Unwrap returns the cause, for errors.Is (unix.EPERM, proc.ErrStillAlive).
-func (e *PidError) Unwrap() error { return e.Err }
-
-// KillStalledEach is KillStalled with one result per pid it tried to kill,
-// for the stall monitors. The kill logs `Killed Process` or `Can not
-// killed Process` for each pid on the entry's goroutine, so that the line
-// comes before the Down and the restart that follow. name should be an
-// entry key (StateChange.Key) so that exactly one entry is meant. The
-// error is non-nil only when no pid was tried: the entry is not Up
-// (ErrNotUp), unknown, or monitoring stopped.
-func (in *Instance) KillStalledEach(name, reason string) ([]KillResult, error) {
-	pids, err := in.KillStalled(name, reason)
-	if len(pids) == 0 {
-		return nil, err
-	}
-	failed := map[int]error{}
-	collectPidErrors(err, failed)
-	out := make([]KillResult, len(pids))
-	for i, pid := range pids {
-		out[i] = KillResult{Pid: pid, Err: failed[pid]}
-	}
-	return out, nil
-}
-
-// collectPidErrors walks an error tree (wrapped and joined errors) and
-// records the cause of every *PidError in it.
-func collectPidErrors(err error, into map[int]error) {
-	switch x := err.(type) {
-	case nil:
-		return
-	case *PidError:
-		into[x.Pid] = x.Err
-		return
-	case interface{ Unwrap() []error }:
-		for _, e := range x.Unwrap() {
-			collectPidErrors(e, into)
+// setMonitors gives the entry the monitors of a reload: a monitor no
+// longer there stops; a new one starts at once when the entry is Up.
+func (e *entry) setMonitors(ms []*stall.Monitor) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.monitors {
+		if !slices.Contains(ms, m) {
+			m.Stop()
 		}
-	default:
-		collectPidErrors(errors.Unwrap(err), into)
+	}
+	for _, m := range ms {
+		if !slices.Contains(e.monitors, m) && e.state == StateUp && len(e.ids) > 0 {
+			m.Start(e.ids, e.deliverAttempt)
+		}
+	}
+	e.monitors = ms
+}
+
+// stopMonitors stops every monitor of the entry (its goroutine ends).
+func (e *entry) stopMonitors() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.monitors {
+		m.Stop()
 	}
 }
 
-// RetryOver carries out the retry over of the entry named name (a key or a
-// process name) as if its retries were exhausted: `Retry over` is logged
-// and retry_over_action runs (continue: the entry is no longer restarted
-// until Resume; shutdown and exit end Run). The stall monitors use it when
-// a stalled process cannot be killed and PS_ACTION error is 1. The entry
-// must be Up (ErrNotUp otherwise: a process that went down meanwhile is
-// restarted as usual).
-func (in *Instance) RetryOver(name string) error {
-	return in.control(name, command{kind: cmdRetryOver})
+// deliverAttempt is the monitors' delivery: it queues the result and
+// returns.
+func (e *entry) deliverAttempt(r stall.Result) {
+	e.mailMu.Lock()
+	e.results = append(e.results, r)
+	e.mailMu.Unlock()
+	select {
+	case e.resultC <- struct{}{}:
+	default:
+	}
+}
+
+func (e *entry) takeResults() []stall.Result {
+	e.mailMu.Lock()
+	defer e.mailMu.Unlock()
+	r := e.results
+	e.results = nil
+	return r
+}
+
+// attempted handles the results of attempts while Up; it returns the
+// step to move to, nil to stay.
+func (e *entry) attempted(ctx context.Context) step {
+	for _, r := range e.takeResults() {
+		if !r.Current() {
+			continue // of a run stopped since
+		}
+		m := r.Monitor()
+		if e.in.onAttempt != nil && r.Verdict.Measured {
+			e.in.onAttempt(r.Attempt())
+		}
+		if r.Unknown != "" {
+			e.log(message.MonitorUnknown(e.name(), m.Block(), r.Unknown))
+		}
+		if !r.Stalled {
+			continue
+		}
+		if next := e.stalled(ctx, r); next != nil {
+			return next
+		}
+	}
+	return nil
+}
+
+// stalled acts on a stall of one monitor: the find message, the kill of
+// every watched pid not killed for a stall already, then PS_ACTION error
+// when the kill fails.
+func (e *entry) stalled(ctx context.Context, r stall.Result) step {
+	m := r.Monitor()
+	e.log(m.FindMessage(r.Pid, r.Probe))
+	killed := e.killStalled(ctx, m.Block())
+	if ctx.Err() != nil {
+		return nil // pcheck is stopping: the kill was cut short
+	}
+	if m.Acted(killed) {
+		e.unwatchAll()
+		e.announced = map[proc.ID]bool{}
+		return e.retryOver(ctx, e.config())
+	}
+	return nil
+}
+
+// killStalled kills the watched processes (SIGTERM, KillWait, SIGKILL)
+// for a stall found by block; their deaths are then restarted with reason
+// stall. A process killed for a stall already (another monitor of the
+// entry stalled with this one) is neither killed nor logged again. Each
+// pid logs Killed Process or Can not killed Process, and a failure its
+// cause. It reports false when a kill failed.
+func (e *entry) killStalled(ctx context.Context, block string) (killed bool) {
+	ids := slices.DeleteFunc(e.watchedIDs(), func(id proc.ID) bool { return e.stallKilled[id] })
+	if len(ids) == 0 {
+		return true
+	}
+	e.killReason = ReasonStall
+	killed = true
+	for i, err := range e.terminate(ctx, ids, e.in.params().KillWait) {
+		switch {
+		case err == nil:
+			if e.stallKilled == nil {
+				e.stallKilled = map[proc.ID]bool{}
+			}
+			e.stallKilled[ids[i]] = true
+			e.log(message.Killed(ids[i].Pid))
+		case ctx.Err() == nil:
+			killed = false
+			e.log(message.CannotKill(ids[i].Pid))
+			e.log(message.Warning(fmt.Sprintf("('%s' ,pid=%d): %s: cannot kill the stalled process: %v", e.name(), ids[i].Pid, block, err)))
+		}
+	}
+	if len(e.stallKilled) == 0 {
+		e.killReason = "" // nothing died for the stall
+	}
+	return killed
 }

@@ -76,9 +76,8 @@ type Event struct {
 	Output []string `json:"output,omitempty"`
 }
 
-// StateChange tells a stall monitor that a process entry changed state:
-// Up with its pids (start monitoring afresh), anything else (pause).
-type StateChange struct {
+// stateChange is a change of an entry's state, for tests (Options.onState).
+type stateChange struct {
 	Process string
 	Key     string
 	State   State

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,11 +15,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/stall/stalltest"
 	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/checker/states"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -120,45 +119,154 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// fakeTarget stands for the engine: it records the kills and retry overs
-// asked for and answers with killErr for every pid, logging to log (when
-// set) what the engine logs.
+// fakeTarget stands for the engine's kill: it records the kills and
+// retry overs asked for and answers with killErr for every pid, logging to
+// log (when set) what the engine logs.
 type fakeTarget struct {
 	mu         sync.Mutex
 	pids       []int
 	killErr    error
-	log        engine.Logger
+	log        *recorder
 	kills      []string
 	retryOvers []string
 }
 
-func (f *fakeTarget) KillStalledEach(name, reason string) ([]engine.KillResult, error) {
+// kill is the engine's stall kill of the entry key: one result per pid.
+func (f *fakeTarget) kill(key string) map[int]error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.kills = append(f.kills, name+" "+reason)
-	var out []engine.KillResult
+	f.kills = append(f.kills, key+" stall")
+	out := map[int]error{}
 	for _, pid := range f.pids {
-		out = append(out, engine.KillResult{Pid: pid, Err: f.killErr})
+		out[pid] = f.killErr
 		if f.log != nil && f.killErr == nil {
 			f.log.Log(message.Killed(pid))
 		} else if f.log != nil {
 			f.log.Log(message.CannotKill(pid))
 		}
 	}
-	return out, nil
+	return out
 }
 
-func (f *fakeTarget) RetryOver(name string) error {
+func (f *fakeTarget) retryOver(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.retryOvers = append(f.retryOvers, name)
-	return nil
+	f.retryOvers = append(f.retryOvers, key)
 }
 
 func (f *fakeTarget) counts() (kills, retryOvers int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.kills), len(f.retryOvers)
+}
+
+// event is a message the harness logged, as the engine reports it.
+type event struct{ Kind, Text, Process, Pfile string }
+
+// harnessOptions configure a harness.
+type harnessOptions struct {
+	File    *pfile.File
+	Log     *recorder
+	Clock   Clock
+	OnEvent func(event)
+}
+
+// harness stands for the engine's entry of the one process entry of a
+// pfile: it owns the entry's monitors on a Runtime of their own, starts
+// them (up) and stops them (down), and acts on their results as the entry
+// does: Monitor unknown, and on a stall the find message, the kill
+// (through the fakeTarget), Acted and, when asked, the retry over.
+type harness struct {
+	rt      *Runtime
+	file    *pfile.File
+	key     string
+	log     *recorder
+	onEvent func(event)
+	ms      []*Monitor
+	mu      sync.Mutex
+	target  *fakeTarget
+}
+
+func newHarness(o harnessOptions) (*harness, error) {
+	h := &harness{rt: NewRuntime(RuntimeOptions{Clock: o.Clock}), file: o.File, key: state.Keys(o.File)[0], log: o.Log, onEvent: o.OnEvent}
+	p := o.File.Processes[0]
+	for _, b := range p.Blocks {
+		m, err := h.rt.NewMonitor(p.Name, b, proc.Scan)
+		if err != nil {
+			return nil, err
+		}
+		h.ms = append(h.ms, m)
+	}
+	return h, nil
+}
+
+// Run runs the monitors' Runtime until ctx ends; target takes the kills.
+func (h *harness) Run(ctx context.Context, target *fakeTarget) {
+	h.mu.Lock()
+	h.target = target
+	h.mu.Unlock()
+	h.rt.Run(ctx)
+}
+
+// Snapshot is the monitors' status, as the engine's Monitors.
+func (h *harness) Snapshot() []MonitorStatus {
+	var out []MonitorStatus
+	for _, m := range h.ms {
+		st := m.Status(h.rt.clock.Now())
+		st.Key = h.key
+		out = append(out, st)
+	}
+	return out
+}
+
+func (h *harness) emit(m message.Message) {
+	h.log.Log(m)
+	if h.onEvent != nil {
+		h.onEvent(event{Kind: string(m.ID), Text: m.Text, Process: h.file.Processes[0].Name, Pfile: h.file.Path})
+	}
+}
+
+// deliver is the monitors' delivery: handled at once, as the entry would.
+func (h *harness) deliver(r Result) {
+	if !r.Current() {
+		return
+	}
+	m := r.Monitor()
+	name := h.file.Processes[0].Name
+	if r.Unknown != "" {
+		h.emit(message.MonitorUnknown(name, m.Block(), r.Unknown))
+	}
+	if !r.Stalled {
+		return
+	}
+	h.emit(m.FindMessage(r.Pid, r.Probe))
+	h.mu.Lock()
+	target := h.target
+	h.mu.Unlock()
+	killed := true
+	for pid, err := range target.kill(h.key) {
+		if err != nil {
+			killed = false
+			h.emit(message.Warning(fmt.Sprintf("('%s' ,pid=%d): %s: cannot kill the stalled process: %v", name, pid, m.Block(), err)))
+		}
+	}
+	if m.Acted(killed) {
+		target.retryOver(h.key)
+	}
+}
+
+// upIDs starts the monitors for ids, as the entry coming Up.
+func (h *harness) upIDs(ids ...proc.ID) {
+	for _, m := range h.ms {
+		m.Start(ids, h.deliver)
+	}
+}
+
+// down stops the monitors, as the entry leaving Up.
+func (h *harness) down() {
+	for _, m := range h.ms {
+		m.Stop()
+	}
 }
 
 // fakeClock is a Clock that moves only when told. Its readings carry a
@@ -328,17 +436,17 @@ func block(kind, exec string, actionError int) string {
 		kind, lib, lib, exec, lib, actionError, lib)
 }
 
-// newTestScheduler builds a Scheduler for f with the fake clock and target
+// newTestScheduler builds a harness for f with the fake clock and target
 // and no first-attempt stagger, and runs it until the test ends.
-func newTestScheduler(t *testing.T, f *pfile.File, clk *fakeClock, target *fakeTarget) (*Scheduler, *recorder) {
+func newTestScheduler(t *testing.T, f *pfile.File, clk *fakeClock, target *fakeTarget) (*harness, *recorder) {
 	t.Helper()
 	log := newRecorder()
 	target.log = log
-	s, err := New(Options{File: f, Log: log, Clock: clk})
+	s, err := newHarness(harnessOptions{File: f, Log: log, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stagger = func(time.Duration) time.Duration { return 0 }
+	s.rt.stagger = func(time.Duration) time.Duration { return 0 }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx, target) }()
@@ -347,7 +455,7 @@ func newTestScheduler(t *testing.T, f *pfile.File, clk *fakeClock, target *fakeT
 }
 
 // status returns the one monitor's status.
-func status(t testing.TB, s *Scheduler) MonitorStatus {
+func status(t testing.TB, s *harness) MonitorStatus {
 	t.Helper()
 	st := s.Snapshot()
 	if len(st) != 1 {
@@ -358,7 +466,7 @@ func status(t testing.TB, s *Scheduler) MonitorStatus {
 
 // attempt advances clk by d and waits until the monitor has made attempt
 // number n and waits again (or has stalled, when stall is set).
-func attempt(t *testing.T, s *Scheduler, clk *fakeClock, d time.Duration, n int) MonitorStatus {
+func attempt(t *testing.T, s *harness, clk *fakeClock, d time.Duration, n int) MonitorStatus {
 	t.Helper()
 	clk.Advance(d)
 	var st MonitorStatus
@@ -374,7 +482,7 @@ func attempt(t *testing.T, s *Scheduler, clk *fakeClock, d time.Duration, n int)
 
 // up tells s that the one process entry of f is Up with pid: this test
 // process (for the probes that look at its tree) or a made-up pid.
-func up(s *Scheduler, f *pfile.File, pid int) {
+func up(s *harness, f *pfile.File, pid int) {
 	id := proc.ID{Pid: pid, Start: 1}
 	if pid == os.Getpid() {
 		self, err := proc.Read(pid)
@@ -383,13 +491,11 @@ func up(s *Scheduler, f *pfile.File, pid int) {
 		}
 		id = self.ID
 	}
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: engine.StateUp, Pids: []proc.ID{id}})
+	s.upIDs(id)
 }
 
 // down tells s that the one process entry of f left Up.
-func down(s *Scheduler, f *pfile.File, st engine.State) {
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: st})
-}
+func down(s *harness, f *pfile.File, st states.Process) { s.down() }
 
 // closedPort returns a loopback port nobody listens on.
 func closedPort(t testing.TB) int {
@@ -417,100 +523,3 @@ func killTagged(tag string) {
 		}
 	}
 }
-
-// waitPid waits for a process of bin with tag in its argv, other than old.
-func waitPid(t testing.TB, tag string, old int) int {
-	t.Helper()
-	m := proc.Matcher{Target: bin, Args: tag, UID: -1}
-	pid := 0
-	waitFor(t, "process "+tag, func() bool {
-		all, _ := proc.Scan()
-		for _, p := range m.Match(all) {
-			if p.Pid != old {
-				pid = p.Pid
-				return true
-			}
-		}
-		return false
-	})
-	return pid
-}
-
-// service is a web service run by a restart script, and pcheck's engine
-// and scheduler watching it.
-type service struct {
-	t      *testing.T
-	tag    string
-	dir    string
-	script string
-	calls  string
-	svc    stalltest.Service
-	log    *recorder
-	inst   *engine.Instance
-	sched  *Scheduler
-}
-
-// newService writes a restart script that starts the service (after
-// sleeping delay seconds, when not zero) and records its calls.
-func newService(t *testing.T, role string, status int, delay int) *service {
-	t.Helper()
-	port, err := stalltest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &service{t: t, tag: tagFor(t), dir: t.TempDir(), log: newRecorder()}
-	s.calls = filepath.Join(s.dir, "calls")
-	s.svc = stalltest.Service{Role: role, Port: port, Status: status, Log: filepath.Join(s.dir, "requests")}
-	s.script = filepath.Join(s.dir, "restart.sh")
-	body := fmt.Sprintf("#!/bin/sh\necho \"$1 $2 $3\" >> '%s'\nsleep %d\n%s\n", s.calls, delay, s.svc.Script(bin, s.tag))
-	if err := os.WriteFile(s.script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { killTagged(s.tag) })
-	return s
-}
-
-// start starts the service as an operator would and returns its pid.
-func (s *service) start() int {
-	s.t.Helper()
-	cmd := exec.Command(bin, "service", s.tag)
-	cmd.Env = append(os.Environ(), s.svc.Env()...)
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	go cmd.Wait()
-	return cmd.Process.Pid
-}
-
-// pfile returns a pfile watching the service with the given blocks.
-func (s *service) pfile(blocks ...string) *pfile.File {
-	return loadPfile(s.t, fmt.Sprintf("MonitorInterval 10\nStartWait 10\nKillWait 1\nRestartTimeout 20\n%s %s args=\"%s\"\n%s",
-		bin, s.script, s.tag, strings.Join(blocks, "")))
-}
-
-// run starts the engine and the scheduler on f until the test ends.
-func (s *service) run(f *pfile.File) {
-	s.t.Helper()
-	sched, err := New(Options{File: f, Log: s.log})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	w, err := proc.NewWatcher()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	inst, err := engine.New(engine.Options{File: f, Log: s.log, Watcher: w, OnState: sched.OnState})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.inst, s.sched = inst, sched
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); inst.Run(ctx) }()
-	go func() { defer wg.Done(); sched.Run(ctx, inst) }()
-	s.t.Cleanup(func() { cancel(); wg.Wait(); w.Close() })
-}
-
-// requests counts the requests line the service answered.
-func (s *service) requests(line string) int { return stalltest.Count(s.svc.Log, line) }

@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
-	"github.com/pcheck/pcheck/checker/state"
 )
 
 // TestHeartbeatWallClockStep: a heartbeat's freshness is judged on the
@@ -101,7 +99,7 @@ func TestChildrenNotAnotherWatched(t *testing.T) {
 	target := &fakeTarget{pids: []int{self.Pid, info.Pid}}
 	f := loadPfile(t, fmt.Sprintf("%s /bin/true count=2\n%s", testProc, block("children", "-:1:0:2:5:sleep", 1)))
 	s, _ := newTestScheduler(t, f, clk, target)
-	s.OnState(engine.StateChange{Process: f.Processes[0].Name, Key: state.Keys(f)[0], State: engine.StateUp, Pids: []proc.ID{self.ID, info.ID}})
+	s.upIDs(self.ID, info.ID)
 	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 && clk.armed() == 1 })
 	if st := status(t, s); st.State != StateInDoubt || !strings.Contains(st.LastError, "sleep") {
 		t.Fatalf("the second watched process taken for the child: %+v", st)

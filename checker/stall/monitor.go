@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/probe"
 	"github.com/pcheck/pcheck/checker/proc"
@@ -21,41 +22,96 @@ import (
 // file's modification time unchanged since the previous attempt.
 var ErrNoHeartbeat = errors.New("heartbeat file not modified since the previous attempt")
 
-// monitor is one PS_EXEC: its settings, its probe and its state. The fields
-// below "guarded" are guarded by Scheduler.mu; a run's goroutine owns the
-// rest of what it uses (its timer, the heartbeat's last mtime).
-type monitor struct {
-	s       *Scheduler
+// ErrInvalid is returned by NewMonitor when a block cannot be monitored (a
+// pfile that passed validation never gives it).
+var ErrInvalid = errors.New("stall monitor cannot be built")
+
+// Monitor is one PS_EXEC of a process entry: its settings, its probe, its
+// failover and its counts. Its owner (the engine's entry) starts it when
+// the process comes Up and stops it when the process leaves Up; every
+// attempt's result is delivered to the owner, who acts on a stall. The
+// fields below "guarded" are guarded by mu.
+type Monitor struct {
+	rt      *Runtime
 	process string // the process as written in the pfile
 	block   string
 	cfg     pfile.Monitor
-	timeout time.Duration
 	target  string
 	prober  probe.Prober
+	scan    func() ([]proc.Info, error)
 
+	mu sync.Mutex
 	// guarded
-	key        string // engine entry key; a reload carrying the entry over changes it
-	gen        uint64 // bumped by every start and pause: a run is current while gen is its own
-	cancel     context.CancelFunc
-	done       chan struct{} // closed when the last started run's goroutine ended
-	pids       []proc.ID     // the process's watched pids while a run is current
-	fo         Failover
-	lastOK     time.Time // last success, or the start of the run
-	attempts   int
-	failures   int
-	stalls     int
-	latency    time.Duration
-	lastErr    string
-	lastDetail string
+	cur      *run   // the current run, nil when stopped
+	gen      uint64 // bumped by every start and stop
+	pids     []proc.ID
+	inFlight bool // an attempt is running (of this run or an ended one)
+	waiting  bool // cur's first attempt came due while an ended run's was in flight
+	fo       Failover
+	lastOK   time.Time // last success, or the start of the run
+	attempts int
+	failures int
+	stalls   int
+	latency  time.Duration
+	lastErr  string
+	detail   string
 }
 
-// newMonitor builds the monitor of block b of the process entry key. b
-// comes from pfile.Build, the one validator, which has filled in every
-// default (host, path, attempt timeout): nothing is checked or defaulted
-// again here.
-func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error) {
+// Result is one attempt of a monitor as its owner receives it.
+type Result struct {
+	m   *Monitor
+	gen uint64
+	// Verdict is the failover's: the monitor's state after the attempt.
+	Verdict Verdict
+	// Probe is the attempt's own result.
+	Probe probe.Result
+	// Stalled: the failover time is reached; the owner acts (the find
+	// message, the kill, then Acted). Pid is the main watched pid.
+	Stalled bool
+	Pid     int
+	// Unknown, when not empty, is the reason to log Monitor unknown with:
+	// the monitor has just become Unknown, or is Unknown for another
+	// reason.
+	Unknown string
+}
+
+// Monitor returns the monitor the result is of.
+func (r Result) Monitor() *Monitor { return r.m }
+
+// Current reports whether the run the result belongs to is still the
+// monitor's: a result of a run stopped since means nothing.
+func (r Result) Current() bool {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	return r.m.cur != nil && r.m.gen == r.gen
+}
+
+// Attempt is the result for the statistics and the latency histogram.
+func (r Result) Attempt() Attempt {
+	return Attempt{Process: r.m.process, Kind: r.m.cfg.Kind, Target: r.m.target, OK: r.Verdict.State == StateOk, Unknown: r.Probe.Unknown, Latency: r.Probe.Latency}
+}
+
+// Attempt is one probe attempt as the statistics see it.
+type Attempt struct {
+	Process string
+	Kind    pfile.Kind
+	// Target is the monitor's target as MonitorStatus shows it.
+	Target string
+	OK     bool
+	// Unknown: the attempt could not be made (pcheck's side); it is not
+	// a failure of the service.
+	Unknown bool
+	Latency time.Duration
+}
+
+// NewMonitor builds the monitor of block b of process name, run by rt.
+// scan reads /proc for the listen and children probes (the engine's
+// shared scan; the result is read only). b comes from pfile.Build, the
+// one validator, which has filled in every default (host, path, attempt
+// timeout): nothing is checked or defaulted again here.
+func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func() ([]proc.Info, error)) (*Monitor, error) {
 	cfg := b.Monitor
-	m := &monitor{s: s, key: key, process: name, block: b.Name, cfg: cfg, timeout: cfg.Timeout, target: targetText(cfg)}
+	m := &Monitor{rt: rt, process: name, block: b.Name, cfg: cfg, target: targetText(cfg), scan: scan}
 	tree := m.tree
 	if cfg.Kind == pfile.KindChildren {
 		tree = m.descendants
@@ -67,6 +123,176 @@ func newMonitor(s *Scheduler, key, name string, b *pfile.Block) (*monitor, error
 	m.prober = pr
 	m.fo = NewFailover(cfg)
 	return m, nil
+}
+
+// Same reports whether m monitors block b as it is: a reload keeps such
+// a monitor, with its state and counts.
+func (m *Monitor) Same(b *pfile.Block) bool {
+	return m.block == b.Name && reflect.DeepEqual(m.cfg, b.Monitor)
+}
+
+// Block is the block name as written (_bi_webserv, ...).
+func (m *Monitor) Block() string { return m.block }
+
+// Start begins a fresh run for the process's pids (it came Up, or its
+// pids changed), ending the current one: Ok, no failures carried over,
+// the first attempt after the stagger. A stopped monitor (PS_EXEC
+// error=1 after a stall, a failed kill) does not start. Each attempt's
+// result goes to deliver, which must return quickly.
+func (m *Monitor) Start(pids []proc.ID, deliver func(Result)) {
+	m.mu.Lock()
+	m.stopLocked()
+	if m.fo.Stopped() || len(pids) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(m.rt.base)
+	r := &run{m: m, gen: m.gen, deliver: deliver, ctx: ctx, cancel: cancel, index: -1}
+	m.cur, m.pids = r, slices.Clone(pids)
+	now := m.rt.clock.Now()
+	m.fo.Start()
+	m.lastOK = now
+	m.mu.Unlock()
+	m.rt.schedule(r, now.Add(m.rt.stagger(m.cfg.Interval)))
+}
+
+// Stop ends the current run (the process left Up): an attempt in flight
+// is cancelled and its result dropped.
+func (m *Monitor) Stop() {
+	m.mu.Lock()
+	m.stopLocked()
+	m.mu.Unlock()
+}
+
+// stopLocked ends the current run; m.mu is held.
+func (m *Monitor) stopLocked() {
+	m.gen++
+	if r := m.cur; r != nil {
+		r.cancel()
+		m.rt.unschedule(r)
+		m.cur = nil
+	}
+	m.pids = nil
+	m.waiting = false
+	m.fo.Pause()
+}
+
+// begin starts the attempt of r that is due, unless r has ended; one
+// attempt of a monitor at a time: a run whose first attempt comes due
+// while an ended run's attempt is still in flight waits for its end.
+func (m *Monitor) begin(r *run) {
+	m.mu.Lock()
+	if m.cur != r {
+		m.mu.Unlock()
+		return
+	}
+	if m.inFlight {
+		m.waiting = true
+		m.mu.Unlock()
+		return
+	}
+	m.inFlight = true
+	due := r.due
+	m.mu.Unlock()
+	m.rt.dispatch(func() { m.attempt(r, due) })
+}
+
+// attempt makes one attempt of run r, due at due; on a worker.
+func (m *Monitor) attempt(r *run, due time.Time) {
+	rt := m.rt
+	clock := rt.clock
+	start, bootStart := clock.Now(), clock.Boot()
+	actx, cancel := context.WithTimeout(r.ctx, m.cfg.Timeout)
+	res := m.prober.Run(actx)
+	cancel()
+	end, bootEnd := clock.Now(), clock.Boot()
+	sample := Sample{Outcome: Failed, ModTime: res.ModTime, Due: due, Start: start, End: end, BootStart: bootStart, BootEnd: bootEnd,
+		PausedBefore: rt.freeze.frozen(due, start, end), PausedDuring: rt.freeze.frozen(start, end, end)}
+	switch {
+	case res.Unknown:
+		sample.Outcome = NotMade
+	case res.OK:
+		sample.Outcome = Succeeded
+	default:
+		sample.TimedOut = errors.Is(res.Err, context.DeadlineExceeded)
+	}
+
+	m.mu.Lock()
+	m.inFlight = false
+	if m.cur != r || r.ctx.Err() != nil {
+		// Stopped or started afresh during the attempt: its result
+		// means nothing; a new run waiting for it begins now.
+		next, waiting := m.cur, m.waiting
+		m.waiting = false
+		m.mu.Unlock()
+		if waiting && next != nil {
+			m.begin(next)
+		}
+		return
+	}
+	out := m.recordLocked(r.gen, sample, res)
+	if !out.Stalled {
+		rt.schedule(r, end.Add(max(0, m.cfg.Interval-end.Sub(start))))
+	}
+	m.mu.Unlock()
+	r.deliver(out)
+}
+
+// recordLocked accounts for one attempt of the current run through the
+// failover; m.mu is held. An attempt that was not measured (pcheck did not
+// run while it was due or in flight) is counted as an attempt and nothing
+// else.
+func (m *Monitor) recordLocked(gen uint64, sample Sample, res probe.Result) Result {
+	out := Result{m: m, gen: gen, Probe: res}
+	was := m.fo.State()
+	m.attempts++
+	m.latency = res.Latency
+	v := m.fo.Add(sample)
+	out.Verdict = v
+	if !v.Measured {
+		m.detail = fmt.Sprintf("not measured: pcheck did not run for %v of the attempt", v.Lost.Round(time.Millisecond))
+		return out
+	}
+	m.detail = res.Detail
+	reason := res.Detail
+	if res.Err != nil {
+		reason = res.Err.Error()
+	}
+	switch v.State {
+	case StateOk:
+		m.lastOK, m.lastErr = sample.End, ""
+		return out
+	case StateUnknown:
+		if was != StateUnknown || m.lastErr != reason {
+			out.Unknown = reason
+		}
+		m.lastErr = reason
+		return out
+	}
+	if v.NoHeartbeat {
+		reason, m.detail = ErrNoHeartbeat.Error(), "no heartbeat: "+res.Detail
+	}
+	m.failures++
+	m.lastErr = reason
+	if v.State == StateStalled {
+		m.stalls++
+		out.Stalled, out.Pid = true, m.pids[0].Pid
+	}
+	return out
+}
+
+// Acted tells the monitor how the action on its stall went: killed is
+// false when a kill was tried and failed. It reports whether the process
+// goes to retry over (PS_ACTION error=1 and the kill failed). A monitor
+// stopped for good (PS_EXEC error=1, a failed kill) ends its run.
+func (m *Monitor) Acted(killed bool) (retryOver bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, retryOver = m.fo.Acted(killed)
+	if m.fo.Stopped() {
+		m.stopLocked() // Stopped stays Stopped
+	}
+	return retryOver
 }
 
 // targetText is what an attempt checks, for status.
@@ -98,14 +324,14 @@ func targetText(m pfile.Monitor) string {
 // processes of the entry (count > 1) with theirs. It is empty when the
 // main process is gone: the engine is about to report it down. A /proc
 // that cannot be scanned is an error: the attempt is Unknown.
-func (m *monitor) tree() ([]probe.ProcName, error) {
-	m.s.mu.Lock()
+func (m *Monitor) tree() ([]probe.ProcName, error) {
+	m.mu.Lock()
 	pids := slices.Clone(m.pids)
-	m.s.mu.Unlock()
+	m.mu.Unlock()
 	if len(pids) == 0 {
 		return nil, nil
 	}
-	all, err := m.s.scan()
+	all, err := m.scan()
 	if err != nil {
 		return nil, err
 	}
@@ -144,157 +370,22 @@ func (m *monitor) tree() ([]probe.ProcName, error) {
 // child), then the descendants of the watched processes, without the other
 // watched processes (count > 1): a second apache2 master must not stand in
 // for a worker named apache2 that died.
-func (m *monitor) descendants() ([]probe.ProcName, error) {
+func (m *Monitor) descendants() ([]probe.ProcName, error) {
 	all, err := m.tree()
 	if err != nil || len(all) == 0 {
 		return all, err
 	}
-	m.s.mu.Lock()
+	m.mu.Lock()
 	pids := slices.Clone(m.pids)
-	m.s.mu.Unlock()
+	m.mu.Unlock()
 	return append(all[:1:1], slices.DeleteFunc(all[1:], func(p probe.ProcName) bool {
 		return slices.ContainsFunc(pids, func(id proc.ID) bool { return id.Pid == p.Pid })
 	})...), nil
 }
 
-// loop is one run: attempts every interval until the run is paused (ctx)
-// or a stall ends it. gen identifies the run.
-func (m *monitor) loop(ctx context.Context, gen uint64) {
-	clock := m.s.clock
-	delay := m.s.stagger(m.cfg.Interval)
-	due := clock.Now().Add(delay)
-	timer := clock.NewTimer(delay)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C():
-		}
-		start, bootStart := clock.Now(), clock.Boot()
-		actx, cancel := context.WithTimeout(ctx, m.timeout)
-		res := m.prober.Run(actx)
-		cancel()
-		if ctx.Err() != nil {
-			return // paused during the attempt: its result means nothing
-		}
-		end, bootEnd := clock.Now(), clock.Boot()
-		sample := Sample{Outcome: Failed, ModTime: res.ModTime, Due: due, Start: start, End: end, BootStart: bootStart, BootEnd: bootEnd,
-			PausedBefore: m.s.freeze.frozen(due, start, end), PausedDuring: m.s.freeze.frozen(start, end, end)}
-		switch {
-		case res.Unknown:
-			sample.Outcome = NotMade
-		case res.OK:
-			sample.Outcome = Succeeded
-		default:
-			sample.TimedOut = errors.Is(res.Err, context.DeadlineExceeded)
-		}
-		stalled, pid, v, current, unknown := m.record(gen, sample, res)
-		if !current {
-			return
-		}
-		if m.s.onAttempt != nil && v.Measured {
-			m.s.onAttempt(Attempt{Process: m.process, Kind: m.cfg.Kind, Target: m.target, OK: v.State == StateOk, Unknown: res.Unknown, Latency: res.Latency})
-		}
-		if unknown != "" {
-			m.s.emit(m.process, message.MonitorUnknown(m.process, m.block, unknown))
-		}
-		if stalled {
-			m.act(pid, res)
-			return
-		}
-		delay = max(0, m.cfg.Interval-end.Sub(start))
-		due = end.Add(delay)
-		timer.Reset(delay)
-	}
-}
-
-// record accounts for one attempt of run gen through the monitor's
-// Failover. It reports whether the process is now stalled and its main
-// pid, the verdict, whether the run is still current, and the reason to
-// log when the monitor has just become Unknown or is Unknown for another
-// reason. An attempt that was not measured (pcheck did not run while it
-// was due or in flight) is counted as an attempt and nothing else.
-func (m *monitor) record(gen uint64, sample Sample, res probe.Result) (stalled bool, pid int, v Verdict, current bool, unknown string) {
-	m.s.mu.Lock()
-	defer m.s.mu.Unlock()
-	if m.gen != gen {
-		return false, 0, v, false, ""
-	}
-	was := m.fo.State()
-	m.attempts++
-	m.latency = res.Latency
-	v = m.fo.Add(sample)
-	if !v.Measured {
-		m.lastDetail = fmt.Sprintf("not measured: pcheck did not run for %v of the attempt", v.Lost.Round(time.Millisecond))
-		return false, 0, v, true, ""
-	}
-	m.lastDetail = res.Detail
-	reason := res.Detail
-	if res.Err != nil {
-		reason = res.Err.Error()
-	}
-	switch v.State {
-	case StateOk:
-		m.lastOK, m.lastErr = sample.End, ""
-		return false, 0, v, true, ""
-	case StateUnknown:
-		if was != StateUnknown || m.lastErr != reason {
-			unknown = reason
-		}
-		m.lastErr = reason
-		return false, 0, v, true, unknown
-	}
-	if v.NoHeartbeat {
-		reason, m.lastDetail = ErrNoHeartbeat.Error(), "no heartbeat: "+res.Detail
-	}
-	m.failures++
-	m.lastErr = reason
-	if v.State != StateStalled {
-		return false, 0, v, true, ""
-	}
-	m.stalls++
-	return true, m.pids[0].Pid, v, true, ""
-}
-
-// act carries out a stall: the find message, then the ACTION (the kill,
-// which logs Killed Process or Can not killed Process per pid), then
-// PS_ACTION error when the kill fails and PS_EXEC error after it.
-func (m *monitor) act(pid int, res probe.Result) {
-	s := m.s
-	s.emit(m.process, m.findMessage(pid, res))
-	s.mu.Lock()
-	key := m.key
-	s.mu.Unlock()
-	results, err := s.target.KillStalledEach(key, engine.ReasonStall)
-	if !s.running() {
-		return // pcheck is stopping: the kill was cut short, not refused
-	}
-	killed := true
-	if err != nil {
-		// Nothing was tried: the process went down meanwhile (it is
-		// restarted as any death) or its entry was removed.
-		if !errors.Is(err, engine.ErrNotUp) {
-			s.emit(m.process, message.Warning(fmt.Sprintf("('%s' ,pid=%d): %s: cannot kill the stalled process: %v", m.process, pid, m.block, err)))
-		}
-	}
-	// The engine logged Killed Process or Can not killed Process for
-	// each pid; the cause of a failure is told here.
-	for _, r := range results {
-		if r.Err != nil {
-			killed = false
-			s.emit(m.process, message.Warning(fmt.Sprintf("('%s' ,pid=%d): %s: cannot kill the stalled process: %v", m.process, r.Pid, m.block, r.Err)))
-		}
-	}
-	if retryOver := s.acted(m, killed); retryOver {
-		if err := s.target.RetryOver(key); err != nil && s.running() {
-			s.emit(m.process, message.Warning(fmt.Sprintf("('%s'): %s: retry_over_action not run: %v", m.process, m.block, err)))
-		}
-	}
-}
-
-// findMessage is the find message of a stall of the monitor's kind.
-func (m *monitor) findMessage(pid int, res probe.Result) message.Message {
+// FindMessage is the find message of a stall of the monitor's kind, for
+// a stall of main pid pid found by the attempt res.
+func (m *Monitor) FindMessage(pid int, res probe.Result) message.Message {
 	switch m.cfg.Kind {
 	case pfile.KindWebserv, pfile.KindWebservs:
 		return message.WebServerStall(pid, m.cfg.Port)
@@ -314,24 +405,26 @@ func (m *monitor) findMessage(pid int, res probe.Result) message.Message {
 	return message.CommandStall(pid, m.cfg.File)
 }
 
-// statusLocked is the monitor's status at now; Scheduler.mu is held.
-func (m *monitor) statusLocked(now time.Time) MonitorStatus {
+// Status is the monitor's status at now. Key is left to the owner, which
+// knows the entry key.
+func (m *Monitor) Status(now time.Time) MonitorStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	st := MonitorStatus{
 		Process:     m.process,
-		Key:         m.key,
 		Block:       m.block,
 		Kind:        m.cfg.Kind,
 		Target:      m.target,
 		Interval:    m.cfg.Interval,
 		Failover:    m.cfg.Failover,
-		Timeout:     m.timeout,
+		Timeout:     m.cfg.Timeout,
 		State:       m.fo.State(),
 		Attempts:    m.attempts,
 		Failures:    m.failures,
 		Stalls:      m.stalls,
 		LastLatency: m.latency,
 		LastError:   m.lastErr,
-		LastDetail:  m.lastDetail,
+		LastDetail:  m.detail,
 	}
 	if state := m.fo.State(); len(m.pids) > 0 && state != StatePaused && state != StateStopped {
 		st.Pid = m.pids[0].Pid

@@ -14,10 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
-	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/state"
+	"github.com/pcheck/pcheck/checker/states"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -86,14 +85,14 @@ func TestWallClockStep(t *testing.T) {
 	if log.index(find) < 0 || log.index(find) > log.index(message.Killed(4242).Text) {
 		t.Fatalf("messages %q: want the find message, then Killed", log.texts())
 	}
-	if target.kills[0] != state.Keys(f)[0]+" "+engine.ReasonStall {
+	if target.kills[0] != state.Keys(f)[0]+" "+"stall" {
 		t.Fatalf("kill asked as %q", target.kills[0])
 	}
 	if st = status(t, s); st.State != StateStalled || st.Stalls != 1 {
 		t.Fatalf("after the stall: %+v", st)
 	}
 	// The process goes down (killed): paused; back Up: afresh.
-	down(s, f, engine.StateRestarting)
+	down(s, f, states.Restarting)
 	if st = status(t, s); st.State != StatePaused || st.FailingFor != 0 {
 		t.Fatalf("while restarting: %+v", st)
 	}
@@ -111,7 +110,7 @@ func TestPausedWhileNotUp(t *testing.T) {
 	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 && clk.armed() == 1 })
 	attempt(t, s, clk, time.Second, 2)
 
-	for _, st := range []engine.State{engine.StateDown, engine.StateRestarting, engine.StatePaused, engine.StateRetryOver} {
+	for _, st := range []states.Process{states.Down, states.Restarting, states.Paused, states.RetryOver} {
 		down(s, f, st)
 		waitFor(t, "the run to end", func() bool { return clk.armed() == 0 })
 		clk.Advance(time.Minute)
@@ -150,7 +149,7 @@ func TestStopAfterStall(t *testing.T) {
 	}
 	log.wait(t, message.Killed(4242).Text, 1)
 	waitFor(t, "Stopped", func() bool { return status(t, s).State == StateStopped })
-	down(s, f, engine.StateRestarting)
+	down(s, f, states.Restarting)
 	up(s, f, 4343)
 	clk.Advance(time.Minute)
 	if st := status(t, s); st.State != StateStopped || st.Attempts != 4 || clk.armed() != 0 {
@@ -237,14 +236,14 @@ func TestFindMessages(t *testing.T) {
 			clk := newFakeClock()
 			target := &fakeTarget{pids: []int{pid}}
 			f := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s", testProc, tc.block))
-			events := make(chan engine.Event, 10)
+			events := make(chan event, 10)
 			log := newRecorder()
 			target.log = log
-			s, err := New(Options{File: f, Log: log, Clock: clk, OnEvent: func(e engine.Event) { events <- e }})
+			s, err := newHarness(harnessOptions{File: f, Log: log, Clock: clk, OnEvent: func(e event) { events <- e }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.stagger = func(time.Duration) time.Duration { return 0 }
+			s.rt.stagger = func(time.Duration) time.Duration { return 0 }
 			done := make(chan struct{})
 			ctx, cancel := context.WithCancel(context.Background())
 			go func() { defer close(done); s.Run(ctx, target) }()
@@ -339,7 +338,7 @@ func TestGuideSamples(t *testing.T) {
 			if err := diags.Err(); err != nil {
 				t.Fatal(err)
 			}
-			s, err := New(Options{File: f, Log: newRecorder()})
+			s, err := newHarness(harnessOptions{File: f, Log: newRecorder()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,67 +348,11 @@ func TestGuideSamples(t *testing.T) {
 				st.Process != f.Processes[0].Name || st.Block != f.Processes[0].Blocks[0].Name {
 				t.Fatalf("status %+v", st)
 			}
-			m := s.procs[0].monitors[0]
+			m := s.ms[0]
 			if m.cfg.Port != tc.port || m.cfg.StopAfterStall || !m.cfg.RetryOverOnKillFailure {
 				t.Fatalf("monitor settings %+v", m.cfg)
 			}
 		})
-	}
-}
-
-// TestApply: a reload keeps an unchanged monitor running with its counts,
-// rebuilds a changed one (afresh, since its process is Up), and drops a
-// removed one.
-func TestApply(t *testing.T) {
-	clk := newFakeClock()
-	target := &fakeTarget{pids: []int{4242}}
-	port := closedPort(t)
-	a := block("socket", fmt.Sprintf("-:1:0:2:3:%d", port), 1)
-	b := block("webserv", fmt.Sprintf("-:1:0:3:3:%d:127.0.0.1", port), 1)
-	f1 := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s%s", testProc, a, b))
-	s, _ := newTestScheduler(t, f1, clk, target)
-	up(s, f1, 4242)
-	waitFor(t, "first attempts", func() bool {
-		st := s.Snapshot()
-		return st[0].Attempts == 1 && st[1].Attempts == 1 && clk.armed() == 2
-	})
-	kept, changed := s.procs[0].monitors[0], s.procs[0].monitors[1]
-
-	// The socket block stays, the webserv block gets another failover.
-	b2 := block("webserv", fmt.Sprintf("-:1:0:3:4:%d:127.0.0.1", port), 1)
-	f2 := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s%s", testProc, a, b2))
-	if err := s.Apply(f2); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the rebuilt monitor's first attempt", func() bool {
-		st := s.Snapshot()
-		return len(st) == 2 && st[1].Attempts == 1 && clk.armed() == 2
-	})
-	st := s.Snapshot()
-	if st[0].Attempts != 1 || st[0].State != StateInDoubt || st[1].Failover != 4*time.Second {
-		t.Fatalf("after the reload: %+v", st)
-	}
-	if s.procs[0].monitors[0] != kept || s.procs[0].monitors[1] == changed {
-		t.Fatal("the reload did not keep the unchanged monitor and rebuild the changed one")
-	}
-
-	// Only the webserv block is left: the socket monitor's run ends.
-	f3 := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s", testProc, b2))
-	if err := s.Apply(f3); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "one run left", func() bool { return clk.armed() == 1 })
-	if st := s.Snapshot(); len(st) != 1 || st[0].Kind != pfile.KindWebserv || st[0].Attempts != 1 {
-		t.Fatalf("after removing a block: %+v", st)
-	}
-	// A process removed from the pfile: no monitor, nothing running.
-	f4 := loadPfile(t, "/usr/local/bin/other /bin/true\n")
-	if err := s.Apply(f4); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "no run left", func() bool { return clk.armed() == 0 })
-	if st := s.Snapshot(); len(st) != 0 {
-		t.Fatalf("monitors left: %+v", st)
 	}
 }
 
@@ -427,7 +370,7 @@ func TestSequentialAttempts(t *testing.T) {
 	}
 	f := loadPfile(t, fmt.Sprintf("%s /bin/true\n_bi_check{\n  PS_EXEC CMD:%s:DIRECT:3:1:0:1:30\n}\n", testProc, check))
 	log := newRecorder()
-	s, err := New(Options{File: f, Log: log})
+	s, err := newHarness(harnessOptions{File: f, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,50 +434,5 @@ func TestListenTree(t *testing.T) {
 	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 })
 	if st := status(t, s); st.State != StateOk {
 		t.Fatalf("listening: %+v", st)
-	}
-}
-
-// TestApplyRenamed: a reload that carries the process entry over under a
-// new key (the engine's renames) keeps its unchanged monitor running with
-// its counts under the new key; without the rename the monitor of the
-// new key would wait for an Up that never comes.
-func TestApplyRenamed(t *testing.T) {
-	clk := newFakeClock()
-	target := &fakeTarget{pids: []int{4242}}
-	port := closedPort(t)
-	a := block("socket", fmt.Sprintf("-:1:0:2:3:%d", port), 1)
-	f1 := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s", testProc, a))
-	s, _ := newTestScheduler(t, f1, clk, target)
-	up(s, f1, 4242)
-	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 && clk.armed() == 1 })
-	kept := s.procs[0].monitors[0]
-
-	f2 := loadPfile(t, fmt.Sprintf("%s /bin/false user=root\n%s", testProc, a))
-	oldKey, newKey := state.Keys(f1)[0], state.Keys(f2)[0]
-	r, err := s.Prepare(f2, map[string]string{oldKey: newKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if s.procs[0].monitors[0] != kept {
-		t.Fatal("the monitor of the renamed entry was rebuilt")
-	}
-	st := attempt(t, s, clk, time.Second, 2)
-	if st.Key != newKey || st.State != StateInDoubt {
-		t.Fatalf("after the rename: %+v, want In doubt under %q", st, newKey)
-	}
-	if err := r.Commit(); !errors.Is(err, ErrChanged) {
-		t.Fatalf("second Commit: %v, want ErrChanged", err)
-	}
-	// The entry, which read its key before the switch, reports a change
-	// under the old key: it is taken for the new one.
-	s.OnState(engine.StateChange{Process: testProc, Key: oldKey, State: engine.StateRestarting})
-	waitFor(t, "the run to end", func() bool { return clk.armed() == 0 })
-	s.OnState(engine.StateChange{Process: testProc, Key: oldKey, State: engine.StateUp, Pids: []proc.ID{{Pid: 4343, Start: 1}}})
-	waitFor(t, "a fresh run", func() bool { return status(t, s).Attempts == 3 && clk.armed() == 1 })
-	if st := status(t, s); st.Key != newKey || st.Pid != 4343 {
-		t.Fatalf("after a change under the old key: %+v", st)
 	}
 }

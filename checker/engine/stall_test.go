@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/checker/stall"
+	"github.com/pcheck/pcheck/checker/stall/stalltest"
+	"github.com/pcheck/pcheck/parser"
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// The tests below run the real engine and its stall monitors against real web
+// services (the test binary as stalltest), started by real restart
+// scripts. Intervals are 1 s and failovers 2 s.
+
+// webservBlock is a _bi_webserv block on the service's port: interval 1 s,
+// failover 2 s.
+func (s *service) webservBlock(execErr int) string {
+	return block("webserv", fmt.Sprintf("-:1:%d:3:2:%d:127.0.0.1", execErr, s.svc.Port), 1)
+}
+
+// get answers whether the service answers a GET with 200.
+func (s *service) get() bool {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.svc.Port) + "/")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// TestHungServerKilledAndRestarted: a web server stopped with SIGSTOP (the
+// kernel still accepts connections, nothing answers) is found stalled
+// after the failover time, killed, restarted with reason stall, and serves
+// again; its monitor starts afresh. The lines come in this order: find,
+// Killed Process, Down, Try to restart, Up.
+func TestHungServerKilledAndRestarted(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	s.run(s.pfile(s.webservBlock(0)))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "an answered attempt", func() bool { return s.requests("HEAD /") >= 1 })
+
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	find := message.WebServerStall(pid, s.svc.Port).Text
+	s.log.wait(t, find, 1)
+	s.log.wait(t, message.Killed(pid).Text, 1)
+	s.log.wait(t, message.Down(bin, pid).Text, 1)
+	s.log.wait(t, message.TryRestart(bin).Text, 1)
+	newPid := waitPidTag(t, s.tag, pid)
+	s.log.wait(t, message.Up(bin, newPid).Text, 1)
+	order := []string{find, message.Killed(pid).Text, message.Down(bin, pid).Text, message.TryRestart(bin).Text, message.Up(bin, newPid).Text}
+	for i := 1; i < len(order); i++ {
+		if s.log.indexOf(order[i-1]) > s.log.indexOf(order[i]) {
+			t.Fatalf("%q logged after %q: %q", order[i-1], order[i], s.log.texts())
+		}
+	}
+	waitFor(t, "the restarted server to answer", s.get)
+	if calls := readFile(s.calls); calls != fmt.Sprintf("%s %d stall\n", bin, pid) {
+		t.Fatalf("restart script calls %q, want one with reason stall", calls)
+	}
+	waitFor(t, "the monitor to run afresh", func() bool {
+		st := s.monitor(t)
+		return st.State == stall.StateOk && st.Pid == newPid
+	})
+	if st := s.monitor(t); st.Stalls != 1 || st.Failures < 2 {
+		t.Fatalf("status %+v: want 1 stall after at least 2 failures", st)
+	}
+}
+
+// TestNoStallWhileRestarting: a restart script slower than the failover
+// time keeps the port closed for longer than it, and no stall is found:
+// the monitor is paused while the process is down and restarting.
+func TestNoStallWhileRestarting(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 4)
+	pid := s.start()
+	s.run(s.pfile(s.webservBlock(0)))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "an answered attempt", func() bool { return s.requests("HEAD /") >= 1 })
+
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s.log.wait(t, message.TryRestart(bin).Text, 1)
+	waitFor(t, "Paused while restarting", func() bool { return s.monitor(t).State == stall.StatePaused })
+	newPid := waitPidTag(t, s.tag, pid)
+	s.log.wait(t, message.Up(bin, newPid).Text, 1)
+	before := s.requests("HEAD /")
+	waitFor(t, "two attempts on the restarted server", func() bool { return s.requests("HEAD /") >= before+2 })
+	for _, line := range s.log.texts() {
+		if strings.HasPrefix(line, "Find ") {
+			t.Fatalf("stall found around a slow restart: %q", s.log.texts())
+		}
+	}
+}
+
+// TestServerErrorIsNotStall: a server answering 500 answered: no stall
+// after many times the failover time's worth of attempts.
+func TestServerErrorIsNotStall(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 500, 0)
+	pid := s.start()
+	s.run(s.pfile(s.webservBlock(0)))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "5 answered attempts", func() bool { return s.requests("HEAD /") >= 5 })
+	st := s.monitor(t)
+	if st.State != stall.StateOk || st.Failures != 0 || st.Stalls != 0 || !strings.Contains(st.LastDetail, "500") {
+		t.Fatalf("status %+v: want Ok, the 500 status line as detail", st)
+	}
+	if s.log.count(message.WebServerStall(pid, s.svc.Port).Text) != 0 {
+		t.Fatal("a server answering 500 was stalled")
+	}
+}
+
+// TestTLSPath: a TLS server with a self-signed certificate under
+// _bi_webservs with a path receives HEAD on that path and is Ok.
+func TestTLSPath(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "https", 200, 0)
+	pid := s.start()
+	s.run(s.pfile(block("webservs", fmt.Sprintf("-:1:-:5:2:%d:127.0.0.1:1:/health/check", s.svc.Port), 1)))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "3 HEAD /health/check", func() bool { return s.requests("HEAD /health/check") >= 3 })
+	if st := s.monitor(t); st.State != stall.StateOk || st.Failures != 0 || st.Target != fmt.Sprintf("https://127.0.0.1:%d/health/check", s.svc.Port) {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestTwoMonitorsStallOneKill: two monitors of one entry that stall
+// together (a web server stopped with SIGSTOP, watched by two _bi_webserv
+// blocks) each log their find message, and the server is killed, and
+// logged killed, once. Without pidfds the death is seen only by the
+// re-check (MonitorInterval 60 s), so the entry is still Up when the
+// second stall comes: the case where a second kill was tried.
+func TestTwoMonitorsStallOneKill(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	f := s.pfileParams("MonitorInterval 60\nStartWait 10\nKillWait 1\nRestartTimeout 20\n", s.webservBlock(0), s.webservBlock(0))
+	s.runWith(f, nil)
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "both monitors attempted", func() bool {
+		ms := s.inst.Monitors()
+		return len(ms) == 2 && ms[0].Attempts > 0 && ms[1].Attempts > 0
+	})
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	s.log.wait(t, message.WebServerStall(pid, s.svc.Port).Text, 2)
+	if n := s.log.count(message.Killed(pid).Text); n != 1 {
+		t.Fatalf("%q logged %d times, want once: %q", message.Killed(pid).Text, n, s.log.texts())
+	}
+	if n := s.log.count(message.CannotKill(pid).Text); n != 0 {
+		t.Fatalf("%q logged %d times", message.CannotKill(pid).Text, n)
+	}
+}
+
+// service is a web service run by a restart script, and an engine
+// Instance with its stall monitors watching it.
+type service struct {
+	t      *testing.T
+	tag    string
+	dir    string
+	script string
+	calls  string
+	svc    stalltest.Service
+	log    *recorder
+	inst   *Instance
+}
+
+// newService writes a restart script that starts the service (after
+// sleeping delay seconds, when not zero) and records its calls.
+func newService(t *testing.T, role string, status int, delay int) *service {
+	t.Helper()
+	port, err := stalltest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{t: t, tag: tagFor(t, "svc"), dir: t.TempDir(), log: newRecorder()}
+	s.calls = filepath.Join(s.dir, "calls")
+	s.svc = stalltest.Service{Role: role, Port: port, Status: status, Log: filepath.Join(s.dir, "requests")}
+	s.script = writeScript(t, s.dir, "restart.sh", fmt.Sprintf("echo \"$1 $2 $3\" >> '%s'\nsleep %d\n%s\n", s.calls, delay, s.svc.Script(bin, s.tag)))
+	t.Cleanup(func() { killTagged(s.tag) })
+	return s
+}
+
+// start starts the service as an operator would and returns its pid.
+func (s *service) start() int {
+	s.t.Helper()
+	cmd := exec.Command(bin, "service", s.tag)
+	cmd.Env = append(os.Environ(), s.svc.Env()...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go cmd.Wait()
+	return cmd.Process.Pid
+}
+
+// pfile returns a pfile watching the service with the given blocks.
+func (s *service) pfile(blocks ...string) *pfile.File {
+	return s.pfileParams("MonitorInterval 10\nStartWait 10\nKillWait 1\nRestartTimeout 20\n", blocks...)
+}
+
+// pfileParams is pfile with the given global parameters.
+func (s *service) pfileParams(params string, blocks ...string) *pfile.File {
+	s.t.Helper()
+	text := fmt.Sprintf("%s%s %s args=\"%s\"\n%s", params, bin, s.script, s.tag, strings.Join(blocks, ""))
+	path := filepath.Join(s.t.TempDir(), "test.pf")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	f, diags := parser.Load(path)
+	if err := diags.Err(); err != nil {
+		s.t.Fatalf("pfile:\n%s\n%v", text, err)
+	}
+	return f
+}
+
+// run starts the engine on f, with pidfds, until the test ends.
+func (s *service) run(f *pfile.File) {
+	s.t.Helper()
+	w, err := proc.NewWatcher()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { w.Close() })
+	s.runWith(f, w)
+}
+
+// runWith starts the engine on f with watcher w (nil: deaths are seen by
+// the re-check only) until the test ends.
+func (s *service) runWith(f *pfile.File, w Watcher) {
+	s.t.Helper()
+	inst, err := New(Options{File: f, Log: s.log, Watcher: w})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.inst = inst
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); inst.Run(ctx) }()
+	s.t.Cleanup(func() { cancel(); <-done })
+}
+
+// monitor returns the one stall monitor's status.
+func (s *service) monitor(t testing.TB) stall.MonitorStatus {
+	t.Helper()
+	ms := s.inst.Monitors()
+	if len(ms) != 1 {
+		t.Fatalf("%d monitors, want 1", len(ms))
+	}
+	return ms[0]
+}
+
+// requests counts the requests line the service answered.
+func (s *service) requests(line string) int { return stalltest.Count(s.svc.Log, line) }
+
+// waitPidTag waits for a process of bin with tag in its argv, other than
+// old.
+func waitPidTag(t testing.TB, tag string, old int) int {
+	t.Helper()
+	m := proc.Matcher{Target: bin, Args: tag, UID: -1}
+	pid := 0
+	waitFor(t, "process "+tag, func() bool {
+		all, _ := proc.Scan()
+		for _, p := range m.Match(all) {
+			if p.Pid != old {
+				pid = p.Pid
+				return true
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+// block returns a _bi_<kind> block with one PS_EXEC entry of the given
+// fields after DIRECT (timeout:interval:error:argc:argv...) and a PS_ACTION
+// with actionError.
+func block(kind, exec string, actionError int) string {
+	lib := "/opt/HA/PSWE/lib/lib_bi_" + kind + ".so"
+	return fmt.Sprintf("_bi_%s{\n  PS_INIT DLL:%s:DIRECT:-::-:0\n  PS_EXEC DLL:%s:DIRECT:%s\n  PS_ACTION DLL:%s:DIRECT:-::-:%d:0\n  PS_QUIT DLL:%s:DIRECT:-::-:0\n}\n",
+		kind, lib, lib, exec, lib, actionError, lib)
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// TestReloadKeepsMonitors: a reload is one switch of entries and
+// monitors. An unchanged block keeps its monitor, running, with its
+// counts, even when the entry is carried over under a new key (user=
+// added); a changed block gets a new monitor, started at once since the
+// process is Up; a removed block's monitor stops.
+func TestReloadKeepsMonitors(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	sock := block("socket", fmt.Sprintf("-:1:0:2:2:%d", s.svc.Port), 1)
+	web := func(failover int) string {
+		return block("webserv", fmt.Sprintf("-:1:0:3:%d:%d:127.0.0.1", failover, s.svc.Port), 1)
+	}
+	s.run(s.pfile(sock, web(2)))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "both monitors attempted", func() bool {
+		ms := s.inst.Monitors()
+		return len(ms) == 2 && ms[0].Attempts > 0 && ms[1].Attempts > 0
+	})
+	old := s.inst.entries[0].getMonitors()
+
+	f2 := s.pfile(sock, web(4))
+	f2.Processes[0].User = "root"
+	if err := s.inst.Apply(f2); err != nil {
+		t.Fatal(err)
+	}
+	now := s.inst.entries[0].getMonitors()
+	if len(now) != 2 || now[0] != old[0] || now[1] == old[1] {
+		t.Fatal("the reload did not keep the unchanged monitor and rebuild the changed one")
+	}
+	before := s.inst.Monitors()[0].Attempts
+	waitFor(t, "the kept and the new monitor to run", func() bool {
+		ms := s.inst.Monitors()
+		return ms[0].Attempts > before && ms[1].Attempts > 0 && ms[1].State == stall.StateOk
+	})
+	if ms := s.inst.Monitors(); ms[0].Key != s.inst.entries[0].getKey() || ms[1].Failover != 4*time.Second || !strings.Contains(ms[0].Key, "root") {
+		t.Fatalf("after the reload: %+v", ms)
+	}
+	if st := old[1].Status(time.Now()); st.State != stall.StatePaused {
+		t.Fatalf("the replaced monitor is %v, want Paused (stopped)", st.State)
+	}
+
+	if err := s.inst.Apply(s.pfile(web(4))); err != nil {
+		t.Fatal(err)
+	}
+	if ms := s.inst.Monitors(); len(ms) != 1 || ms[0].Kind != pfile.KindWebserv {
+		t.Fatalf("after removing a block: %+v", ms)
+	}
+	if st := old[0].Status(time.Now()); st.State != stall.StatePaused {
+		t.Fatalf("the removed monitor is %v, want Paused (stopped)", st.State)
+	}
+}
