@@ -10,19 +10,57 @@ import (
 // a block entry) is decided by convert from its first token, which keeps
 // the grammar small and the parse fast (BenchmarkLoad1000).
 //
-//	file      = EOL* ( stmt EOL+ )*
+//	file      = EOL* ( stmt EOL+ )*                 (body.Parse)
 //	stmt      = item tail
 //	tail      = block? item*                        (tail.Parse)
 //	block     = "{" EOL* ( item+ EOL+ )* "}"   (one Block token; blockBody.Parse)
 //	item      = value ( Eq value )?          (item.Parse)
 //	value     = Word | Path | String | Fields
 type ast struct {
-	Stmts []*stmt `parser:"EOL* ( @@ EOL+ )*"`
+	Body body `parser:"@@"`
+}
+
+// body is the file's statements: EOL* ( stmt EOL+ )*. It parses itself
+// (participle.Parseable) so that the thousands of statements of a large
+// pfile cost no branch, deferred capture or reflection each; it fails
+// exactly where participle's generic repetition would (the token after a
+// statement that is not an end of line, or a token no statement can start
+// with).
+type body struct {
+	Stmts []stmt
+}
+
+// Parse implements participle.Parseable.
+func (b *body) Parse(lex *lexer.PeekingLexer) error {
+	skipEOL := func() {
+		for lex.Peek().Type == tokEOL {
+			lex.Next()
+		}
+	}
+	skipEOL()
+	for isValue(lex.Peek().Type) {
+		var s stmt
+		if err := s.First.parse(peeking{lex}); err != nil {
+			return err
+		}
+		if err := s.Tail.Parse(lex); err != nil {
+			return err
+		}
+		if t := lex.Peek(); t.Type != tokEOL {
+			return &participle.UnexpectedTokenError{Unexpected: *t}
+		}
+		b.Stmts = append(b.Stmts, s)
+		skipEOL()
+	}
+	if t := lex.Peek(); !t.EOF() {
+		return &participle.UnexpectedTokenError{Unexpected: *t}
+	}
+	return nil
 }
 
 type stmt struct {
-	First item `parser:"@@"`
-	Tail  tail `parser:"@@"`
+	First item
+	Tail  tail
 }
 
 // tail is what follows a statement's first item: a block, then items.
@@ -137,10 +175,19 @@ type item struct {
 	Value *token
 }
 
+// token is a value's text and where it starts: line and column only (the
+// file is the converter's), kept small as a pfile has many.
 type token struct {
-	Pos  lexer.Position
-	Text string
+	Text      string
+	Line, Col int32
 }
+
+func newToken(t lexer.Token) token {
+	return token{Text: t.Value, Line: int32(t.Pos.Line), Col: int32(t.Pos.Column)}
+}
+
+// pos is where the token starts.
+func (t token) pos() lexer.Position { return lexer.Position{Line: int(t.Line), Column: int(t.Col)} }
 
 func isValue(t lexer.TokenType) bool {
 	return t == tokWord || t == tokPath || t == tokString || t == tokFields
@@ -168,7 +215,7 @@ func (p peeking) next() lexer.Token          { return *p.lex.Next() }
 
 func (it *item) parse(in tokenSource) error {
 	t := in.next()
-	it.Key = token{Pos: t.Pos, Text: t.Value}
+	it.Key = newToken(t)
 	if n, err := in.peek(); err != nil || n.Type != tokEq {
 		return err
 	}
@@ -181,7 +228,8 @@ func (it *item) parse(in tokenSource) error {
 		return &participle.UnexpectedTokenError{Unexpected: v}
 	}
 	in.next()
-	it.Value = &token{Pos: v.Pos, Text: v.Value}
+	value := newToken(v)
+	it.Value = &value
 	return nil
 }
 

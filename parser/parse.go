@@ -61,17 +61,25 @@ func readError(err error) string {
 // that could be read (an unclosed block, too many errors).
 func Parse(path string, data []byte) (*pfile.Source, pfile.Diagnostics) {
 	text := bytes.TrimPrefix(data, bom)
-	work := make([]byte, len(text), len(text)+1)
-	copy(work, text)
-	if len(work) == 0 || work[len(work)-1] != '\n' {
-		work = append(work, '\n')
+	// One copy of the text, which the Source's words share; a byte copy
+	// (work) is made only when an error needs a line blanked out.
+	var b strings.Builder
+	b.Grow(len(text) + 1)
+	b.Write(text)
+	if len(text) == 0 || text[len(text)-1] != '\n' {
+		b.WriteByte('\n')
 	}
+	input := b.String()
+	var work []byte
 	var diags pfile.Diagnostics
-	for {
-		tree, err := grammar.ParseBytes(path, work)
+	for ; ; input = string(work) {
+		tree, err := grammar.ParseString(path, input)
 		if err == nil {
 			src, more := convert(path, tree)
 			return src, append(diags, more...)
+		}
+		if work == nil {
+			work = []byte(input)
 		}
 		pos, msg := describe(err, work)
 		diags = append(diags, pfile.Diagnostic{Pos: pfile.Pos{File: path, Line: pos.Line, Col: pos.Column}, Msg: msg})
@@ -195,7 +203,8 @@ func lineOf(text []byte, n int) string {
 // parameter; a Word followed by '{' names a block.
 func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
 	c := converter{path: path, src: &pfile.Source{Path: path}}
-	for _, s := range tree.Stmts {
+	for i := range tree.Body.Stmts {
+		s := &tree.Body.Stmts[i]
 		switch {
 		case s.Tail.Block != nil:
 			c.block(s)
@@ -216,12 +225,12 @@ type converter struct {
 
 func (c *converter) errorf(t token, format string, args ...any) {
 	c.diags = append(c.diags, pfile.Diagnostic{
-		Pos: pfile.Pos{File: c.path, Line: t.Pos.Line, Col: t.Pos.Column},
+		Pos: pfile.Pos{File: c.path, Line: int(t.Line), Col: int(t.Col)},
 		Msg: fmt.Sprintf(format, args...),
 	})
 }
 
-func (c *converter) word(t token) pfile.Word { return word(c.path, t.Pos, t.Text) }
+func (c *converter) word(t token) pfile.Word { return word(c.path, t.pos(), t.Text) }
 
 func isTarget(text string) bool {
 	return strings.HasPrefix(text, "/") || strings.HasPrefix(text, `"`)
@@ -254,7 +263,7 @@ func (c *converter) block(s *stmt) {
 			bl.Values = append(bl.Values, c.word(it.Key))
 		}
 		if first.Value == nil && len(bl.Values) > 0 && !bl.Values[0].Quoted {
-			bl.Fields = splitFields(c.path, rest[0].Key.Pos, rest[0].Key.Text)
+			bl.Fields = splitFields(c.path, rest[0].Key.pos(), rest[0].Key.Text)
 		}
 		b.Lines = append(b.Lines, bl)
 	}

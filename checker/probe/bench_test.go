@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -73,4 +74,53 @@ func BenchmarkListen(b *testing.B) {
 	b.Cleanup(func() { l.Close() })
 	self := []int{os.Getpid()}
 	benchmark(b, Listen(l.Addr().(*net.TCPAddr).Port, "", func() ([]int, error) { return self, nil }))
+}
+
+// BenchmarkListen10000 times a _bi_listen attempt for a listener held by
+// another process while this one holds 10,000 loopback sockets (a listener
+// and 4,999 connections, both ends): with a sock_diag dump per attempt,
+// with the dump shared by the attempts of a tick, and from /proc/net/tcp.
+func BenchmarkListen10000(b *testing.B) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	const conns = 4999
+	accepted := make(chan net.Conn, conns)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range conns {
+		c, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		s := <-accepted
+		b.Cleanup(func() { s.Close() })
+	}
+	h := startHelper(b, "listen", "127.0.0.1:0")
+	pids := func() ([]int, error) { return []int{h.pid()}, nil }
+	fresh := &listenDump{}
+	b.Run("sock_diag", func(b *testing.B) {
+		p := listenWith(fresh, h.port, "", pids)
+		b.ReportAllocs()
+		for b.Loop() {
+			fresh.mu.Lock()
+			fresh.at = time.Time{} // a dump of its own
+			fresh.mu.Unlock()
+			if r := p.Run(context.Background()); !r.OK {
+				b.Fatal(r.Err)
+			}
+		}
+	})
+	b.Run("sock_diag_shared", func(b *testing.B) { benchmark(b, listenWith(&listenDump{}, h.port, "", pids)) })
+	b.Run("proc", func(b *testing.B) { benchmark(b, listenWith(noSockDiag(syscall.EPERM), h.port, "", pids)) })
 }

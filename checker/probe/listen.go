@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -26,20 +27,25 @@ type listenProber struct {
 	addr    netip.Addr // zero: any address
 	addrErr error
 	pids    func() ([]int, error)
+	dump    *listenDump
 }
 
 // Listen returns the _bi_listen probe: OK when one of pids() holds a TCP
 // socket in LISTEN state on port, and on address when it is not "" (an IPv4
 // or IPv6 literal; a wildcard listener, 0.0.0.0 or ::, covers it). pids
 // gives the monitored process and its descendants. No connection is made:
-// the sockets are found in /proc/PID/net/tcp{,6} and /proc/PID/fd.
+// the LISTEN sockets are read with one sock_diag netlink dump, shared by
+// the attempts of the same few milliseconds (or, in another network
+// namespace or without sock_diag, from /proc/PID/net/tcp{,6}), and matched
+// to the descriptors in /proc/PID/fd. An OK Result carries the listener's
+// accept queue and backlog.
 //
 // No LISTEN socket on the port is a failure. An attempt that cannot tell
 // is Unknown: pids cannot be listed, a socket table cannot be read, or
 // there is a listener on the port but the descriptors of a process of the
 // tree could not be read (EACCES, EMFILE) and no readable one holds it.
 func Listen(port int, address string, pids func() ([]int, error)) Prober {
-	p := &listenProber{port: port, pids: pids}
+	p := &listenProber{port: port, pids: pids, dump: sharedListens}
 	if address != "" {
 		a, err := netip.ParseAddr(address)
 		if err != nil {
@@ -63,60 +69,103 @@ func (p *listenProber) Run(ctx context.Context) Result {
 	if err != nil {
 		return failure(ctx, start, broken(fmt.Errorf("process tree: %w", err)))
 	}
-	inodes, err := p.listeners(pids)
+	r, reused := p.attempt(ctx, start, pids, listenDumpAge)
+	if !r.OK && reused {
+		// A listener may have come up since the shared dump: decide
+		// "not listening" on a dump of this attempt's own.
+		r, _ = p.attempt(ctx, start, pids, 0)
+	}
+	return r
+}
+
+// attempt looks for the listener in a dump of the listening sockets no
+// older than maxAge; reused tells that the dump was not made for it.
+func (p *listenProber) attempt(ctx context.Context, start time.Time, pids []int, maxAge time.Duration) (r Result, reused bool) {
+	inodes, reused, err := p.listeners(ctx, pids, maxAge)
 	if err != nil {
-		return failure(ctx, start, broken(err))
+		return failure(ctx, start, broken(err)), false
 	}
 	var readErr error
 	if len(inodes) > 0 {
 		for _, pid := range pids {
 			if err := ctx.Err(); err != nil {
-				return failure(ctx, start, err)
+				return failure(ctx, start, err), false
 			}
 			found, err := holdsSocket(pid, inodes)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				readErr = err // a pid we may not read: say so if nothing is found
 			}
 			if found != 0 {
-				return success(start, fmt.Sprintf("pid %d listens on %s", pid, inodes[found]))
+				l := inodes[found]
+				r := success(start, fmt.Sprintf("pid %d listens on %s", pid, l.local))
+				r.AcceptQueue, r.Backlog = int(l.queue), int(l.backlog)
+				return r, reused
 			}
 		}
 	}
 	if readErr != nil {
 		// A listener is there and a process we could not read may hold it.
-		return failure(ctx, start, broken(readErr))
+		return failure(ctx, start, broken(readErr)), reused
 	}
 	err = fmt.Errorf("%w: port %d", ErrNotListening, p.port)
 	if p.addr.IsValid() {
 		err = fmt.Errorf("%w: %s", ErrNotListening, netip.AddrPortFrom(p.addr, uint16(p.port)))
 	}
-	return failure(ctx, start, err)
+	return failure(ctx, start, err), reused
 }
 
-// listeners returns the inodes of the LISTEN sockets on the port (and
-// address), read in the network namespace of the first live pid.
-func (p *listenProber) listeners(pids []int) (map[uint64]netip.AddrPort, error) {
+// ownNetns names pcheck's network namespace ("net:[4026531840]"), "" when
+// it cannot be read.
+var ownNetns = sync.OnceValue(func() string {
+	ns, _ := os.Readlink(procRoot + "/self/ns/net")
+	return ns
+})
+
+// listeners returns the LISTEN sockets on the port (and address) by inode,
+// in the network namespace of the first live pid. In pcheck's own
+// namespace they come from the sock_diag dump (reused tells that it was
+// not made for this attempt); elsewhere, or when sock_diag cannot be used
+// (EPERM, EPROTONOSUPPORT, no inet_diag module), from /proc/PID/net/tcp and
+// tcp6.
+func (p *listenProber) listeners(ctx context.Context, pids []int, maxAge time.Duration) (inodes map[uint64]listener, reused bool, err error) {
 	for _, pid := range pids {
-		inodes := make(map[uint64]netip.AddrPort)
-		err := p.scan(fmt.Sprintf("%s/%d/net/tcp", procRoot, pid), inodes)
+		inodes := make(map[uint64]listener)
+		ns, err := os.Readlink(fmt.Sprintf("%s/%d/ns/net", procRoot, pid))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // exited meanwhile
+		}
+		if err == nil && ns != "" && ns == ownNetns() {
+			deadline, _ := ctx.Deadline()
+			fresh, err := p.dump.find(maxAge, deadline, p.keep, inodes)
+			if err == nil {
+				return inodes, !fresh, nil
+			}
+			clear(inodes) // sock_diag unavailable: read /proc
+		}
+		err = p.scan(fmt.Sprintf("%s/%d/net/tcp", procRoot, pid), inodes)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // exited meanwhile
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		// tcp6 is absent when IPv6 is disabled.
 		if err := p.scan(fmt.Sprintf("%s/%d/net/tcp6", procRoot, pid), inodes); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+			return nil, false, err
 		}
-		return inodes, nil
+		return inodes, false, nil
 	}
-	return nil, nil
+	return nil, false, nil
+}
+
+// keep reports whether l is on the wanted port and address.
+func (p *listenProber) keep(l listener) bool {
+	return int(l.local.Port()) == p.port && p.addrMatches(l.local.Addr())
 }
 
 // scan adds to inodes the LISTEN entries of one /proc/net/tcp file that
 // match the port and address.
-func (p *listenProber) scan(path string, inodes map[uint64]netip.AddrPort) error {
+func (p *listenProber) scan(path string, inodes map[uint64]listener) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -126,10 +175,12 @@ func (p *listenProber) scan(path string, inodes map[uint64]netip.AddrPort) error
 	sc.Scan() // header
 	for sc.Scan() {
 		e, ok := parseTCPLine(sc.Bytes())
-		if !ok || e.state != tcpListen || int(e.local.Port()) != p.port || !p.addrMatches(e.local.Addr()) {
+		if !ok || e.state != tcpListen {
 			continue
 		}
-		inodes[e.inode] = e.local
+		if l := (listener{local: e.local, inode: e.inode, queue: e.rxQueue}); p.keep(l) {
+			inodes[e.inode] = l
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
@@ -152,9 +203,10 @@ func (p *listenProber) addrMatches(a netip.Addr) bool {
 
 // tcpEntry is one line of /proc/net/tcp or /proc/net/tcp6.
 type tcpEntry struct {
-	local netip.AddrPort
-	state uint8
-	inode uint64
+	local   netip.AddrPort
+	state   uint8
+	rxQueue uint32 // of a LISTEN socket: its accept queue's length
+	inode   uint64
 }
 
 // parseTCPLine reads "sl local rem st tx:rx tr:when retr uid timeout inode".
@@ -179,11 +231,19 @@ func parseTCPLine(line []byte) (tcpEntry, bool) {
 	if err != nil {
 		return tcpEntry{}, false
 	}
+	_, rx, ok := bytes.Cut(fields[4], []byte(":"))
+	if !ok {
+		return tcpEntry{}, false
+	}
+	rxQueue, err := strconv.ParseUint(string(rx), 16, 32)
+	if err != nil {
+		return tcpEntry{}, false
+	}
 	inode, err := strconv.ParseUint(string(fields[9]), 10, 64)
 	if err != nil {
 		return tcpEntry{}, false
 	}
-	return tcpEntry{local: local, state: uint8(state), inode: inode}, true
+	return tcpEntry{local: local, state: uint8(state), rxQueue: uint32(rxQueue), inode: inode}, true
 }
 
 // parseHexAddrPort reads "0100007F:1F90": the address as 32-bit words in
@@ -217,7 +277,7 @@ func parseHexAddrPort(b []byte) (netip.AddrPort, bool) {
 
 // holdsSocket returns the inode of the first socket of inodes that pid has
 // open, or 0.
-func holdsSocket(pid int, inodes map[uint64]netip.AddrPort) (uint64, error) {
+func holdsSocket(pid int, inodes map[uint64]listener) (uint64, error) {
 	dir := fmt.Sprintf("%s/%d/fd", procRoot, pid)
 	f, err := os.Open(dir)
 	if err != nil {

@@ -3,13 +3,45 @@ package probe
 import (
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
 
+// noSockDiag stands for a host where sock_diag cannot be used: the
+// netlink socket is refused.
+func noSockDiag(errno syscall.Errno) *listenDump {
+	return &listenDump{dump: func(buf []byte, _ time.Time, _ func(listener)) ([]byte, error) {
+		return buf, os.NewSyscallError("socket", errno)
+	}}
+}
+
+// listenWith is Listen reading its listeners through d.
+func listenWith(d *listenDump, port int, address string, pids func() ([]int, error)) Prober {
+	p := Listen(port, address, pids)
+	p.(*listenProber).dump = d
+	return p
+}
+
+// The same answers whether the listeners come from sock_diag or, where it
+// cannot be used, from /proc/net/tcp.
 func TestListen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dump *listenDump
+	}{
+		{"sock_diag", &listenDump{}},
+		{"EPERM", noSockDiag(syscall.EPERM)},
+		{"EPROTONOSUPPORT", noSockDiag(syscall.EPROTONOSUPPORT)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testListen(t, tc.dump) })
+	}
+}
+
+func testListen(t *testing.T, dump *listenDump) {
 	v4 := startHelper(t, "listen", "127.0.0.1:0")
 	v6 := startHelper(t, "listen", "[::1]:0")
 	any4 := startHelper(t, "listen", "0.0.0.0:0")
@@ -37,7 +69,7 @@ func TestListen(t *testing.T) {
 		{"no pids", v4.port, "", pids(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Listen(tc.port, tc.address, tc.pids).Run(withTimeout(t, 30*time.Second))
+			r := listenWith(dump, tc.port, tc.address, tc.pids).Run(withTimeout(t, 30*time.Second))
 			if r.OK != tc.ok {
 				t.Fatalf("OK = %v, want %v (Detail %q, Err %v)", r.OK, tc.ok, r.Detail, r.Err)
 			}
@@ -49,7 +81,10 @@ func TestListen(t *testing.T) {
 
 	// After the listener closes, the process still runs but holds no
 	// LISTEN socket.
-	p := Listen(v4.port, "", pids(v4.pid()))
+	p := listenWith(dump, v4.port, "", pids(v4.pid()))
+	if r := p.Run(withTimeout(t, 30*time.Second)); !r.OK {
+		t.Fatalf("before close: OK=false (Detail %q, Err %v)", r.Detail, r.Err)
+	}
 	if _, err := io.WriteString(v4.stdin, "close\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -74,18 +109,23 @@ func TestParseTCPLine(t *testing.T) {
 		line  string
 		local string
 		state uint8
+		rx    uint32
 		inode uint64
 		ok    bool
 	}{
 		{"   1: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 15035 1 0000000000000000 100 0 0 10 0",
-			"127.0.0.1:8080", 0x0A, 15035, true},
+			"127.0.0.1:8080", 0x0A, 0, 15035, true},
+		{"   1: 0100007F:1F90 00000000:0000 0A 00000000:0000001C 00:00000000 00000000     0        0 15035 1 0000000000000000 100 0 0 10 0",
+			"127.0.0.1:8080", 0x0A, 28, 15035, true},
+		{"   1: 0100007F:1F90 00000000:0000 0A 00000000 00:00000000 00000000     0        0 15035 1 0000000000000000 100 0 0 10 0",
+			"", 0, 0, 0, false},
 		{"   0: 00000000000000000000000001000000:A117 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 15036 1 0000000000000000 100 0 0 10 0",
-			"[::1]:41239", 0x0A, 15036, true},
+			"[::1]:41239", 0x0A, 0, 15036, true},
 		{"   2: 0000000000000000FFFF00000100007F:0050 00000000000000000000000000000000:0000 01 00000000:00000000 00:00000000 00000000  1000        0 7 1",
-			"[::ffff:127.0.0.1]:80", 0x01, 7, true},
-		{"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", "", 0, 0, false},
-		{"   1: 0100007F:1F90 00000000:0000 0A", "", 0, 0, false},
-		{"   1: 0100007:1F90 00000000:0000 0A 0:0 0:0 0 0 0 1", "", 0, 0, false},
+			"[::ffff:127.0.0.1]:80", 0x01, 0, 7, true},
+		{"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", "", 0, 0, 0, false},
+		{"   1: 0100007F:1F90 00000000:0000 0A", "", 0, 0, 0, false},
+		{"   1: 0100007:1F90 00000000:0000 0A 0:0 0:0 0 0 0 1", "", 0, 0, 0, false},
 	} {
 		e, ok := parseTCPLine([]byte(tc.line))
 		if ok != tc.ok {
@@ -95,8 +135,153 @@ func TestParseTCPLine(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if want := netip.MustParseAddrPort(tc.local); e.local != want || e.state != tc.state || e.inode != tc.inode {
-			t.Errorf("parseTCPLine(%q) = %v %x %d, want %v %x %d", tc.line, e.local, e.state, e.inode, want, tc.state, tc.inode)
+		if want := netip.MustParseAddrPort(tc.local); e.local != want || e.state != tc.state || e.rxQueue != tc.rx || e.inode != tc.inode {
+			t.Errorf("parseTCPLine(%q) = %v %x %d %d, want %v %x %d %d", tc.line, e.local, e.state, e.rxQueue, e.inode, want, tc.state, tc.rx, tc.inode)
 		}
+	}
+}
+
+// backlogListener listens on a loopback port with a backlog of 7 in this
+// process, never accepting, and connects n clients to it. It returns the
+// port.
+func backlogListener(t *testing.T, n int) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 7); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	for range n {
+		c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)).String(), 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return port
+}
+
+// An OK attempt reports the listener's accept queue and, from sock_diag,
+// its backlog; /proc/net/tcp shows the queue only (Backlog 0).
+func TestListenAcceptQueue(t *testing.T) {
+	port := backlogListener(t, 3)
+	self := func() ([]int, error) { return []int{os.Getpid()}, nil }
+	for _, tc := range []struct {
+		name    string
+		dump    *listenDump
+		backlog int
+	}{
+		{"sock_diag", &listenDump{}, 7},
+		{"/proc", noSockDiag(syscall.EPERM), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := listenWith(tc.dump, port, "127.0.0.1", self)
+			// The server side of a connection joins the accept queue when
+			// the client's ACK is processed, just after connect returns.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				r := p.Run(withTimeout(t, 30*time.Second))
+				if !r.OK {
+					t.Fatalf("OK = false (Detail %q, Err %v)", r.Detail, r.Err)
+				}
+				if r.AcceptQueue == 3 && r.Backlog == tc.backlog {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("AcceptQueue %d, Backlog %d; want 3, %d", r.AcceptQueue, r.Backlog, tc.backlog)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+}
+
+// The attempts of the same few milliseconds share one sock_diag dump, and
+// a listener that came up since is still found: "not listening" is
+// decided on a dump of the attempt's own.
+func TestListenSharedDump(t *testing.T) {
+	a := startHelper(t, "listen", "127.0.0.1:0")
+	b := startHelper(t, "listen", "[::1]:0")
+	pids := func(h *helper) func() ([]int, error) { return func() ([]int, error) { return []int{h.pid()}, nil } }
+	d := &listenDump{}
+	dumps := func() int { d.mu.Lock(); defer d.mu.Unlock(); return d.dumps }
+	// Until two attempts fit in one dump's life: a loaded machine may
+	// stall between them.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := dumps()
+		start := time.Now()
+		ra := listenWith(d, a.port, "", pids(a)).Run(withTimeout(t, 30*time.Second))
+		rb := listenWith(d, b.port, "", pids(b)).Run(withTimeout(t, 30*time.Second))
+		if !ra.OK || !rb.OK {
+			t.Fatalf("OK = %v, %v (%v, %v)", ra.OK, rb.OK, ra.Err, rb.Err)
+		}
+		n := dumps() - before
+		if time.Since(start) < listenDumpAge {
+			if n != 1 {
+				t.Fatalf("two attempts within %v made %d dumps, want 1", listenDumpAge, n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no two attempts within one dump's life")
+		}
+	}
+
+	// A listener opened after the dump: the reused dump lacks it, a new
+	// one is made.
+	self := func() ([]int, error) { return []int{os.Getpid()}, nil }
+	for {
+		d.mu.Lock()
+		d.at = time.Time{} // the next attempt dumps
+		d.mu.Unlock()
+		before := dumps()
+		start := time.Now()
+		if r := listenWith(d, a.port, "", pids(a)).Run(withTimeout(t, 30*time.Second)); !r.OK {
+			t.Fatal(r.Err)
+		}
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		r := listenWith(d, l.Addr().(*net.TCPAddr).Port, "", self).Run(withTimeout(t, 30*time.Second))
+		if !r.OK {
+			t.Fatalf("new listener: OK = false (Detail %q, Err %v)", r.Detail, r.Err)
+		}
+		if time.Since(start) < listenDumpAge {
+			if n := dumps() - before; n != 2 {
+				t.Fatalf("%d dumps, want 2: the second attempt's miss is checked on a new dump", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no two attempts within one dump's life")
+		}
+	}
+}
+
+// A process in another network namespace is looked up in its own
+// /proc/PID/net/tcp: pcheck's sock_diag socket sees only its namespace.
+func TestListenOtherNetns(t *testing.T) {
+	h := startHelperWith(t, "listen", "0.0.0.0:0", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
+	d := &listenDump{}
+	r := listenWith(d, h.port, "", func() ([]int, error) { return []int{h.pid()}, nil }).Run(withTimeout(t, 30*time.Second))
+	if !r.OK {
+		t.Fatalf("OK = false (Detail %q, Err %v)", r.Detail, r.Err)
+	}
+	if d.dumps != 0 {
+		t.Errorf("%d sock_diag dumps for a process of another namespace, want 0", d.dumps)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,9 +97,17 @@ type helper struct {
 
 // startHelper starts the test binary as a helper process and waits for it
 // to listen. It is killed and reaped when the test ends.
-func startHelper(t *testing.T, role, addr string) *helper {
+func startHelper(t testing.TB, role, addr string) *helper {
+	t.Helper()
+	return startHelperWith(t, role, addr, nil)
+}
+
+// startHelperWith is startHelper with the child's SysProcAttr (a network
+// namespace of its own).
+func startHelperWith(t testing.TB, role, addr string, attr *syscall.SysProcAttr) *helper {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.SysProcAttr = attr
 	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperAddrEnv+"="+addr)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -130,7 +139,7 @@ func startHelper(t *testing.T, role, addr string) *helper {
 
 // readLine reads one line from the helper, failing the test after a
 // deadline.
-func (h *helper) readLine(t *testing.T) string {
+func (h *helper) readLine(t testing.TB) string {
 	t.Helper()
 	if err := h.out.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,13 @@ type Result struct {
 	ModTime time.Time
 	// Missing lists the named children not found (children only).
 	Missing []string
+	// AcceptQueue and Backlog describe the listener found (listen only,
+	// when OK): the connections waiting to be accepted and the most its
+	// accept queue holds (listen(2)'s backlog as the kernel capped it). A
+	// full queue means a server that no longer accepts. Backlog is 0 when
+	// unknown: /proc/net/tcp, read where sock_diag cannot be, shows only
+	// the queue.
+	AcceptQueue, Backlog int
 }
 
 // Prober runs one attempt; the deadline is carried by ctx.
