@@ -51,6 +51,7 @@ func Build(src *Source) (*File, Diagnostics) {
 	if b.diags.HasErrors() {
 		return nil, b.diags
 	}
+	SetKeys(b.f)
 	return b.f, b.diags
 }
 

@@ -141,6 +141,9 @@ type Cleanup struct {
 // Process is a process entry: what to watch and how to bring it back.
 type Process struct {
 	Pos Pos `json:"pos"`
+	// Key tells the entry apart from every other of the pfile (SetKeys):
+	// its retry counts, state files and stall monitors are kept under it.
+	Key string `json:"key"`
 	// Name is the process as written in the pfile (without quotes); it is
 	// the <proc> of every message.
 	Name string `json:"name"`

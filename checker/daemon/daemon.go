@@ -233,6 +233,8 @@ func (d *daemon) run(ctx context.Context) int {
 	var wg sync.WaitGroup
 	// One scheduler for the stall monitors of every pfile.
 	monitors := stall.NewRuntime(stall.RuntimeOptions{})
+	// One set of /proc scans for every pfile too.
+	scans := engine.NewScans()
 	wg.Add(1)
 	go func() { defer wg.Done(); monitors.Run(ctx) }()
 	results := make(chan *runningPfile, len(d.pfiles))
@@ -253,6 +255,7 @@ func (d *daemon) run(ctx context.Context) int {
 			ScriptRecordDirs: []string{d.o.StateDir, d.o.RunDir},
 			OnEvent:          func(ev engine.Event) { p.rec.Event(ev); p.cluster.Event(ev) },
 			Monitors:         monitors,
+			Scans:            scans,
 			OnAttempt:        p.attempt,
 			DumpMonitors:     func() any { return p.monitorStatus() },
 		})

@@ -312,7 +312,7 @@ func TestFutureAttemptsNotCounted(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	key := state.Key(f.Processes[0])
+	key := f.Processes[0].BaseKey()
 	future := time.Now().Add(24 * time.Hour).UTC()
 	var times []string
 	for i := range 3 {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
-	"github.com/pcheck/pcheck/checker/state"
 )
 
 // TestRaisedCountNoticedAtOnce: a reload that raises count= above the
@@ -47,10 +46,10 @@ func TestProtectedTree(t *testing.T) {
 	r := run(t, Options{File: testFile("x.pf", testParams(), a.process(), b.process()), Log: log})
 	log.wait(t, message.Up(bin, pa).Text, 1)
 	log.wait(t, message.Up(bin, pb).Text, 1)
-	if err := r.Pause(state.Key(b.process())); err != nil {
+	if err := r.Pause(b.process().BaseKey()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b paused", func() bool { return r.state(state.Key(b.process())).State == StatePaused })
+	waitFor(t, "b paused", func() bool { return r.state(b.process().BaseKey()).State == StatePaused })
 	all, err := proc.Scan()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +88,7 @@ func TestAdopted(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Adopted not closed")
 	}
-	if st := r.state(state.Key(a.process())); st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pa {
+	if st := r.state(a.process().BaseKey()); st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pa {
 		t.Fatalf("at Adopted, the running process is %+v, want Up", st)
 	}
 	if n := log.count(message.SetPidFail(bin).Text); n != 0 {

@@ -119,6 +119,9 @@ type Options struct {
 	// OnEvent, when set, is called for every event (for the ring
 	// buffer). It runs on the entry's goroutine: return quickly.
 	OnEvent func(Event)
+	// Scans are the /proc scans; one is shared by every Instance of a
+	// pcheck process. nil: the Instance has its own.
+	Scans *Scans
 	// Monitors runs the attempts of the entries' stall monitors; one is
 	// shared by every Instance of a pcheck process. nil: the Instance has
 	// its own, run by Run.
@@ -145,7 +148,7 @@ type Instance struct {
 	clock   Clock
 	onEvent func(Event)
 	onState func(stateChange)
-	scanner scanner
+	scans   *Scans
 	// monitors runs the stall monitors' attempts; ownMonitors: made by
 	// New, so run by Run.
 	monitors    *stall.Runtime
@@ -155,10 +158,6 @@ type Instance struct {
 
 	// dumpMonitors is Options.DumpMonitors.
 	dumpMonitors func() any
-
-	// rescanner serves the re-checks of entries that follow processes
-	// already found: /proc/PID/stat is all they need (proc.ScanStat).
-	rescanner scanner
 
 	// onExec, set by tests and benchmarks, runs just before a restart
 	// script is started.
@@ -171,7 +170,7 @@ type Instance struct {
 	runCtx  context.Context
 	ended   bool
 	exitBy  string // the process whose retry over ended Run with Exit
-	exitKey string // and its entry key (state.Key)
+	exitKey string // and its entry key (pfile.Process.Key)
 	wg      sync.WaitGroup
 	finish  chan Result
 
@@ -200,7 +199,7 @@ func New(o Options) (*Instance, error) {
 		clock:     o.Clock,
 		onEvent:   o.OnEvent,
 		onState:   o.onState,
-		scanner:   scanner{scan: proc.Scan},
+		scans:     o.Scans,
 		monitors:  o.Monitors,
 		onAttempt: o.OnAttempt,
 		file:      o.File,
@@ -209,7 +208,9 @@ func New(o Options) (*Instance, error) {
 		ping:      make(chan chan struct{}),
 		stopped:   make(chan struct{}),
 	}
-	in.rescanner.scan = proc.ScanStat
+	if in.scans == nil {
+		in.scans = NewScans()
+	}
 	in.dumpMonitors = o.DumpMonitors
 	if in.clock == nil {
 		in.clock = realClock{}
@@ -249,13 +250,16 @@ type plan struct {
 
 // makePlan maps the entries of f onto old (nil at start). An entry whose
 // key is unchanged is continued; so is one whose key changed but whose
-// process is the same (state.SameProcess: only its script, user or pid
+// process is the same (pfile.Process.SameProcess: only its script, user or pid
 // file changed), taken in order among the old entries not continued
 // otherwise: it keeps its goroutine, state, pids, counts and any restart
 // in progress. The rest are new, not started. It fails, changing nothing,
 // when a process entry names a user that does not exist.
 func (in *Instance) makePlan(f *pfile.File, old []*entry) (*plan, error) {
-	pl := &plan{file: f, keys: state.Keys(f), renames: map[string]string{}}
+	pl := &plan{file: f, renames: map[string]string{}}
+	for _, p := range f.Processes {
+		pl.keys = append(pl.keys, p.Key)
+	}
 	pl.uids = make([]int, len(f.Processes))
 	pl.entries = make([]*entry, len(f.Processes))
 	for i, p := range f.Processes {
@@ -282,7 +286,7 @@ func (in *Instance) makePlan(f *pfile.File, old []*entry) (*plan, error) {
 		if pl.entries[i] != nil {
 			continue
 		}
-		j := slices.IndexFunc(old, func(e *entry) bool { return !taken[e] && state.SameProcess(e.config(), p) })
+		j := slices.IndexFunc(old, func(e *entry) bool { return !taken[e] && e.config().SameProcess(p) })
 		if j < 0 {
 			continue
 		}
@@ -420,7 +424,8 @@ loop:
 // but Exit, whose caller does.
 func (in *Instance) LogStop() { in.emit("", message.Stop(in.Pfile())) }
 
-// procs is the scan of the stall monitors' listen and children probes.
+// procs is the scan of the stall monitors' listen and children probes:
+// one taken in the last probeScanAge serves.
 func (in *Instance) procs() ([]proc.Info, error) {
 	in.mu.Lock()
 	ctx := in.runCtx
@@ -428,7 +433,11 @@ func (in *Instance) procs() ([]proc.Info, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return in.Procs(ctx)
+	snap, err := in.scans.full.get(ctx, time.Now().Add(-probeScanAge))
+	if err != nil {
+		return nil, err
+	}
+	return snap.all, nil
 }
 
 // Procs returns a /proc scan that started no earlier than now, shared
@@ -436,7 +445,7 @@ func (in *Instance) procs() ([]proc.Info, error) {
 // /proc serves the entries looking for processes, the listen and children
 // probes and the cleanup list at once. The slice is shared: read only.
 func (in *Instance) Procs(ctx context.Context) ([]proc.Info, error) {
-	snap, err := in.scanner.get(ctx, time.Now())
+	snap, err := in.scans.full.get(ctx, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -522,9 +531,11 @@ func (in *Instance) recheck(ctx context.Context) {
 	in.mu.Lock()
 	entries := slices.Clone(in.entries)
 	in.mu.Unlock()
-	sc := &in.rescanner
+	// Re-checks of entries that follow processes already found need
+	// /proc/PID/stat only (proc.ScanStat).
+	sc := &in.scans.stat
 	if slices.ContainsFunc(entries, func(e *entry) bool { return e.config().PidFile != "" }) {
-		sc = &in.scanner
+		sc = &in.scans.full
 	}
 	snap, err := sc.get(ctx, time.Now())
 	if err != nil {

@@ -209,7 +209,7 @@ func TestRetryOverContinue(t *testing.T) {
 	if n := len(bad.readCalls()); n != 2 {
 		t.Fatalf("script ran %d times, want 2", n)
 	}
-	if st := r.state(state.Key(pb)); st.State != StateRetryOver || st.RetriesUsed != 2 || st.RetriesAllowed != 2 {
+	if st := r.state(pb.BaseKey()); st.State != StateRetryOver || st.RetriesUsed != 2 || st.RetriesAllowed != 2 {
 		t.Fatalf("bad status = %+v", st)
 	}
 
@@ -219,7 +219,7 @@ func TestRetryOverContinue(t *testing.T) {
 	log.wait(t, message.Up(bin, newPid).Text, 1)
 
 	// Resume re-arms the entry: counts cleared, restarted again.
-	if err := r.Resume(state.Key(pb)); err != nil {
+	if err := r.Resume(pb.BaseKey()); err != nil {
 		t.Fatal(err)
 	}
 	log.wait(t, message.RetryOver(bin, "continue").Text, 2)
@@ -275,7 +275,7 @@ func TestCountsPersist(t *testing.T) {
 	r := run(t, Options{File: testFile("x.pf", params, p), Log: log, Store: store, Clock: clock})
 	log.wait(t, message.TryRestart(bin).Text, 2)
 	r.stop(t)
-	used := len(store.Attempts(state.Key(p)))
+	used := len(store.Attempts(p.BaseKey()))
 	if used < 2 {
 		t.Fatalf("store holds %d attempts, want >= 2", used)
 	}
@@ -483,7 +483,7 @@ func TestApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.wait(t, message.Up(bin, pc).Text, 1)
-	st := r.state(state.Key(na))
+	st := r.state(na.BaseKey())
 	if st.State != StateUp || st.Pids[0] != pa2 || st.RetriesUsed != 1 || st.RetriesAllowed != 7 {
 		t.Fatalf("kept entry after reload = %+v", st)
 	}
@@ -853,7 +853,7 @@ func startOrphan(t *testing.T, f *fixture, p *pfile.Process, dir, boot string) (
 			t.Fatal(err)
 		}
 	}
-	record := filepath.Join(dir, state.Name("x.pf")+"-"+keyHash(state.Key(p))+".script")
+	record := filepath.Join(dir, state.Name("x.pf")+"-"+keyHash(p.BaseKey())+".script")
 	rec := scriptRecord{Pid: info.Pid, Start: info.Start, Pgid: info.Pid, Attempt: 1, Reason: ReasonDown, Boot: boot}
 	if err := rec.write(record); err != nil {
 		t.Fatal(err)
@@ -878,7 +878,7 @@ func TestApplyCarriesOverNewKey(t *testing.T) {
 	kill(t, pa)
 	pa2 := a.waitPid(pa)
 	log.wait(t, message.Up(bin, pa2).Text, 1)
-	oldKey := state.Key(a.process())
+	oldKey := a.process().BaseKey()
 
 	na := a.process()
 	na.User = "root"
@@ -887,20 +887,20 @@ func TestApplyCarriesOverNewKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := rl.Renames(); len(got) != 1 || got[oldKey] != state.Key(na) {
-		t.Fatalf("renames %v, want %q -> %q", got, oldKey, state.Key(na))
+	if got := rl.Renames(); len(got) != 1 || got[oldKey] != na.BaseKey() {
+		t.Fatalf("renames %v, want %q -> %q", got, oldKey, na.BaseKey())
 	}
 	if err := rl.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	st := r.state(state.Key(na))
+	st := r.state(na.BaseKey())
 	if st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pa2 || st.RetriesUsed != 1 || st.Restarts != 1 {
 		t.Fatalf("carried-over entry = %+v", st)
 	}
 	if n := log.count(message.Up(bin, pa2).Text); n != 1 {
 		t.Fatalf("Up logged %d times, want once", n)
 	}
-	if n := len(store.Attempts(state.Key(na))); n != 1 {
+	if n := len(store.Attempts(na.BaseKey())); n != 1 {
 		t.Fatalf("%d attempts under the new key, want 1", n)
 	}
 	if n := len(store.Attempts(oldKey)); n != 0 {

@@ -333,7 +333,7 @@ func (e *entry) find(s State, wait time.Duration) step {
 				}
 			case <-timer.C:
 				asked := time.Now()
-				snap, err := e.in.scanner.get(ctx, asked)
+				snap, err := e.in.scans.full.get(ctx, asked)
 				if err != nil {
 					if ctx.Err() != nil {
 						return nil
@@ -571,7 +571,7 @@ func (e *entry) leftovers(ctx context.Context, w *watched) []proc.ID {
 	if unix.Kill(-w.pgid, 0) != nil {
 		return out
 	}
-	snap, err := e.in.scanner.get(ctx, time.Now())
+	snap, err := e.in.scans.full.get(ctx, time.Now())
 	if err != nil {
 		return out
 	}
@@ -710,7 +710,7 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 // is looked for once; not found, the attempt failed, without waiting
 // StartWait (the attempt took RestartTimeout already).
 func (e *entry) afterTimeout(ctx context.Context, reason string, oldPid int) step {
-	snap, err := e.in.scanner.get(ctx, time.Now())
+	snap, err := e.in.scans.full.get(ctx, time.Now())
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -726,7 +726,7 @@ func (e *entry) afterTimeout(ctx context.Context, reason string, oldPid int) ste
 func (e *entry) scriptGroup() groupKill {
 	return groupKill{
 		scan: func() (*snapshot, error) {
-			return e.in.scanner.get(context.Background(), time.Now())
+			return e.in.scans.full.get(context.Background(), time.Now())
 		},
 		match:   e.matcher().Match,
 		protect: e.in.protect,
@@ -905,7 +905,7 @@ func keyHash(key string) string {
 // running returns the processes of the entry found in a fresh /proc scan
 // (nil when the scan fails).
 func (e *entry) running(ctx context.Context) []proc.ID {
-	snap, err := e.in.scanner.get(ctx, time.Now())
+	snap, err := e.in.scans.full.get(ctx, time.Now())
 	if err != nil {
 		return nil
 	}

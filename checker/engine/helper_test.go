@@ -230,7 +230,9 @@ func testParams() pfile.Params {
 }
 
 func testFile(path string, params pfile.Params, procs ...*pfile.Process) *pfile.File {
-	return &pfile.File{Path: path, Params: params, Processes: procs}
+	f := &pfile.File{Path: path, Params: params, Processes: procs}
+	pfile.SetKeys(f)
+	return f
 }
 
 // recorder is a Logger that keeps every message and lets tests wait for

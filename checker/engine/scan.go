@@ -8,9 +8,28 @@ import (
 	"github.com/pcheck/pcheck/checker/proc"
 )
 
-// scanner shares /proc scans among the entries of an Instance: any number
-// of entries asking at once are served by one scan, so a thousand entries
-// looking for their processes cost one walk of /proc, not a thousand.
+// Scans are the /proc scans of a pcheck process, shared by every Instance
+// (every pfile) given them: the entries looking for their processes, the
+// MonitorInterval re-checks, the stall monitors' listen and children
+// probes and the cleanup list. Callers asking at once are served by one
+// walk of /proc.
+type Scans struct {
+	full scanner // proc.Scan: argv and exe, for matching
+	stat scanner // proc.ScanStat: the re-checks of processes found already
+}
+
+// NewScans returns the scans of a pcheck process.
+func NewScans() *Scans {
+	return &Scans{full: scanner{scan: proc.Scan}, stat: scanner{scan: proc.ScanStat}}
+}
+
+// probeScanAge is how old a scan the listen and children probes take: the
+// attempts of one scheduler batch, and of every pfile, share one.
+const probeScanAge = 250 * time.Millisecond
+
+// scanner shares /proc scans among its callers: any number asking at once
+// are served by one scan, so a thousand entries looking for their
+// processes cost one walk of /proc, not a thousand.
 type scanner struct {
 	scan func() ([]proc.Info, error)
 

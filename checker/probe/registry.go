@@ -3,7 +3,6 @@ package probe
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -17,55 +16,29 @@ type TreeFunc func() ([]ProcName, error)
 var (
 	// ErrUnknownKind: no probe exists for the monitor's kind.
 	ErrUnknownKind = errors.New("unknown monitor kind")
-	// ErrInvalidMonitor: the monitor lacks a value its probe needs.
+	// ErrInvalidMonitor: a listen or children monitor without the
+	// process tree its probe reads.
 	ErrInvalidMonitor = errors.New("invalid monitor")
 )
 
 // constructors is the registry: one probe constructor per monitor kind.
 var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, error){
 	pfile.KindWebserv: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		if err := checkPort(m); err != nil {
-			return nil, err
-		}
-		return HTTP(hostOf(m), m.Port), nil
+		return HTTP(m.Host, m.Port), nil
 	},
 	pfile.KindWebservs: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		if err := checkPort(m); err != nil {
-			return nil, err
-		}
-		path := m.Path
-		if path == "" {
-			path = "/"
-		}
-		return HTTPS(hostOf(m), m.Port, path, TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile}), nil
+		return HTTPS(m.Host, m.Port, m.Path, TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile}), nil
 	},
 	pfile.KindSocket: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		if err := checkPort(m); err != nil {
-			return nil, err
-		}
-		return TCP(hostOf(m), m.Port), nil
+		return TCP(m.Host, m.Port), nil
 	},
 	pfile.KindHeartbeat: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		if m.File == "" {
-			return nil, invalid(m, "no heartbeat file")
-		}
 		return Heartbeat(m.File), nil
 	},
 	pfile.KindCommand: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		if m.File == "" {
-			return nil, invalid(m, "no command")
-		}
 		return Command(m.File, m.Args, nil), nil
 	},
 	pfile.KindListen: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
-		if err := checkPort(m); err != nil {
-			return nil, err
-		}
-		if m.Address != "" {
-			if _, err := netip.ParseAddr(m.Address); err != nil {
-				return nil, invalid(m, fmt.Sprintf("address %q is not an IP address", m.Address))
-			}
-		}
 		if tree == nil {
 			return nil, invalid(m, "no process tree")
 		}
@@ -79,9 +52,6 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 		}), nil
 	},
 	pfile.KindChildren: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
-		if len(m.Children) == 0 {
-			return nil, invalid(m, "no child names")
-		}
 		if tree == nil {
 			return nil, invalid(m, "no process tree")
 		}
@@ -95,31 +65,18 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 	},
 }
 
-// New builds the probe of a monitor. tree gives the monitored process and
-// its descendants; only listen and children probes use it. The attempt's
-// timeout is the caller's: it goes in the context passed to Run.
+// New builds the probe of a monitor. m comes from pfile.Build, the one
+// validator, which has checked every value and filled in every default
+// (host, path, timeout): nothing is checked or defaulted again here. tree
+// gives the monitored process and its descendants; only listen and
+// children probes use it, and must have it. The attempt's timeout is the
+// caller's: it goes in the context passed to Run.
 func New(m pfile.Monitor, tree TreeFunc) (Prober, error) {
 	c, ok := constructors[m.Kind]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownKind, m.Kind)
 	}
 	return c(m, tree)
-}
-
-// hostOf returns the monitor's host, localhost by default.
-func hostOf(m pfile.Monitor) string {
-	if m.Host == "" {
-		return "localhost"
-	}
-	return m.Host
-}
-
-// checkPort rejects a port outside 1-65535.
-func checkPort(m pfile.Monitor) error {
-	if m.Port < 1 || m.Port > 65535 {
-		return invalid(m, fmt.Sprintf("port %d out of range 1-65535", m.Port))
-	}
-	return nil
 }
 
 // invalid builds an ErrInvalidMonitor error naming the monitor kind.

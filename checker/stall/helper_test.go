@@ -18,7 +18,6 @@ import (
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/stall/stalltest"
-	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/checker/states"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
@@ -188,7 +187,7 @@ type harness struct {
 }
 
 func newHarness(o harnessOptions) (*harness, error) {
-	h := &harness{rt: NewRuntime(RuntimeOptions{Clock: o.Clock}), file: o.File, key: state.Keys(o.File)[0], log: o.Log, onEvent: o.OnEvent}
+	h := &harness{rt: NewRuntime(RuntimeOptions{Clock: o.Clock}), file: o.File, key: o.File.Processes[0].Key, log: o.Log, onEvent: o.OnEvent}
 	p := o.File.Processes[0]
 	for _, b := range p.Blocks {
 		m, err := h.rt.NewMonitor(p.Name, b, proc.Scan)

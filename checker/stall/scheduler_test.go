@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/message"
-	"github.com/pcheck/pcheck/checker/state"
 	"github.com/pcheck/pcheck/checker/states"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
@@ -85,7 +84,7 @@ func TestWallClockStep(t *testing.T) {
 	if log.index(find) < 0 || log.index(find) > log.index(message.Killed(4242).Text) {
 		t.Fatalf("messages %q: want the find message, then Killed", log.texts())
 	}
-	if target.kills[0] != state.Keys(f)[0]+" "+"stall" {
+	if target.kills[0] != f.Processes[0].Key+" "+"stall" {
 		t.Fatalf("kill asked as %q", target.kills[0])
 	}
 	if st = status(t, s); st.State != StateStalled || st.Stalls != 1 {
@@ -183,7 +182,7 @@ func TestKillFailure(t *testing.T) {
 			if r != actionErr {
 				t.Fatalf("%d retry overs, want %d", r, actionErr)
 			}
-			if actionErr == 1 && target.retryOvers[0] != state.Keys(f)[0] {
+			if actionErr == 1 && target.retryOvers[0] != f.Processes[0].Key {
 				t.Fatalf("retry over of %q", target.retryOvers[0])
 			}
 			if !strings.Contains(strings.Join(log.texts(), "\n"), "operation not permitted") {

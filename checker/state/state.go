@@ -25,7 +25,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/trust"
-	"github.com/pcheck/pcheck/pfile"
 )
 
 // version is the format of the state file; a file of another version is
@@ -56,54 +55,6 @@ func Name(pfilePath string) string {
 		stem = stem[len(stem)-80:]
 	}
 	return stem + "-" + hex.EncodeToString(sum[:4])
-}
-
-// Key returns the stable key of a process entry: what it watches and how it
-// restarts it. Entries keep their key (and so their counts) when other
-// entries are added or removed, or when their retry settings change.
-func Key(p *pfile.Process) string {
-	target := p.Name
-	if p.ByName {
-		target = `"` + p.Name + `"`
-	}
-	parts := []string{target, p.Script}
-	if p.Args != "" {
-		parts = append(parts, "args="+p.Args)
-	}
-	if p.User != "" {
-		parts = append(parts, "user="+p.User)
-	}
-	if p.PidFile != "" {
-		parts = append(parts, "pidfile="+p.PidFile)
-	}
-	return strings.Join(parts, " ")
-}
-
-// Keys returns the entry key of every process entry of f, in order: Key,
-// made unique by order of appearance ("<key> #2" for the second identical
-// line), so that two identical lines are two entries. It is the one place
-// entry keys are made; the engine and the stall monitors both use it.
-func Keys(f *pfile.File) []string {
-	seen := map[string]int{}
-	keys := make([]string, len(f.Processes))
-	for i, p := range f.Processes {
-		key := Key(p)
-		if n := seen[key]; n > 0 {
-			seen[key] = n + 1
-			key = fmt.Sprintf("%s #%d", key, n+1)
-		} else {
-			seen[key] = 1
-		}
-		keys[i] = key
-	}
-	return keys
-}
-
-// SameProcess reports whether two process entries look for the same
-// process (target, by-name and args alike), whatever their script, user
-// or pid file: a reload that changes only those carries the entry over.
-func SameProcess(a, b *pfile.Process) bool {
-	return a.Name == b.Name && a.ByName == b.ByName && a.Args == b.Args
 }
 
 // ErrCorrupt is returned by Open when the state file cannot be decoded.

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pcheck/pcheck/pfile"
 )
 
 func TestStoreRoundTrip(t *testing.T) {
@@ -169,25 +167,6 @@ func TestName(t *testing.T) {
 	}
 	if strings.ContainsRune(Name("/a b/c:d.pf"), ' ') {
 		t.Fatal("Name keeps a space")
-	}
-}
-
-func TestKey(t *testing.T) {
-	p := &pfile.Process{Name: "/usr/sbin/httpd", Script: "/etc/r.sh", Args: "-k", User: "www"}
-	q := *p
-	q.Retry = 9 // retry settings do not change the key
-	if Key(p) != Key(&q) {
-		t.Fatal("retry settings change the key")
-	}
-	r := *p
-	r.ByName = true
-	if Key(p) == Key(&r) {
-		t.Fatal("a quoted name and a path share a key")
-	}
-	s := *p
-	s.Args = "-x"
-	if Key(p) == Key(&s) {
-		t.Fatal("different args share a key")
 	}
 }
 
