@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -27,7 +28,11 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 		if err := checkPort(m); err != nil {
 			return nil, err
 		}
-		return HTTP(hostOf(m), m.Port), nil
+		e, err := expectOf(m)
+		if err != nil {
+			return nil, err
+		}
+		return HTTPExpect(hostOf(m), m.Port, "/", nil, e), nil
 	},
 	pfile.KindWebservs: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
 		if err := checkPort(m); err != nil {
@@ -37,7 +42,12 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 		if path == "" {
 			path = "/"
 		}
-		return HTTPS(hostOf(m), m.Port, path, TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile}), nil
+		e, err := expectOf(m)
+		if err != nil {
+			return nil, err
+		}
+		opts := TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile, ExpiryFailDays: m.TLSExpiryFailDays}
+		return HTTPExpect(hostOf(m), m.Port, path, &opts, e), nil
 	},
 	pfile.KindSocket: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
 		if err := checkPort(m); err != nil {
@@ -104,6 +114,31 @@ func New(m pfile.Monitor, tree TreeFunc) (Prober, error) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownKind, m.Kind)
 	}
 	return c(m, tree)
+}
+
+// expectOf compiles the monitor's ExpectStatus, ExpectHeader and
+// ExpectBody (which pfile has checked).
+func expectOf(m pfile.Monitor) (Expect, error) {
+	e := Expect{Status: m.ExpectStatus}
+	for _, h := range m.ExpectHeaders {
+		hm := HeaderMatch{Name: h.Name}
+		if h.Pattern != "" {
+			re, err := regexp.Compile(h.Pattern)
+			if err != nil {
+				return Expect{}, invalid(m, fmt.Sprintf("ExpectHeader %s: %v", h.Name, err))
+			}
+			hm.Value = re
+		}
+		e.Headers = append(e.Headers, hm)
+	}
+	if m.ExpectBody != "" {
+		re, err := regexp.Compile(m.ExpectBody)
+		if err != nil {
+			return Expect{}, invalid(m, fmt.Sprintf("ExpectBody: %v", err))
+		}
+		e.Body = re
+	}
+	return e, nil
 }
 
 // hostOf returns the monitor's host, localhost by default.
