@@ -460,6 +460,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 	byKind := map[EntryKind]*Entry{}
 	ok := true
 	var tlsVerify, tlsCA *Word
+	var httpOpts []blockOpt
 	for i := range st.Lines {
 		l := &st.Lines[i]
 		kind := EntryKind(strings.ToUpper(l.Key.Text))
@@ -471,6 +472,10 @@ func (b *builder) block(st *BlockStmt) *Block {
 				tlsVerify = b.blockOption(l)
 			case "tlscafile":
 				tlsCA = b.blockOption(l)
+			case optExpectStatus, optExpectHeader, optExpectBody, optTLSExpiryWarn, optTLSExpiryFail:
+				if v := b.blockOption(l); v != nil {
+					httpOpts = append(httpOpts, blockOpt{key: l.Key, value: *v})
+				}
 			default:
 				if strings.HasPrefix(strings.ToUpper(l.Key.Text), "PS_") {
 					b.errorf(l.Key.Pos, "unknown entry %s (one of PS_INIT, PS_EXEC, PS_ACTION, PS_QUIT)", l.Key.Text)
@@ -561,6 +566,9 @@ func (b *builder) block(st *BlockStmt) *Block {
 		return nil
 	}
 	if !b.monitor(blk, lib, exec, byKind[EntryAction]) {
+		return nil
+	}
+	if !b.httpOptions(blk, httpOpts) {
 		return nil
 	}
 	if tlsVerify != nil || tlsCA != nil {

@@ -78,6 +78,25 @@ func writeBlock(tw io.Writer, b *Block) {
 	} else {
 		row("kill fails", "nothing more (PS_ACTION error 0)")
 	}
+	if len(m.ExpectStatus) > 0 {
+		row("expect status", FormatStatusRanges(m.ExpectStatus))
+	}
+	for _, h := range m.ExpectHeaders {
+		if h.Pattern == "" {
+			row("expect header", h.Name+" present")
+		} else {
+			row("expect header", fmt.Sprintf("%s matching %q", h.Name, h.Pattern))
+		}
+	}
+	if m.ExpectBody != "" {
+		row("expect body", fmt.Sprintf("matching %q in its first 64 KiB", m.ExpectBody))
+	}
+	if m.TLSExpiryWarnDays > 0 {
+		row("certificate", fmt.Sprintf("warn when fewer than %d days are left (once a day)", m.TLSExpiryWarnDays))
+	}
+	if m.TLSExpiryFailDays > 0 {
+		row("certificate", fmt.Sprintf("attempt fails when fewer than %d days are left", m.TLSExpiryFailDays))
+	}
 	for _, e := range b.Entries {
 		row(string(e.Kind), describeEntry(e))
 	}
@@ -86,7 +105,7 @@ func writeBlock(tw io.Writer, b *Block) {
 func describeMonitor(m Monitor) string {
 	switch m.Kind {
 	case KindWebserv:
-		return fmt.Sprintf("HTTP HEAD / to %s port %d", m.Host, m.Port)
+		return fmt.Sprintf("HTTP %s / to %s port %d", httpMethod(m), m.Host, m.Port)
 	case KindWebservs:
 		verify := "certificate not verified"
 		if m.TLSVerify {
@@ -95,7 +114,7 @@ func describeMonitor(m Monitor) string {
 				verify += " against " + m.TLSCAFile
 			}
 		}
-		return fmt.Sprintf("HTTPS HEAD %s to %s port %d, %s", m.Path, m.Host, m.Port, verify)
+		return fmt.Sprintf("HTTPS %s %s to %s port %d, %s", httpMethod(m), m.Path, m.Host, m.Port, verify)
 	case KindSocket:
 		return fmt.Sprintf("TCP connect to %s port %d", m.Host, m.Port)
 	case KindHeartbeat:
@@ -108,6 +127,15 @@ func describeMonitor(m Monitor) string {
 		return "check command " + strings.TrimSpace(m.File+" "+strings.Join(m.Args, " "))
 	}
 	return string(m.Kind)
+}
+
+// httpMethod is the request an HTTP monitor sends: GET when it reads the
+// body (ExpectBody), else HEAD.
+func httpMethod(m Monitor) string {
+	if m.ExpectBody != "" {
+		return "GET"
+	}
+	return "HEAD"
 }
 
 func describeEntry(e *Entry) string {

@@ -236,12 +236,46 @@ type Monitor struct {
 	// TLSCAFile names extra roots for it.
 	TLSVerify bool   `json:"tls_verify,omitempty"`
 	TLSCAFile string `json:"tls_ca_file,omitempty"`
+	// TLSExpiryWarnDays and TLSExpiryFailDays (webservs, 0 when unset)
+	// are the block options TLSExpiryWarn and TLSExpiryFail: warn when
+	// the server's certificate has fewer days left than the first, fail
+	// the attempt when it has fewer than the second.
+	TLSExpiryWarnDays int `json:"tls_expiry_warn_days,omitempty"`
+	TLSExpiryFailDays int `json:"tls_expiry_fail_days,omitempty"`
+
+	// ExpectStatus, ExpectHeaders and ExpectBody (webserv, webservs) are
+	// what the answer must hold beyond a status line: a status code in
+	// one of the ranges, each header matching, the body (then fetched
+	// with GET) matching the regular expression. Empty: any answer.
+	ExpectStatus  []StatusRange  `json:"expect_status,omitempty"`
+	ExpectHeaders []HeaderExpect `json:"expect_headers,omitempty"`
+	ExpectBody    string         `json:"expect_body,omitempty"`
 
 	Address  string   `json:"address,omitempty"`  // listen: optional local address
 	File     string   `json:"file,omitempty"`     // heartbeat: the file; cmd: the command
 	Args     []string `json:"args,omitempty"`     // cmd: the command's arguments
 	Children []string `json:"children,omitempty"` // children: the names
 }
+
+// StatusRange is a range of HTTP status codes, Lo to Hi inclusive (Lo ==
+// Hi for one code).
+type StatusRange struct {
+	Lo int `json:"lo"`
+	Hi int `json:"hi"`
+}
+
+// HeaderExpect is one ExpectHeader option: a header Name whose value must
+// match the regular expression Pattern (RE2 syntax, unanchored; empty: the
+// header must be present).
+type HeaderExpect struct {
+	Name    string `json:"name"`
+	Pattern string `json:"pattern"`
+}
+
+// WatchesExpiry reports whether the block asks about its server
+// certificate's expiry (TLSExpiryWarn or TLSExpiryFail): only then do
+// status and the metrics show the certificate's end of validity.
+func (m Monitor) WatchesExpiry() bool { return m.TLSExpiryWarnDays > 0 || m.TLSExpiryFailDays > 0 }
 
 // Severity tells an error from a warning.
 type Severity int

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pcheck/pcheck/checker/message"
+	"github.com/pcheck/pcheck/checker/probe"
 	"github.com/pcheck/pcheck/checker/states"
 )
 
@@ -234,7 +235,19 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	}
 	fmt.Fprintln(a.Out)
 	tw = a.table()
-	fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
+	// The CERT column (days left of a watched certificate) is there only
+	// when a monitor watches one, so that pfiles without TLSExpiryWarn or
+	// TLSExpiryFail keep the table as it was.
+	certs := false
+	for _, m := range st.Monitors {
+		certs = certs || !m.TLSNotAfter.IsZero()
+	}
+	if certs {
+		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tCERT\tLAST ERROR")
+	} else {
+		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
+	}
+	now := time.Now()
 	for _, m := range st.Monitors {
 		lastOK := "-"
 		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
@@ -244,10 +257,30 @@ func (a *Admin) writeStatus(st StatusResult) error {
 		if m.Attempts > 0 {
 			lat = time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Process, m.Monitor, m.State, lastOK,
-			m.Attempts, m.Failures, lat, dash(m.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t", m.Process, m.Monitor, m.State, lastOK,
+			m.Attempts, m.Failures, lat)
+		if certs {
+			fmt.Fprintf(tw, "%s\t", certDays(m.TLSNotAfter, now))
+		}
+		fmt.Fprintf(tw, "%s\n", dash(m.LastError))
 	}
 	return tw.Flush()
+}
+
+// certDays shows the days left of a certificate ending at notAfter:
+// "3 days", "expired", or "-" when none is known.
+func certDays(notAfter, now time.Time) string {
+	if notAfter.IsZero() {
+		return "-"
+	}
+	if !now.Before(notAfter) {
+		return "expired"
+	}
+	n := probe.DaysLeft(notAfter, now)
+	if n == 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
 }
 
 func dash(s string) string {

@@ -100,6 +100,11 @@ type MonitorStatus struct {
 	// LastError is why the last attempt failed or, while Unknown, why it
 	// could not be made.
 	LastError string `json:"last_error,omitempty"`
+	// TLSNotAfter is the end of validity of the server certificate the
+	// last handshake saw, for a _bi_webservs block with TLSExpiryWarn or
+	// TLSExpiryFail (pfile.Monitor.WatchesExpiry); zero otherwise.
+	// Status shows the days left; the metrics export it.
+	TLSNotAfter time.Time `json:"tls_not_after,omitzero"`
 }
 
 // RulesResult is the answer to CmdRules: the effective rules as JSON (the

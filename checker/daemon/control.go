@@ -111,6 +111,7 @@ func (p *runningPfile) monitorStatus() []control.MonitorStatus {
 			Stalls:              int64(m.Stalls),
 			LastLatencySeconds:  m.LastLatency.Seconds(),
 			LastError:           m.LastError,
+			TLSNotAfter:         m.TLSNotAfter,
 		})
 	}
 	return out

@@ -85,6 +85,9 @@ func (e *entry) attempted(ctx context.Context) step {
 		if r.Unknown != "" {
 			e.log(message.MonitorUnknown(e.name(), m.Block(), r.Unknown))
 		}
+		if r.ExpiresSoon.Text != "" {
+			e.log(r.ExpiresSoon)
+		}
 		if !r.Stalled {
 			continue
 		}

@@ -357,3 +357,36 @@ func TestReloadKeepsMonitors(t *testing.T) {
 		t.Fatalf("the removed monitor is %v, want Paused (stopped)", st.State)
 	}
 }
+
+// TestTLSExpiryWarning: a _bi_webservs monitor with TLSExpiryWarn 5 on a
+// server whose certificate expires in 3 days warns once (not at every
+// attempt), shows the end of validity in its status, and is not stalled;
+// with TLSExpiryFail 5 the same server is a failure, and stalls.
+func TestTLSExpiryWarning(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "https", 200, 0)
+	s.svc.ValidFor = 3*24*time.Hour + time.Hour
+	s.script = writeScript(t, s.dir, "restart2.sh", fmt.Sprintf("echo \"$1 $2 $3\" >> '%s'\n%s\n", s.calls, s.svc.Script(bin, s.tag)))
+	pid := s.start()
+	blk := func(option string) string {
+		b := block("webservs", fmt.Sprintf("-:1:0:5:2:%d:127.0.0.1:1:/", s.svc.Port), 1)
+		return strings.Replace(b, "}\n", "  "+option+"\n}\n", 1)
+	}
+	s.run(s.pfile(blk("TLSExpiryWarn 5")))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	warn := message.TLSExpiresSoon(s.svc.Port, 3).Text
+	s.log.wait(t, warn, 1)
+	waitFor(t, "three more attempts", func() bool { return s.requests("HEAD /") >= 4 })
+	if n := s.log.count(warn); n != 1 {
+		t.Fatalf("%q logged %d times, want once a day", warn, n)
+	}
+	st := s.monitor(t)
+	if left := time.Until(st.TLSNotAfter); st.State != stall.StateOk || left < 3*24*time.Hour || left > 3*24*time.Hour+time.Hour {
+		t.Fatalf("status %+v: want Ok with the certificate's end of validity", st)
+	}
+
+	if err := s.inst.Apply(s.pfile(blk("TLSExpiryFail 5"))); err != nil {
+		t.Fatal(err)
+	}
+	s.log.wait(t, message.WebServerStall(pid, s.svc.Port).Text, 1)
+}

@@ -76,6 +76,7 @@ const (
 	IDStop              ID = "stop"
 	IDPfileError        ID = "pfile-error"
 	IDDropped           ID = "dropped"
+	IDTLSExpiresSoon    ID = "tls-expires-soon"
 	IDMonitorUnknown    ID = "monitor-unknown"
 	IDInfo              ID = "info"
 	IDWarning           ID = "warning"
@@ -123,6 +124,7 @@ var catalogue = []Entry{
 	{IDStop, IdentPcheck, PriorityInfo, "pcheck stop. pfile='<pfile>'", false},
 	{IDPfileError, IdentPcheck, PriorityErr, "pfile error: <diagnostic>", false},
 	{IDDropped, IdentPcheck, PriorityWarning, "<n> syslog messages dropped", false},
+	{IDTLSExpiresSoon, IdentPcheck, PriorityWarning, "TLS certificate expires soon: port = <port> : days = <n>", false},
 	{IDMonitorUnknown, IdentPcheck, PriorityWarning, "Monitor unknown ('<proc>') <block>: <reason>", false},
 	{IDInfo, IdentPcheck, PriorityInfo, "<text>", false},
 	{IDWarning, IdentPcheck, PriorityWarning, "<text>", false},
@@ -241,6 +243,13 @@ func ListenStall(pid, port int) Message {
 // ChildStall reports a _bi_children stall: child is the missing child's name.
 func ChildStall(pid int, child string) Message {
 	return render(IDChildStall, "pid", itoa(pid), "name", child)
+}
+
+// TLSExpiresSoon reports a _bi_webservs server certificate with fewer
+// days left than TLSExpiryWarn (days is negative once it has expired).
+// The monitor logs it at most once a day (probe.ExpiryWarning).
+func TLSExpiresSoon(port, days int) Message {
+	return render(IDTLSExpiresSoon, "port", itoa(port), "n", itoa(days))
 }
 
 // MonitorUnknown reports a stall monitor whose probe cannot run because of

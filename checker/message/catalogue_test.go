@@ -43,6 +43,7 @@ var wants = []want{
 	{IDStop, Stop("/etc/pcheck/web.pfile"), "pcheck", PriorityInfo, "pcheck stop. pfile='/etc/pcheck/web.pfile'"},
 	{IDPfileError, PfileError("web.pfile:3:7: unknown parameter \"Foo\""), "pcheck", PriorityErr, "pfile error: web.pfile:3:7: unknown parameter \"Foo\""},
 	{IDDropped, Dropped(37), "pcheck", PriorityWarning, "37 syslog messages dropped"},
+	{IDTLSExpiresSoon, TLSExpiresSoon(8443, 3), "pcheck", PriorityWarning, "TLS certificate expires soon: port = 8443 : days = 3"},
 	{IDMonitorUnknown, MonitorUnknown("/usr/sbin/httpd", "_bi_check", "check command /opt/check.sh: fork/exec /opt/check.sh: no such file or directory"), "pcheck", PriorityWarning,
 		"Monitor unknown ('/usr/sbin/httpd') _bi_check: check command /opt/check.sh: fork/exec /opt/check.sh: no such file or directory"},
 	{IDInfo, Info("restart.sh: httpd started"), "pcheck", PriorityInfo, "restart.sh: httpd started"},

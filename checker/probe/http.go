@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,11 +10,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pcheck/pcheck/pfile"
 )
 
 // Version is the pcheck version sent in the User-Agent of HTTP probes. The
@@ -31,18 +36,55 @@ type TLSOptions struct {
 	// ServerName is sent as SNI and verified against the certificate;
 	// empty means the probed host. SNI is never sent for an IP literal.
 	ServerName string
+	// ExpiryFailDays, when positive, fails an attempt whose server
+	// certificate has fewer whole days left (DaysLeft) at the handshake
+	// (TLSExpiryFail), whether or not it is verified.
+	ExpiryFailDays int
 }
+
+// Expect is what an HTTP probe asks of the answer beyond a status line:
+// the block options ExpectStatus, ExpectHeader and ExpectBody. The zero
+// Expect asks nothing, and any status line is a success.
+type Expect struct {
+	// Status lists the status codes accepted; empty accepts any.
+	Status []pfile.StatusRange
+	// Headers must each be matched by a header of the answer.
+	Headers []HeaderMatch
+	// Body, when set, makes the probe send GET instead of HEAD and match
+	// the first maxBody bytes of the body.
+	Body *regexp.Regexp
+}
+
+// HeaderMatch is one expected header: Name (any case) with a value that
+// Value matches; nil Value asks only that the header be present.
+type HeaderMatch struct {
+	Name  string
+	Value *regexp.Regexp
+}
+
+// none reports whether e asks nothing of the answer.
+func (e *Expect) none() bool { return len(e.Status) == 0 && len(e.Headers) == 0 && e.Body == nil }
 
 // maxStatusLine bounds the status line read from a server.
 const maxStatusLine = 512
 
-// httpProber sends one HEAD request and reads one status line.
+// maxHeader and maxBody bound what an attempt with expectations reads of
+// the answer: its status line and headers, then its body (ExpectBody).
+const (
+	maxHeader = 64 << 10
+	maxBody   = 64 << 10
+)
+
+// httpProber sends one HEAD request and reads one status line, or with
+// expectations the answer's headers and, for ExpectBody, a GET's body.
 type httpProber struct {
 	target  *target
 	addr    string // host:port, IPv6 literals bracketed
+	method  string // HEAD, or GET for ExpectBody
 	request []byte
 	tls     *TLSOptions // nil for plain HTTP
 	host    string
+	expect  Expect
 }
 
 // HTTP returns the _bi_webserv probe: connect to host:port, send
@@ -50,20 +92,32 @@ type httpProber struct {
 // a success, 500 included: the server answered. A host name is resolved at
 // most every 30 s (resolveTTL).
 func HTTP(host string, port int) Prober {
-	return newHTTP(host, port, "/", nil)
+	return newHTTP(host, port, "/", nil, Expect{})
 }
 
 // HTTPS returns the _bi_webservs probe: HTTP over TLS, HEAD on path. The
 // handshake is bounded by the attempt's deadline.
 func HTTPS(host string, port int, path string, opts TLSOptions) Prober {
-	return newHTTP(host, port, path, &opts)
+	return newHTTP(host, port, path, &opts, Expect{})
 }
 
-func newHTTP(host string, port int, path string, opts *TLSOptions) *httpProber {
+// HTTPExpect returns an HTTP probe whose answer must meet e: the
+// _bi_webserv probe when opts is nil, else the _bi_webservs one. An answer
+// that does not is a failed attempt whose Err (ErrUnexpectedReply) and
+// Detail show the status line and what did not match.
+func HTTPExpect(host string, port int, path string, opts *TLSOptions, e Expect) Prober {
+	return newHTTP(host, port, path, opts, e)
+}
+
+func newHTTP(host string, port int, path string, opts *TLSOptions, e Expect) *httpProber {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	req := fmt.Sprintf("HEAD %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: pcheck/%s (stall monitor)\r\nConnection: close\r\n\r\n",
-		escapePath(path), addr, Version)
-	return &httpProber{target: newTarget(host, port), addr: addr, request: []byte(req), tls: opts, host: host}
+	method := http.MethodHead
+	if e.Body != nil {
+		method = http.MethodGet
+	}
+	req := fmt.Sprintf("%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: pcheck/%s (stall monitor)\r\nConnection: close\r\n\r\n",
+		method, escapePath(path), addr, Version)
+	return &httpProber{target: newTarget(host, port), addr: addr, method: method, request: []byte(req), tls: opts, host: host, expect: e}
 }
 
 // escapePath makes path a valid request target: it starts with "/" and
@@ -127,20 +181,112 @@ func (p *httpProber) runTLS(ctx context.Context, start time.Time) Result {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return failure(ctx, start, fmt.Errorf("TLS handshake with %s: %w", p.addr, err))
 	}
+	var notAfter time.Time
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		notAfter = certs[0].NotAfter
+	}
+	r := p.exchange(ctx, start, tc, notAfter)
+	r.NotAfter = notAfter
+	return r
+}
+
+// exchange sends the request over an established TLS connection and reads
+// the reply, unless the certificate ends too soon for TLSExpiryFail.
+func (p *httpProber) exchange(ctx context.Context, start time.Time, tc *tls.Conn, notAfter time.Time) Result {
+	if p.tls.ExpiryFailDays > 0 && !notAfter.IsZero() {
+		if days := DaysLeft(notAfter, time.Now()); days < p.tls.ExpiryFailDays {
+			return failure(ctx, start, fmt.Errorf("%w: %d days left (not after %s), fewer than %d",
+				ErrCertExpiring, days, notAfter.UTC().Format(time.RFC3339), p.tls.ExpiryFailDays))
+		}
+	}
 	if _, err := tc.Write(p.request); err != nil {
 		return failure(ctx, start, err)
 	}
 	return p.reply(ctx, start, tc)
 }
 
-// reply reads the status line of the reply from conn.
+// reply reads the status line of the reply from conn, or with
+// expectations the answer they need.
 func (p *httpProber) reply(ctx context.Context, start time.Time, conn io.Reader) Result {
+	if !p.expect.none() {
+		return p.check(ctx, start, conn)
+	}
 	line, err := readStatusLine(conn)
 	if err != nil {
 		return failure(ctx, start, fmt.Errorf("status line from %s: %w", p.addr, err))
 	}
 	return success(start, line)
 }
+
+// check reads the answer (at most maxHeader+maxBody bytes of it) and
+// matches it against the expectations: status, then headers, then body.
+func (p *httpProber) check(ctx context.Context, start time.Time, conn io.Reader) Result {
+	br := bufio.NewReader(io.LimitReader(conn, maxHeader+maxBody))
+	// Fail at once on a reply that cannot be HTTP, as readStatusLine does.
+	if b, err := br.Peek(len("HTTP/")); err == nil && !canStartStatusLine(b) {
+		return failure(ctx, start, fmt.Errorf("status line from %s: %w: %q", p.addr, ErrBadStatusLine, clip(string(b))))
+	}
+	resp, err := http.ReadResponse(br, &http.Request{Method: p.method})
+	if err != nil {
+		return failure(ctx, start, fmt.Errorf("reply from %s: %w", p.addr, err))
+	}
+	defer resp.Body.Close()
+	line := resp.Proto + " " + resp.Status
+	e := &p.expect
+	if len(e.Status) > 0 && !statusIn(resp.StatusCode, e.Status) {
+		return failure(ctx, start, mismatch(line, "status not in "+pfile.FormatStatusRanges(e.Status)))
+	}
+	for _, h := range e.Headers {
+		values := resp.Header.Values(h.Name)
+		if len(values) == 0 {
+			return failure(ctx, start, mismatch(line, "no header "+h.Name))
+		}
+		if h.Value != nil && !anyMatch(h.Value, values) {
+			return failure(ctx, start, mismatch(line, fmt.Sprintf("header %s %q does not match %q", h.Name, values[0], h.Value)))
+		}
+	}
+	if e.Body != nil {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if err != nil {
+			return failure(ctx, start, fmt.Errorf("body from %s: %w", p.addr, err))
+		}
+		if !e.Body.Match(body) {
+			return failure(ctx, start, mismatch(line, fmt.Sprintf("body does not match %q: %q", e.Body, clip(string(body)))))
+		}
+	}
+	return success(start, line)
+}
+
+// statusIn reports whether code is in one of the ranges.
+func statusIn(code int, ranges []pfile.StatusRange) bool {
+	for _, r := range ranges {
+		if r.Lo <= code && code <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// anyMatch reports whether re matches one of the values.
+func anyMatch(re *regexp.Regexp, values []string) bool {
+	for _, v := range values {
+		if re.MatchString(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// mismatchError is an answer that does not meet the expectations: its
+// status line and what did not match. It wraps ErrUnexpectedReply.
+type mismatchError struct{ text string }
+
+func (e *mismatchError) Error() string { return e.text }
+func (e *mismatchError) Unwrap() error { return ErrUnexpectedReply }
+
+// mismatch builds the error of an answer with status line line that does
+// not meet an expectation, why.
+func mismatch(line, why string) error { return &mismatchError{text: line + ": " + why} }
 
 // tlsConfig builds the client configuration of one attempt. The CA file is
 // read each time so that a renewed file is picked up; while it cannot be

@@ -226,6 +226,12 @@ func withTimeout(t *testing.T, d time.Duration) context.Context {
 // ::1 to dir and returns it with the path of its PEM file.
 func selfSigned(t testing.TB, dir string) (tls.Certificate, string) {
 	t.Helper()
+	return certUntil(t, dir, time.Now().Add(time.Hour))
+}
+
+// certUntil is selfSigned with a certificate valid until notAfter.
+func certUntil(t testing.TB, dir string, notAfter time.Time) (tls.Certificate, string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +240,7 @@ func selfSigned(t testing.TB, dir string) (tls.Certificate, string) {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "pcheck probe test"},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -57,6 +57,10 @@ type Result struct {
 	// unknown: /proc/net/tcp, read where sock_diag cannot be, shows only
 	// the queue.
 	AcceptQueue, Backlog int
+	// NotAfter is the end of validity of the server's leaf certificate
+	// (webservs only, once the TLS handshake succeeded, whatever the rest
+	// of the attempt did); zero otherwise.
+	NotAfter time.Time
 }
 
 // Prober runs one attempt; the deadline is carried by ctx.
@@ -74,6 +78,12 @@ var (
 	ErrNotListening = errors.New("no LISTEN socket held by the process tree")
 	// ErrChildMissing: a named child process is not running.
 	ErrChildMissing = errors.New("child process missing")
+	// ErrUnexpectedReply: the server answered, but not as ExpectStatus,
+	// ExpectHeader or ExpectBody require.
+	ErrUnexpectedReply = errors.New("unexpected reply")
+	// ErrCertExpiring: the server's certificate ends sooner than
+	// TLSExpiryFail allows.
+	ErrCertExpiring = errors.New("TLS certificate expires too soon")
 )
 
 // maxDetail bounds Result.Detail so that a chatty peer cannot flood logs.

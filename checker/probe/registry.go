@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -24,10 +25,19 @@ var (
 // constructors is the registry: one probe constructor per monitor kind.
 var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, error){
 	pfile.KindWebserv: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		return HTTP(m.Host, m.Port), nil
+		e, err := expectOf(m)
+		if err != nil {
+			return nil, err
+		}
+		return HTTPExpect(m.Host, m.Port, "/", nil, e), nil
 	},
 	pfile.KindWebservs: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
-		return HTTPS(m.Host, m.Port, m.Path, TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile}), nil
+		e, err := expectOf(m)
+		if err != nil {
+			return nil, err
+		}
+		opts := TLSOptions{Verify: m.TLSVerify, CAFile: m.TLSCAFile, ExpiryFailDays: m.TLSExpiryFailDays}
+		return HTTPExpect(m.Host, m.Port, m.Path, &opts, e), nil
 	},
 	pfile.KindSocket: func(m pfile.Monitor, _ TreeFunc) (Prober, error) {
 		return TCP(m.Host, m.Port), nil
@@ -77,6 +87,31 @@ func New(m pfile.Monitor, tree TreeFunc) (Prober, error) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownKind, m.Kind)
 	}
 	return c(m, tree)
+}
+
+// expectOf compiles the monitor's ExpectStatus, ExpectHeader and
+// ExpectBody (which pfile has checked).
+func expectOf(m pfile.Monitor) (Expect, error) {
+	e := Expect{Status: m.ExpectStatus}
+	for _, h := range m.ExpectHeaders {
+		hm := HeaderMatch{Name: h.Name}
+		if h.Pattern != "" {
+			re, err := regexp.Compile(h.Pattern)
+			if err != nil {
+				return Expect{}, invalid(m, fmt.Sprintf("ExpectHeader %s: %v", h.Name, err))
+			}
+			hm.Value = re
+		}
+		e.Headers = append(e.Headers, hm)
+	}
+	if m.ExpectBody != "" {
+		re, err := regexp.Compile(m.ExpectBody)
+		if err != nil {
+			return Expect{}, invalid(m, fmt.Sprintf("ExpectBody: %v", err))
+		}
+		e.Body = re
+	}
+	return e, nil
 }
 
 // invalid builds an ErrInvalidMonitor error naming the monitor kind.

@@ -55,6 +55,11 @@ type Monitor struct {
 	latency  time.Duration
 	lastErr  string
 	detail   string
+	// notAfter is the server certificate's end of validity as the last
+	// attempt saw it (TLSExpiryWarn, TLSExpiryFail); warned is when the
+	// monitor last warned that it expires soon.
+	notAfter time.Time
+	warned   time.Time
 }
 
 // Result is one attempt of a monitor as its owner receives it.
@@ -73,6 +78,9 @@ type Result struct {
 	// the monitor has just become Unknown, or is Unknown for another
 	// reason.
 	Unknown string
+	// ExpiresSoon, when not zero, is the certificate expiry warning to
+	// log (TLSExpiryWarn: at most once a day).
+	ExpiresSoon message.Message
 }
 
 // Monitor returns the monitor the result is of.
@@ -244,6 +252,14 @@ func (m *Monitor) attempt(r *run, due time.Time) {
 // else.
 func (m *Monitor) recordLocked(gen uint64, sample Sample, res probe.Result) Result {
 	out := Result{m: m, gen: gen, Probe: res}
+	if !res.NotAfter.IsZero() && m.cfg.WatchesExpiry() {
+		m.notAfter = res.NotAfter
+		now := m.rt.clock.Now()
+		if days, warn := probe.ExpiryWarning(res.NotAfter, m.cfg.TLSExpiryWarnDays, m.warned, now); warn {
+			m.warned = now
+			out.ExpiresSoon = message.TLSExpiresSoon(m.cfg.Port, days)
+		}
+	}
 	was := m.fo.State()
 	m.attempts++
 	m.latency = res.Latency
@@ -425,6 +441,7 @@ func (m *Monitor) Status(now time.Time) MonitorStatus {
 		LastLatency: m.latency,
 		LastError:   m.lastErr,
 		LastDetail:  m.detail,
+		TLSNotAfter: m.notAfter,
 	}
 	if state := m.fo.State(); len(m.pids) > 0 && state != StatePaused && state != StateStopped {
 		st.Pid = m.pids[0].Pid

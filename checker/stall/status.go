@@ -66,4 +66,8 @@ type MonitorStatus struct {
 	// LastDetail is the last attempt's short result: "HTTP/1.1 200 OK",
 	// "connect: connection refused", "timeout".
 	LastDetail string `json:"last_detail,omitempty"`
+	// TLSNotAfter is the end of validity of the server's certificate as
+	// the last attempt saw it (_bi_webservs with TLSExpiryWarn or
+	// TLSExpiryFail); zero otherwise.
+	TLSNotAfter time.Time `json:"tls_not_after,omitzero"`
 }

@@ -70,6 +70,7 @@ var (
 	descMonFailures    = prometheus.NewDesc("pcheck_monitor_failures_total", "Failed stall monitor attempts.", monLabels, nil)
 	descMonStalls      = prometheus.NewDesc("pcheck_monitor_stalls_total", "Stalls the stall monitor found.", monLabels, nil)
 	descMonSince       = prometheus.NewDesc("pcheck_monitor_seconds_since_success", "Seconds since the stall monitor's last successful attempt.", monLabels, nil)
+	descMonTLSNotAfter = prometheus.NewDesc("pcheck_monitor_tls_not_after_seconds", "End of validity of the server certificate a _bi_webservs monitor with TLSExpiryWarn or TLSExpiryFail last saw, in seconds since the epoch.", monLabels, nil)
 	descLatency        = prometheus.NewDesc("pcheck_probe_latency_seconds", "How long stall monitor attempts took.", monLabels, nil)
 )
 
@@ -85,7 +86,7 @@ func NewCollector(sources func() []Source) *Collector { return &Collector{source
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStart, descReboots, descUp, descState, descRestarts,
-		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descLatency} {
+		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descMonTLSNotAfter, descLatency} {
 		ch <- d
 	}
 }
@@ -151,6 +152,9 @@ func collect(ch chan<- prometheus.Metric, s Source) {
 			counter(descMonFailures, float64(m.Failures), l...)
 			counter(descMonStalls, float64(m.Stalls), l...)
 			gauge(descMonSince, m.SinceSuccessSeconds, l...)
+			if !m.TLSNotAfter.IsZero() {
+				gauge(descMonTLSNotAfter, float64(m.TLSNotAfter.Unix()), l...)
+			}
 		}
 	}
 	if s.Recorder != nil {

@@ -46,6 +46,9 @@ const (
 	// logged (a time.Duration; none when empty): the window in which a
 	// test sees an attempt in flight.
 	DelayEnv = "PCHECK_STALLTEST_DELAY"
+	// ValidEnv is how long the https certificate is valid (a
+	// time.Duration; 24 hours when empty).
+	ValidEnv = "PCHECK_STALLTEST_VALID"
 )
 
 // Service describes one service for Env and Script.
@@ -56,6 +59,9 @@ type Service struct {
 	Log    string        // request log path
 	Cert   string        // https: where to write the certificate (CertEnv)
 	Delay  time.Duration // time from logging a request to answering it (DelayEnv)
+	// ValidFor is how long the https certificate stays valid from the
+	// service's start (ValidEnv); 0 is 24 hours.
+	ValidFor time.Duration
 }
 
 // Env returns the service's environment as NAME=value strings.
@@ -71,6 +77,7 @@ func (s Service) Env() []string {
 		LogEnv + "=" + s.Log,
 		CertEnv + "=" + s.Cert,
 		DelayEnv + "=" + s.Delay.String(),
+		ValidEnv + "=" + s.ValidFor.String(),
 	}
 }
 
@@ -111,7 +118,11 @@ func serve(role string) error {
 		return err
 	}
 	if role == "https" {
-		cert, err := selfSigned()
+		valid := 24 * time.Hour
+		if v, err := time.ParseDuration(os.Getenv(ValidEnv)); err == nil && v > 0 {
+			valid = v
+		}
+		cert, err := selfSigned(valid)
 		if err != nil {
 			return err
 		}
@@ -162,8 +173,9 @@ func listen(port int) (net.Listener, error) {
 	}
 }
 
-// selfSigned makes a certificate for 127.0.0.1 and localhost.
-func selfSigned() (tls.Certificate, error) {
+// selfSigned makes a certificate for 127.0.0.1 and localhost, valid for
+// valid from now.
+func selfSigned(valid time.Duration) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -172,7 +184,7 @@ func selfSigned() (tls.Certificate, error) {
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "pcheck stall test"},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotAfter:     time.Now().Add(valid),
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
