@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/pfile"
 )
 
 // TestRaisedCountNoticedAtOnce: a reload that raises count= above the
@@ -123,4 +125,57 @@ func TestAdoptedAfterEarlyReload(t *testing.T) {
 		t.Fatal("Adopted waits for an entry removed before Run")
 	}
 	log.wait(t, message.Up(bin, pa).Text, 1)
+}
+
+// blockingLog holds the first Start message until released: the window
+// between Run making its context and starting the entries.
+type blockingLog struct {
+	*recorder
+	once    sync.Once
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingLog) Log(m message.Message) {
+	if m.ID == message.IDStart {
+		b.once.Do(func() { close(b.started); <-b.release })
+	}
+	b.recorder.Log(m)
+}
+
+// TestCommitDuringRunStart: a reload committed while Run is starting
+// (after it made its context, before it started the entries: a SIGHUP or
+// --watch at pcheck's start) starts each entry once. It used to start
+// every entry twice: two goroutines looking for one process and running
+// its restart script, and a panic (close of a closed channel) when Run
+// ended.
+func TestCommitDuringRunStart(t *testing.T) {
+	p := &pfile.Process{Name: "/nonexistent/pcheck-commit-during-start", Script: "/bin/true", Count: 1, Retry: 1, Grace: time.Hour}
+	f := testFile(t.TempDir()+"/a.pf", testParams(), p)
+	bl := &blockingLog{recorder: newRecorder(), started: make(chan struct{}), release: make(chan struct{})}
+	in, err := New(Options{File: f, Log: bl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); in.Run(ctx) }()
+	<-bl.started
+	p2 := *p
+	if err := in.Apply(testFile(f.Path, testParams(), &p2)); err != nil {
+		t.Fatal(err)
+	}
+	close(bl.release)
+	// Each goroutine looks for the process during StartWait, then logs
+	// Set pid fail: two goroutines log it twice, at once.
+	setPidFail := message.SetPidFail(p.Name).Text
+	bl.wait(t, setPidFail, 1)
+	if err := in.Alive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if n := bl.count(setPidFail); n != 1 {
+		t.Fatalf("%q logged %d times: %d goroutines for one entry", setPidFail, n, n)
+	}
 }

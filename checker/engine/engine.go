@@ -425,14 +425,9 @@ loop:
 func (in *Instance) LogStop() { in.emit("", message.Stop(in.Pfile())) }
 
 // procs is the scan of the stall monitors' listen and children probes:
-// one taken in the last probeScanAge serves.
-func (in *Instance) procs() ([]proc.Info, error) {
-	in.mu.Lock()
-	ctx := in.runCtx
-	in.mu.Unlock()
-	if ctx == nil {
-		ctx = context.Background()
-	}
+// one taken in the last probeScanAge serves. ctx is the attempt's: a scan
+// that does not end in its time makes the attempt Unknown.
+func (in *Instance) procs(ctx context.Context) ([]proc.Info, error) {
 	snap, err := in.scans.full.get(ctx, time.Now().Add(-probeScanAge))
 	if err != nil {
 		return nil, err
@@ -496,8 +491,12 @@ func (in *Instance) Alive(ctx context.Context) error {
 	return nil
 }
 
-// startEntry starts e's goroutine; in.mu is held.
+// startEntry starts e's goroutine, unless it runs already (a reload
+// committed as Run started); in.mu is held.
 func (in *Instance) startEntry(ctx context.Context, e *entry) {
+	if e.cancel != nil {
+		return
+	}
 	ectx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
 	in.wg.Add(1)

@@ -183,9 +183,14 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	e.ids = slices.Clone(pids)
 	if changed {
 		for _, m := range e.monitors {
-			if s == StateUp && len(pids) > 0 {
+			switch {
+			case s == StateUp && len(pids) > 0 && m.Running(pids[0]):
+				// The main process lives on (another of count > 1
+				// died): the run of failures in progress goes on.
+				m.SetPids(pids)
+			case s == StateUp && len(pids) > 0:
 				m.Start(pids, e.deliverAttempt)
-			} else {
+			default:
 				m.Stop()
 			}
 		}

@@ -75,6 +75,9 @@ func (e *entry) takeResults() []stall.Result {
 // step to move to, nil to stay.
 func (e *entry) attempted(ctx context.Context) step {
 	for _, r := range e.takeResults() {
+		if ctx.Err() != nil {
+			return nil // stopping, or removed by a reload: left alone
+		}
 		if !r.Current() {
 			continue // of a run stopped since
 		}

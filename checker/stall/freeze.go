@@ -29,6 +29,13 @@ type gap struct{ from, to time.Time }
 
 func newFreezeWatch() *freezeWatch { return &freezeWatch{last: time.Now(), ticks: time.Now} }
 
+// reset makes now the last tick, forgetting no freeze.
+func (w *freezeWatch) reset(now time.Time) {
+	w.mu.Lock()
+	w.last = now
+	w.mu.Unlock()
+}
+
 // run ticks until ctx ends.
 func (w *freezeWatch) run(ctx context.Context) {
 	t := time.NewTicker(freezeTick)

@@ -190,7 +190,7 @@ func newHarness(o harnessOptions) (*harness, error) {
 	h := &harness{rt: NewRuntime(RuntimeOptions{Clock: o.Clock}), file: o.File, key: o.File.Processes[0].Key, log: o.Log, onEvent: o.OnEvent}
 	p := o.File.Processes[0]
 	for _, b := range p.Blocks {
-		m, err := h.rt.NewMonitor(p.Name, b, proc.Scan)
+		m, err := h.rt.NewMonitor(p.Name, b, func(context.Context) ([]proc.Info, error) { return proc.Scan() })
 		if err != nil {
 			return nil, err
 		}

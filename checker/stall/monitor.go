@@ -38,7 +38,7 @@ type Monitor struct {
 	cfg     pfile.Monitor
 	target  string
 	prober  probe.Prober
-	scan    func() ([]proc.Info, error)
+	scan    func(context.Context) ([]proc.Info, error)
 
 	mu sync.Mutex
 	// guarded
@@ -46,6 +46,10 @@ type Monitor struct {
 	gen      uint64 // bumped by every start and stop
 	pids     []proc.ID
 	inFlight bool // an attempt is running (of this run or an ended one)
+	// actx is the context of the attempt in flight, for the scans of the
+	// listen and children probes: a scan that hangs ends with the
+	// attempt's timeout, as Unknown.
+	actx context.Context
 	waiting  bool // cur's first attempt came due while an ended run's was in flight
 	fo       Failover
 	lastOK   time.Time // last success, or the start of the run
@@ -114,10 +118,11 @@ type Attempt struct {
 
 // NewMonitor builds the monitor of block b of process name, run by rt.
 // scan reads /proc for the listen and children probes (the engine's
-// shared scan; the result is read only). b comes from pfile.Build, the
+// shared scan; the result is read only), bounded by the attempt's
+// context. b comes from pfile.Build, the
 // one validator, which has filled in every default (host, path, attempt
 // timeout): nothing is checked or defaulted again here.
-func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func() ([]proc.Info, error)) (*Monitor, error) {
+func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func(context.Context) ([]proc.Info, error)) (*Monitor, error) {
 	cfg := b.Monitor
 	m := &Monitor{rt: rt, process: name, block: b.Name, cfg: cfg, target: targetText(cfg), scan: scan}
 	tree := m.tree
@@ -160,8 +165,26 @@ func (m *Monitor) Start(pids []proc.ID, deliver func(Result)) {
 	now := m.rt.clock.Now()
 	m.fo.Start()
 	m.lastOK = now
-	m.mu.Unlock()
 	m.rt.schedule(r, now.Add(m.rt.stagger(m.cfg.Interval)))
+	m.mu.Unlock()
+}
+
+// SetPids gives the current run the watched pids without starting it
+// afresh (a process of an entry with count > 1 died, the main one lives
+// on): the run of failures in progress goes on.
+func (m *Monitor) SetPids(pids []proc.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur != nil && len(pids) > 0 {
+		m.pids = slices.Clone(pids)
+	}
+}
+
+// Running reports whether the monitor has a run for the main pid id.
+func (m *Monitor) Running(id proc.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cur != nil && len(m.pids) > 0 && m.pids[0] == id
 }
 
 // Stop ends the current run (the process left Up): an attempt in flight
@@ -211,6 +234,9 @@ func (m *Monitor) attempt(r *run, due time.Time) {
 	clock := rt.clock
 	start, bootStart := clock.Now(), clock.Boot()
 	actx, cancel := context.WithTimeout(r.ctx, m.cfg.Timeout)
+	m.mu.Lock()
+	m.actx = actx
+	m.mu.Unlock()
 	res := m.prober.Run(actx)
 	cancel()
 	end, bootEnd := clock.Now(), clock.Boot()
@@ -343,11 +369,15 @@ func targetText(m pfile.Monitor) string {
 func (m *Monitor) tree() ([]probe.ProcName, error) {
 	m.mu.Lock()
 	pids := slices.Clone(m.pids)
+	ctx := m.actx
 	m.mu.Unlock()
 	if len(pids) == 0 {
 		return nil, nil
 	}
-	all, err := m.scan()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	all, err := m.scan(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,7 @@ func (rt *Runtime) Run(ctx context.Context) {
 	rt.running = true
 	rt.mu.Unlock()
 	if rt.freeze != nil {
+		rt.freeze.reset(time.Now()) // the time before Run was no freeze
 		rt.wg.Add(1)
 		go func() { defer rt.wg.Done(); rt.freeze.run(ctx) }()
 	}
