@@ -49,7 +49,7 @@ type Monitor struct {
 	// actx is the context of the attempt in flight, for the scans of the
 	// listen and children probes: a scan that hangs ends with the
 	// attempt's timeout, as Unknown.
-	actx context.Context
+	actx     context.Context
 	waiting  bool // cur's first attempt came due while an ended run's was in flight
 	fo       Failover
 	lastOK   time.Time // last success, or the start of the run
