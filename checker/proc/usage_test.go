@@ -31,11 +31,12 @@ func startSleep(t *testing.T, extra int) *exec.Cmd {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	// sleep has exec'd once its exe is sleep, not the test binary.
+	// sleep has exec'd and closed the descriptors marked close-on-exec
+	// once it sleeps: the kernel names it sleep before it closes them.
 	deadline := time.Now().Add(waitLimit)
 	for {
 		info, err := Read(cmd.Process.Pid)
-		if err == nil && info.Comm == "sleep" {
+		if err == nil && info.Comm == "sleep" && info.State == 'S' {
 			return cmd
 		}
 		if time.Now().After(deadline) {
