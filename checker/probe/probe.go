@@ -57,6 +57,11 @@ type Result struct {
 	// unknown: /proc/net/tcp, read where sock_diag cannot be, shows only
 	// the queue.
 	AcceptQueue, Backlog int
+	// Usage is the measure of a resource attempt (resource only): bytes
+	// for rss, percent of one core for cpu (rounded up), a count for
+	// fds, threads and children. It is 0 for cpu's first attempt on a
+	// tree, which only takes a sample.
+	Usage int64
 }
 
 // Prober runs one attempt; the deadline is carried by ctx.
@@ -74,6 +79,9 @@ var (
 	ErrNotListening = errors.New("no LISTEN socket held by the process tree")
 	// ErrChildMissing: a named child process is not running.
 	ErrChildMissing = errors.New("child process missing")
+	// ErrOverLimit: the process tree uses more than a resource
+	// monitor's limit.
+	ErrOverLimit = errors.New("over the resource limit")
 )
 
 // maxDetail bounds Result.Detail so that a chatty peer cannot flood logs.
