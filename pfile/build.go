@@ -430,6 +430,7 @@ var libraries = []library{
 	{"_bi_heartbeat", "lib_bi_heartbeat.so", KindHeartbeat, 2, 2},
 	{"_bi_listen", "lib_bi_listen.so", KindListen, 2, 3},
 	{"_bi_children", "lib_bi_children.so", KindChildren, 2, -1},
+	{"_bi_resource", "lib_bi_resource.so", KindResource, 3, 3},
 }
 
 func libraryByFile(file string) *library {
@@ -514,7 +515,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 	} else {
 		blockLib := libraryByBlock(st.Name.Text)
 		if blockLib == nil {
-			b.errorf(st.Name.Pos, "unknown block %s (known: _bi_webserv, _bi_webservs, _bi_socket, _bi_heartbeat, _bi_listen, _bi_children)", st.Name.Text)
+			b.errorf(st.Name.Pos, "unknown block %s (known: _bi_webserv, _bi_webservs, _bi_socket, _bi_heartbeat, _bi_listen, _bi_children, _bi_resource)", st.Name.Text)
 			return nil
 		}
 		lib = blockLib
@@ -533,7 +534,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 		}
 		l := libraryByFile(e.File)
 		if l == nil {
-			b.errorf(e.Pos, "unknown library %s in %s (known: lib_bi_webserv.so, lib_bi_webservs.so, lib_bi_socket.so, lib_bi_heartbeat.so, lib_bi_listen.so, lib_bi_children.so)", path.Base(e.File), e.Kind)
+			b.errorf(e.Pos, "unknown library %s in %s (known: lib_bi_webserv.so, lib_bi_webservs.so, lib_bi_socket.so, lib_bi_heartbeat.so, lib_bi_listen.so, lib_bi_children.so, lib_bi_resource.so)", path.Base(e.File), e.Kind)
 			ok = false
 			continue
 		}
@@ -878,6 +879,14 @@ func (b *builder) monitor(blk *Block, lib *library, exec, action *Entry) bool {
 	case KindCommand:
 		m.File = exec.File
 		m.Args = append([]string(nil), args[1:]...)
+	case KindResource:
+		var ok bool
+		if m.Metric, ok = b.parseMetric(args[1], argPos(1)); !ok {
+			return false
+		}
+		if m.Limit, ok = b.parseLimit(m.Metric, args[2], argPos(2)); !ok {
+			return false
+		}
 	}
 	if exec.Timeout > 0 {
 		m.Timeout = exec.Timeout

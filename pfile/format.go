@@ -125,6 +125,8 @@ func describeMonitor(m Monitor) string {
 		return "children present: " + strings.Join(m.Children, ", ")
 	case KindCommand:
 		return "check command " + strings.TrimSpace(m.File+" "+strings.Join(m.Args, " "))
+	case KindResource:
+		return describeResource(m)
 	}
 	return string(m.Kind)
 }

@@ -57,6 +57,7 @@ const (
 	KindListen    Kind = "listen"    // LISTEN socket held by the process tree
 	KindChildren  Kind = "children"  // named children present
 	KindCommand   Kind = "cmd"       // external check command (CMD type)
+	KindResource  Kind = "resource"  // resource use of the process tree under a limit
 )
 
 // File is a validated pfile with every default filled in.
@@ -255,6 +256,11 @@ type Monitor struct {
 	File     string   `json:"file,omitempty"`     // heartbeat: the file; cmd: the command
 	Args     []string `json:"args,omitempty"`     // cmd: the command's arguments
 	Children []string `json:"children,omitempty"` // children: the names
+
+	// Metric and Limit are a resource monitor's: what it measures over
+	// the process tree and the most it allows.
+	Metric Metric `json:"metric,omitempty"`
+	Limit  Limit  `json:"limit,omitzero"`
 }
 
 // StatusRange is a range of HTTP status codes, Lo to Hi inclusive (Lo ==

@@ -61,6 +61,10 @@ func TestMain(m *testing.M) {
 		idle()
 	case "child":
 		idle()
+	case "grow":
+		// A daemon whose resident memory grows (resource_test.go).
+		syscall.Setsid()
+		grow()
 	case "stamp":
 		// The benchmark's restart script: report CLOCK_MONOTONIC at
 		// exec to the socket in STAMP_SOCKET, then exit.

@@ -70,6 +70,7 @@ const (
 	IDListenStall       ID = "listen-stall"
 	IDChildStall        ID = "child-stall"
 	IDCommandStall      ID = "command-stall"
+	IDResourceStall     ID = "resource-stall"
 	IDCleanupKilled     ID = "cleanup-killed"
 	IDScriptFailed      ID = "script-failed"
 	IDStart             ID = "start"
@@ -118,6 +119,7 @@ var catalogue = []Entry{
 	{IDListenStall, IdentPcheck, PriorityErr, "Find Listen Port Stall: pid = <pid> : port = <port>", false},
 	{IDChildStall, IdentPcheck, PriorityErr, "Find Child Process Stall: pid = <pid> : child = <name>", false},
 	{IDCommandStall, IdentPcheck, PriorityErr, "Find Check Command Stall: pid = <pid> : command = <file>", false},
+	{IDResourceStall, IdentPcheck, PriorityErr, "Find Resource Stall: pid = <pid> : <metric> = <value> : limit = <limit>", false},
 	{IDCleanupKilled, IdentPcheck, PriorityNotice, "Cleanup killed process: pid= <pid> : pattern = '<pattern>'", false},
 	{IDScriptFailed, IdentPcheck, PriorityWarning, "Restart script failed ('<proc>') status=<n>", false},
 	{IDStart, IdentPcheck, PriorityInfo, "pcheck start. pfile='<pfile>'", false},
@@ -261,6 +263,13 @@ func MonitorUnknown(proc, block, reason string) Message {
 // CommandStall reports a CMD check stall: command is the check command.
 func CommandStall(pid int, command string) Message {
 	return render(IDCommandStall, "pid", itoa(pid), "file", command)
+}
+
+// ResourceStall reports a _bi_resource stall: metric (rss, cpu, fds,
+// threads, children) measured value over the process tree, above limit;
+// value and limit are written as the pfile writes the limit (512M, 90%).
+func ResourceStall(pid int, metric, value, limit string) Message {
+	return render(IDResourceStall, "pid", itoa(pid), "metric", metric, "value", value, "limit", limit)
 }
 
 // CleanupKilled reports a process killed by the Cleanup list.

@@ -36,6 +36,7 @@ var wants = []want{
 	{IDListenStall, ListenStall(1234, 5432), "pcheck", PriorityErr, "Find Listen Port Stall: pid = 1234 : port = 5432"},
 	{IDChildStall, ChildStall(1234, "worker"), "pcheck", PriorityErr, "Find Child Process Stall: pid = 1234 : child = worker"},
 	{IDCommandStall, CommandStall(1234, "/opt/check.sh"), "pcheck", PriorityErr, "Find Check Command Stall: pid = 1234 : command = /opt/check.sh"},
+	{IDResourceStall, ResourceStall(1234, "rss", "530M", "512M"), "pcheck", PriorityErr, "Find Resource Stall: pid = 1234 : rss = 530M : limit = 512M"},
 	{IDCleanupKilled, CleanupKilled(99, "java -jar old"), "pcheck", PriorityNotice, "Cleanup killed process: pid= 99 : pattern = 'java -jar old'"},
 	{IDScriptFailed, ScriptFailed("httpd", "1"), "pcheck", PriorityWarning, "Restart script failed ('httpd') status=1"},
 	{IDScriptFailed, ScriptFailed("httpd", "timeout"), "pcheck", PriorityWarning, "Restart script failed ('httpd') status=timeout"},

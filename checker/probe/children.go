@@ -15,6 +15,9 @@ type ProcName struct {
 	Comm string // /proc/PID/comm: at most 15 bytes
 	// Argv0 is the first word of the command line.
 	Argv0 string
+	// Start is the start time (proc.ID's), 0 when unknown: a resource
+	// probe leaves out a pid whose start time is not this one any more.
+	Start uint64
 }
 
 // commLen is the longest comm the kernel keeps (TASK_COMM_LEN - 1).

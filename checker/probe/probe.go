@@ -61,6 +61,11 @@ type Result struct {
 	// (webservs only, once the TLS handshake succeeded, whatever the rest
 	// of the attempt did); zero otherwise.
 	NotAfter time.Time
+	// Usage is the measure of a resource attempt (resource only): bytes
+	// for rss, percent of one core for cpu (rounded up), a count for
+	// fds, threads and children. It is 0 for cpu's first attempt on a
+	// tree, which only takes a sample.
+	Usage int64
 }
 
 // Prober runs one attempt; the deadline is carried by ctx.
@@ -84,6 +89,9 @@ var (
 	// ErrCertExpiring: the server's certificate ends sooner than
 	// TLSExpiryFail allows.
 	ErrCertExpiring = errors.New("TLS certificate expires too soon")
+	// ErrOverLimit: the process tree uses more than a resource
+	// monitor's limit.
+	ErrOverLimit = errors.New("over the resource limit")
 )
 
 // maxDetail bounds Result.Detail so that a chatty peer cannot flood logs.

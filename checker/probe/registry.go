@@ -9,7 +9,7 @@ import (
 )
 
 // TreeFunc returns the monitored process first, then its descendants. It is
-// called at each attempt of a listen or children probe. An error means the
+// called at each attempt of a listen, children or resource probe. An error means the
 // tree could not be read (pcheck's side): the attempt is Unknown.
 type TreeFunc func() ([]ProcName, error)
 
@@ -61,6 +61,12 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 			return pids, err
 		}), nil
 	},
+	pfile.KindResource: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
+		if tree == nil {
+			return nil, invalid(m, "no process tree")
+		}
+		return Resource(m.Metric, m.Limit, tree), nil
+	},
 	pfile.KindChildren: func(m pfile.Monitor, tree TreeFunc) (Prober, error) {
 		if tree == nil {
 			return nil, invalid(m, "no process tree")
@@ -78,8 +84,8 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 // New builds the probe of a monitor. m comes from pfile.Build, the one
 // validator, which has checked every value and filled in every default
 // (host, path, timeout): nothing is checked or defaulted again here. tree
-// gives the monitored process and its descendants; only listen and
-// children probes use it, and must have it. The attempt's timeout is the
+// gives the monitored process and its descendants; only listen, children
+// and resource probes use it, and must have it. The attempt's timeout is the
 // caller's: it goes in the context passed to Run.
 func New(m pfile.Monitor, tree TreeFunc) (Prober, error) {
 	c, ok := constructors[m.Kind]

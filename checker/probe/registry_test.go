@@ -32,6 +32,7 @@ func TestNew(t *testing.T) {
 			Command("/usr/lib/check", []string{"-w", "1"}, nil), nil},
 		{"listen without tree", pfile.Monitor{Kind: pfile.KindListen, Port: 80}, nil, nil, ErrInvalidMonitor},
 		{"children without tree", pfile.Monitor{Kind: pfile.KindChildren, Children: []string{"a"}}, nil, nil, ErrInvalidMonitor},
+		{"resource without tree", pfile.Monitor{Kind: pfile.KindResource, Metric: pfile.MetricRSS, Limit: pfile.Limit{Value: 1 << 20, Suffix: "M"}}, nil, nil, ErrInvalidMonitor},
 		{"unknown", pfile.Monitor{Kind: "websevs"}, nil, nil, ErrUnknownKind},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

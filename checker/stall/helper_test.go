@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -506,19 +505,3 @@ func closedPort(t testing.TB) int {
 	return p
 }
 
-// tagFor returns a tag unique to the test and this run.
-func tagFor(t testing.TB) string {
-	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	return fmt.Sprintf("pcheck-stall-%d-%s", os.Getpid(), name)
-}
-
-// killTagged kills every process whose command line holds tag: only the
-// processes this test started, directly or through its scripts.
-func killTagged(tag string) {
-	all, _ := proc.Scan()
-	for _, p := range all {
-		if strings.Contains(strings.Join(p.Argv, " "), tag) {
-			proc.Signal(p.ID, unix.SIGKILL)
-		}
-	}
-}

@@ -105,3 +105,32 @@ func TestChildrenNotAnotherWatched(t *testing.T) {
 		t.Fatalf("the second watched process taken for the child: %+v", st)
 	}
 }
+
+// TestResourceChildrenNotAnotherWatched: with count=2, the second watched
+// process (a sleep started by this test, so also its descendant) is not
+// counted among the children of a _bi_resource children block: with a
+// limit of 0 the attempt succeeds.
+func TestResourceChildrenNotAnotherWatched(t *testing.T) {
+	second := exec.Command("sleep", "1000")
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Process.Kill(); second.Wait() })
+	info, err := proc.Read(second.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := proc.Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	target := &fakeTarget{pids: []int{self.Pid, info.Pid}}
+	f := loadPfile(t, fmt.Sprintf("%s /bin/true count=2\n%s", testProc, block("resource", "-:1:0:3:5:children:0", 1)))
+	s, _ := newTestScheduler(t, f, clk, target)
+	s.upIDs(self.ID, info.ID)
+	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 && clk.armed() == 1 })
+	if st := status(t, s); st.State != StateOk || st.LastDetail != "children = 0 : limit = 0" {
+		t.Fatalf("the second watched process counted as a child: %+v", st)
+	}
+}

@@ -117,8 +117,8 @@ type Attempt struct {
 }
 
 // NewMonitor builds the monitor of block b of process name, run by rt.
-// scan reads /proc for the listen and children probes (the engine's
-// shared scan; the result is read only), bounded by the attempt's
+// scan reads /proc for the listen, children and resource probes (the
+// engine's shared scan; the result is read only), bounded by the attempt's
 // context. b comes from pfile.Build, the
 // one validator, which has filled in every default (host, path, attempt
 // timeout): nothing is checked or defaulted again here.
@@ -126,7 +126,7 @@ func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func(context.Con
 	cfg := b.Monitor
 	m := &Monitor{rt: rt, process: name, block: b.Name, cfg: cfg, target: targetText(cfg), scan: scan}
 	tree := m.tree
-	if cfg.Kind == pfile.KindChildren {
+	if cfg.Kind == pfile.KindChildren || cfg.Metric == pfile.MetricChildren {
 		tree = m.descendants
 	}
 	pr, err := probe.New(cfg, tree)
@@ -357,11 +357,13 @@ func targetText(m pfile.Monitor) string {
 		return "children " + strings.Join(m.Children, " ")
 	case pfile.KindCommand:
 		return strings.Join(append([]string{m.File}, m.Args...), " ")
+	case pfile.KindResource:
+		return string(m.Metric) + " <= " + m.Limit.String()
 	}
 	return m.File // heartbeat
 }
 
-// tree is the probe.TreeFunc of the listen and children probes: the main
+// tree is the probe.TreeFunc of the listen and resource probes: the main
 // watched process first, then its descendants, then the other watched
 // processes of the entry (count > 1) with theirs. It is empty when the
 // main process is gone: the engine is about to report it down. A /proc
@@ -391,7 +393,7 @@ func (m *Monitor) tree() ([]probe.ProcName, error) {
 		if len(p.Argv) > 0 {
 			argv0 = p.Argv[0]
 		}
-		out = append(out, probe.ProcName{Pid: p.Pid, Comm: p.Comm, Argv0: argv0})
+		out = append(out, probe.ProcName{Pid: p.Pid, Comm: p.Comm, Argv0: argv0, Start: p.Start})
 	}
 	for i, id := range pids {
 		p, ok := byPid[id.Pid]
@@ -411,11 +413,12 @@ func (m *Monitor) tree() ([]probe.ProcName, error) {
 	return out, nil
 }
 
-// descendants is the probe.TreeFunc of the children probe: the main
-// watched process first (the probe leaves it out: it is not its own
-// child), then the descendants of the watched processes, without the other
-// watched processes (count > 1): a second apache2 master must not stand in
-// for a worker named apache2 that died.
+// descendants is the probe.TreeFunc of the children probe and of the
+// resource probe of the children metric: the main watched process first
+// (the probe leaves it out: it is not its own child), then the
+// descendants of the watched processes, without the other watched
+// processes (count > 1): a second apache2 master must not stand in for a
+// worker named apache2 that died.
 func (m *Monitor) descendants() ([]probe.ProcName, error) {
 	all, err := m.tree()
 	if err != nil || len(all) == 0 {
@@ -447,6 +450,8 @@ func (m *Monitor) FindMessage(pid int, res probe.Result) message.Message {
 			child = res.Missing[0]
 		}
 		return message.ChildStall(pid, child)
+	case pfile.KindResource:
+		return message.ResourceStall(pid, string(m.cfg.Metric), m.cfg.Limit.Format(res.Usage), m.cfg.Limit.String())
 	}
 	return message.CommandStall(pid, m.cfg.File)
 }

@@ -1,0 +1,135 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/pfile"
+)
+
+// resourceProber measures what a process tree uses against a limit.
+type resourceProber struct {
+	metric pfile.Metric
+	limit  pfile.Limit
+	tree   TreeFunc
+
+	mu   sync.Mutex
+	last cpuSample // cpu: the previous attempt's sample
+}
+
+// cpuSample is the processor time a tree had used at a moment, and whose
+// tree it was (the identity of its main process).
+type cpuSample struct {
+	pid   int
+	start uint64
+	cpu   time.Duration
+	at    time.Time
+}
+
+// Resource returns the _bi_resource probe: the metric summed over tree()
+// (the monitored process first, then its descendants; for children, the
+// descendants alone follow the first) must not be above limit. rss, cpu
+// and threads come from /proc/PID/stat and statm (proc.ReadUsage), fds
+// from the entries of /proc/PID/fd, children from the tree itself. cpu is
+// the processor time the tree used since the previous attempt, in percent
+// of one core: the first attempt on a tree (a new main process) only
+// takes a sample and succeeds. Result.Usage carries the measure.
+//
+// A measure above the limit is a failure (ErrOverLimit). A process that
+// exits while it is read is left out; any other /proc error, and a tree
+// that cannot be listed, make the attempt Unknown. A tree without its main
+// process (it has just died; the engine reports it) uses nothing.
+func Resource(metric pfile.Metric, limit pfile.Limit, tree TreeFunc) Prober {
+	return &resourceProber{metric: metric, limit: limit, tree: tree}
+}
+
+// Run performs one attempt.
+func (p *resourceProber) Run(ctx context.Context) Result {
+	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return failure(ctx, start, err)
+	}
+	procs, err := p.tree()
+	if err != nil {
+		return failure(ctx, start, broken(fmt.Errorf("process tree: %w", err)))
+	}
+	if len(procs) == 0 {
+		return success(start, "no process to measure")
+	}
+	var value int64
+	var over bool
+	switch p.metric {
+	case pfile.MetricChildren:
+		value = int64(len(procs) - 1)
+	case pfile.MetricFDs:
+		for _, pr := range procs {
+			n, err := proc.CountFDs(pr.Pid)
+			if errors.Is(err, proc.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return failure(ctx, start, broken(err))
+			}
+			value += int64(n)
+		}
+	default:
+		var sum proc.Usage
+		at := time.Now()
+		for _, pr := range procs {
+			u, err := proc.ReadUsage(pr.Pid)
+			if errors.Is(err, proc.ErrNotFound) || (err == nil && pr.Start != 0 && u.Start != pr.Start) {
+				continue // gone since the tree was read
+			}
+			if err != nil {
+				return failure(ctx, start, broken(err))
+			}
+			sum.CPU += u.CPU
+			sum.Threads += u.Threads
+			sum.RSS += u.RSS
+		}
+		switch p.metric {
+		case pfile.MetricRSS:
+			value = int64(min(sum.RSS, math.MaxInt64))
+		case pfile.MetricThreads:
+			value = int64(sum.Threads)
+		case pfile.MetricCPU:
+			pct, first := p.cpu(procs[0], sum.CPU, at)
+			if first {
+				return success(start, "cpu: first sample taken")
+			}
+			value, over = int64(math.Ceil(pct)), pct > float64(p.limit.Value)
+		}
+	}
+	if p.metric != pfile.MetricCPU {
+		over = value > p.limit.Value
+	}
+	shown := fmt.Sprintf("%s = %s : limit = %s", p.metric, p.limit.Format(value), p.limit)
+	if !over {
+		r := success(start, shown)
+		r.Usage = value
+		return r
+	}
+	return Result{Latency: time.Since(start), Detail: clip(shown), Err: fmt.Errorf("%w: %s", ErrOverLimit, shown), Usage: value}
+}
+
+// cpu returns the processor use of the tree of main in percent of one core
+// since the previous sample, and takes cpu at at as the next; first is
+// true when there is no previous sample of this tree.
+func (p *resourceProber) cpu(main ProcName, cpu time.Duration, at time.Time) (pct float64, first bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.last
+	p.last = cpuSample{pid: main.Pid, start: main.Start, cpu: cpu, at: at}
+	elapsed := at.Sub(last.at)
+	if last.at.IsZero() || last.pid != main.Pid || last.start != main.Start || elapsed <= 0 {
+		return 0, true
+	}
+	// A process that left the tree without being reaped by it (an
+	// orphan taken by init) takes its time along: never below 0.
+	return max(0, float64(cpu-last.cpu)) / float64(elapsed) * 100, false
+}
