@@ -24,8 +24,12 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# make run [DEMO_PORT=8080] [DEMO_DIR=.run]: the demo (testdata/demo/run.sh).
+DEMO_DIR    ?= .run
+DEMO_PORT   ?= 8080
+DEMO_ENV     = DEMO_DIR='$(DEMO_DIR)' DEMO_PORT='$(DEMO_PORT)' BIN='$(BIN)'
 run: build
-	./testdata/demo/run.sh
+	@$(DEMO_ENV) ./testdata/demo/run.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -109,5 +113,7 @@ ifeq ($(INITSCRIPT),yes)
 	chmod 0755 $(DESTDIR)/etc/init.d/pcheck
 endif
 
+# clean also stops the demo server make run started.
 clean:
-	rm -rf $(BIN) .run
+	@$(DEMO_ENV) ./testdata/demo/run.sh stop
+	rm -rf $(BIN) $(DEMO_DIR)
