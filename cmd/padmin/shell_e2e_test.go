@@ -188,6 +188,45 @@ printf '%%s\n' "${COMPREPLY[@]}"`, filepath.Dir(padminBin), line, line)
 	if got := complete("padmin " + run + "stop svc " + filepath.Base(self)[:3]); !slices.Equal(got, []string{filepath.Base(self)}) {
 		t.Errorf("padmin stop svc %s<TAB>: %v", filepath.Base(self)[:3], got)
 	}
+	// zsh through rc/completion/_padmin, compadd standing in for the
+	// completion system's.
+	if _, err := exec.LookPath("zsh"); err == nil {
+		zcomplete := func(line string) []string {
+			t.Helper()
+			script := fmt.Sprintf(`compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
+_call_program() { shift; "$@" }
+_directories() { print DIR }
+PATH=%s:$PATH
+words=(${=1}); [[ $1 == *' ' ]] && words+=('')
+CURRENT=${#words}
+source ../../rc/completion/_padmin`, filepath.Dir(padminBin))
+			cmd := exec.Command("zsh", "-f", "-c", script, "zsh", line)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil || stderr.Len() > 0 {
+				t.Fatalf("zsh completion of %q: %v\n%s", line, err, stderr.String())
+			}
+			got := strings.Fields(string(out))
+			slices.Sort(got)
+			return got
+		}
+		// compadd gets every candidate; zsh itself filters by the prefix.
+		if got := zcomplete("padmin "); !slices.Contains(got, "status") || !slices.Contains(got, "config") {
+			t.Errorf("zsh: padmin <TAB>: %v", got)
+		}
+		if got := zcomplete("padmin " + run + "status "); !slices.Equal(got, []string{e.pfile, "svc"}) {
+			t.Errorf("zsh: padmin status <TAB>: %v", got)
+		}
+		if got := zcomplete("padmin " + run + "--json stop svc "); !slices.Equal(got, []string{self, filepath.Base(self)}) {
+			t.Errorf("zsh: padmin stop svc <TAB>: %v", got)
+		}
+		if got := zcomplete("padmin --run-dir "); !slices.Equal(got, []string{"DIR"}) {
+			t.Errorf("zsh: padmin --run-dir <TAB>: %v", got)
+		}
+	} else {
+		t.Log("zsh is not installed: its completion is not checked")
+	}
 	if got := complete("padmin help re"); !slices.Equal(got, []string{"reload", "reset", "restart"}) {
 		t.Errorf("padmin help re<TAB>: %v", got)
 	}
