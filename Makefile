@@ -13,7 +13,7 @@ BIN         := bin
 FUZZTIME    ?= 30s
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build test run bench fuzz lint install clean
+.PHONY: all build test run bench fuzz lint install uninstall clean
 
 all: build
 
@@ -24,8 +24,12 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# make run [DEMO_PORT=8080] [DEMO_DIR=.run]: the demo (testdata/demo/run.sh).
+DEMO_DIR    ?= .run
+DEMO_PORT   ?= 8080
+DEMO_ENV     = DEMO_DIR='$(DEMO_DIR)' DEMO_PORT='$(DEMO_PORT)' BIN='$(BIN)'
 run: build
-	./testdata/demo/run.sh
+	@$(DEMO_ENV) ./testdata/demo/run.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -59,13 +63,17 @@ lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
 # make install [DESTDIR=/tmp/stage] [PREFIX=/usr/local] [INITSCRIPT=yes]
-#   $(PREFIX)/sbin                          pcheck, padmin
+#   $(PREFIX)/sbin                          pcheck, padmin, stripped
+#   $(PREFIX)/share/doc/pcheck              README.md, docs/*.md (under docs/, as README links them)
+#   $(PREFIX)/share/bash-completion/completions/padmin, $(PREFIX)/share/zsh/site-functions/_padmin
 #   $(UNITDIR)                              pcheck@.service, ExecStart set to $(PREFIX)/sbin/pcheck
 #                                           (default $(PREFIX)/lib/systemd/system: /usr/lib/... or /usr/local/lib/...)
-#   $(PREFIX)/share/pcheck/rc               pcheck.init, runlist.sample
+#   $(PREFIX)/share/pcheck/rc               pcheck.init, runlist.sample, pcheck.default
+#   /etc/default/pcheck                     the settings of the init script (pcheck.default, every
+#                                           line commented out), unless the file is there already
 #   $(PREFIX)/share/pcheck/templates        one directory per product
 #   $(PREFIX)/share/pcheck/prometheus       pcheck-rules.yml, the alert rules (docs/metrics.md)
-#   $(PREFIX)/share/man/man8, man5          pcheck.8, padmin.8, pfile.5
+#   $(PREFIX)/share/man/man8, man5          pcheck.8, padmin.8, pfile.5, carrying $(VERSION)
 #   /etc/pcheck                             created, empty
 #   /usr/lib/ocf/resource.d/pcheck/pcheck   the OCF resource agent ocf:pcheck:pcheck
 #                                           (Pacemaker's fixed OCF root, whatever PREFIX)
@@ -79,16 +87,32 @@ COMMANDS    = $(sort $(filter pcheck padmin,$(notdir $(patsubst %/,%,$(dir $(wil
 TEMPLATES   = $(notdir $(patsubst %/,%,$(dir $(wildcard templates/*/*.pfile))))
 # rc files name /usr/sbin/pcheck and padmin; the installed copies name the installed binaries.
 RCSED       = sed -e 's|/usr/sbin/pcheck|$(PREFIX)/sbin/pcheck|g' -e 's|/usr/sbin/padmin|$(PREFIX)/sbin/padmin|g'
+# The man pages' .TH names the version installed.
+MANSED      = sed -e '/^\.TH /s/"pcheck [^"]*"/"pcheck $(VERSION)"/'
+DOCDIR      = $(PREFIX)/share/doc/pcheck
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  = $(PREFIX)/share/zsh/site-functions
+MANPAGES    = $(notdir $(wildcard docs/man/*.[58]))
+DOCS        = $(notdir $(wildcard docs/*.md))
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(addprefix $(BIN)/,$(COMMANDS)) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 -s $(addprefix $(BIN)/,$(COMMANDS)) $(DESTDIR)$(PREFIX)/sbin/
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/pcheck/rc
 	$(RCSED) rc/pcheck@.service > $(DESTDIR)$(UNITDIR)/pcheck@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pcheck@.service
 	$(RCSED) rc/pcheck.init > $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.init
 	chmod 0755 $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.init
 	install -m 0644 rc/runlist.sample $(DESTDIR)$(PREFIX)/share/pcheck/rc/
+	$(RCSED) rc/pcheck.default > $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.default
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.default
+	install -d $(DESTDIR)/etc/default
+	[ -e $(DESTDIR)/etc/default/pcheck ] || install -m 0644 $(DESTDIR)$(PREFIX)/share/pcheck/rc/pcheck.default $(DESTDIR)/etc/default/pcheck
+	install -d $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(addprefix docs/,$(DOCS)) $(DESTDIR)$(DOCDIR)/docs/
+	install -m 0644 rc/completion/padmin.bash $(DESTDIR)$(BASHCOMPDIR)/padmin
+	install -m 0644 rc/completion/_padmin $(DESTDIR)$(ZSHCOMPDIR)/_padmin
 	install -d $(DESTDIR)$(PREFIX)/share/pcheck/prometheus
 	install -m 0644 rc/prometheus/pcheck-rules.yml $(DESTDIR)$(PREFIX)/share/pcheck/prometheus/
 	set -e; for t in $(sort $(TEMPLATES)); do \
@@ -97,8 +121,10 @@ install: build
 		install -m 0755 templates/$$t/*.sh $(DESTDIR)$(PREFIX)/share/pcheck/templates/$$t/; \
 	done
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
-	install -m 0644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	install -m 0644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	set -e; for m in $(MANPAGES); do \
+		$(MANSED) docs/man/$$m > $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/$$m; \
+		chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/$$m; \
+	done
 	install -d -m 0755 $(DESTDIR)/etc/pcheck
 	install -d $(DESTDIR)/usr/lib/ocf/resource.d/pcheck
 	$(RCSED) rc/ocf/pcheck > $(DESTDIR)/usr/lib/ocf/resource.d/pcheck/pcheck
@@ -109,5 +135,26 @@ ifeq ($(INITSCRIPT),yes)
 	chmod 0755 $(DESTDIR)/etc/init.d/pcheck
 endif
 
+# make uninstall [DESTDIR=...] [PREFIX=...]: removes what make install put
+# there. /etc/default/pcheck goes only when it is still the sample, and
+# /etc/pcheck only when empty: an operator's settings and pfiles stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/sbin/,$(COMMANDS))
+	rm -f $(DESTDIR)$(UNITDIR)/pcheck@.service
+	rm -f $(foreach m,$(MANPAGES),$(DESTDIR)$(PREFIX)/share/man/man$(subst .,,$(suffix $(m)))/$(m))
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/padmin $(DESTDIR)$(ZSHCOMPDIR)/_padmin
+	rm -f $(DESTDIR)/usr/lib/ocf/resource.d/pcheck/pcheck
+	-rmdir $(DESTDIR)/usr/lib/ocf/resource.d/pcheck 2>/dev/null
+	if [ -f $(DESTDIR)/etc/default/pcheck ] && $(RCSED) rc/pcheck.default | cmp -s - $(DESTDIR)/etc/default/pcheck; then \
+		rm -f $(DESTDIR)/etc/default/pcheck; \
+	fi
+	if [ -f $(DESTDIR)/etc/init.d/pcheck ] && $(RCSED) rc/pcheck.init | cmp -s - $(DESTDIR)/etc/init.d/pcheck; then \
+		rm -f $(DESTDIR)/etc/init.d/pcheck; \
+	fi
+	rm -rf $(DESTDIR)$(PREFIX)/share/pcheck $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)/etc/pcheck 2>/dev/null
+
+# clean also stops the demo server make run started.
 clean:
-	rm -rf $(BIN) .run
+	@$(DEMO_ENV) ./testdata/demo/run.sh stop
+	rm -rf $(BIN) $(DEMO_DIR)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,29 @@ func TestFilePositions(t *testing.T) {
 		{File: "t.pfile", Line: 7, Col: 15}, {File: "t.pfile", Line: 14, Col: 13}, {File: "t.pfile", Line: 3, Col: 15}, {File: "t.pfile", Line: 4, Col: 17}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("positions %v, want %v", got, want)
+	}
+}
+
+// A misspelt parameter, process option or block option is named with the
+// nearest known one, at its own file:line:col.
+func TestUnknownNameHint(t *testing.T) {
+	src := "MonitorIntervall 7\nFrobnicate 1\n" +
+		"/usr/sbin/httpd /etc/pcheck/restart.sh pidfil=/run/httpd.pid\n" +
+		"_bi_webserv{\n TLSVerfy on\n PS_EXEC DLL:/x/lib_bi_webserv.so:DIRECT:-:20:0:2:40:81\n}\n"
+	_, diags := parser.LoadBytes("t.pfile", []byte(src))
+	want := []string{
+		"t.pfile:1:1: warning: unknown parameter MonitorIntervall; did you mean MonitorInterval? (ignored)",
+		"t.pfile:2:1: warning: unknown parameter Frobnicate (ignored)",
+		"t.pfile:3:40: warning: unknown option pidfil; did you mean pidfile? (ignored)",
+		"t.pfile:5:2: warning: unknown block option TLSVerfy; did you mean TLSVerify? (ignored)",
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, d.String())
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing %q in\n%s", w, strings.Join(got, "\n"))
+		}
 	}
 }

@@ -121,6 +121,58 @@ var params = []paramSpec{
 	{"ClusterHealthAttribute", healthAttributeParam},
 }
 
+// processOptions and blockOptions are the option names of a process entry
+// and of a block, as the hint for a misspelt one spells them.
+var (
+	processOptions = []string{"args", "pidfile", "user", "count", "retry", "grace", "action", "timeout"}
+	blockOptions   = []string{"TLSVerify", "TLSCAFile"}
+)
+
+// didYouMean returns "; did you mean X?" for the known name nearest to word
+// (case aside) when it is near enough to be a slip: one edit for a short
+// word, up to three for a long one (an insertion, a deletion, a change or
+// two letters swapped each count one). It returns "" otherwise.
+func didYouMean(word string, known []string) string {
+	limit := min(1+len(word)/8, 3)
+	best, bestD := "", limit+1
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return "; did you mean " + best + "?"
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (bytes).
+func editDistance(a, b string) int {
+	// d[i][j] is the distance between a[:i] and b[:j].
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
 // Facilities are the accepted SyslogFacility values.
 var Facilities = []string{"daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
 
@@ -137,7 +189,11 @@ func (b *builder) param(st *ParamStmt) {
 		}
 	}
 	if spec == nil {
-		b.warnf(key.Pos, "unknown parameter %s (ignored)", key.Text)
+		names := make([]string, len(params))
+		for i := range params {
+			names[i] = params[i].name
+		}
+		b.warnf(key.Pos, "unknown parameter %s%s (ignored)", key.Text, didYouMean(key.Text, names))
 		return
 	}
 	if len(st.Values) == 0 {
@@ -372,7 +428,7 @@ func (b *builder) process(st *ProcessStmt) *procBuild {
 			ok = ok && good
 			p.Timeout, pb.setTmo = time.Duration(n)*time.Second, true
 		default:
-			b.warnf(o.Name.Pos, "unknown option %s (ignored)", o.Name.Text)
+			b.warnf(o.Name.Pos, "unknown option %s%s (ignored)", o.Name.Text, didYouMean(o.Name.Text, processOptions))
 		}
 	}
 	if !ok {
@@ -482,7 +538,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 					b.errorf(l.Key.Pos, "unknown entry %s (one of PS_INIT, PS_EXEC, PS_ACTION, PS_QUIT)", l.Key.Text)
 					ok = false
 				} else {
-					b.warnf(l.Key.Pos, "unknown block option %s (ignored)", l.Key.Text)
+					b.warnf(l.Key.Pos, "unknown block option %s%s (ignored)", l.Key.Text, didYouMean(l.Key.Text, blockOptions))
 				}
 			}
 			continue

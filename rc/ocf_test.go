@@ -173,7 +173,8 @@ func (e *agentEnv) status(t *testing.T, pfilePath string) (padminStatus, bool) {
 	t.Helper()
 	out, err := exec.Command(e.padmin, "--run-dir", e.runDir, "--json", "status", pfilePath).Output()
 	var st padminStatus
-	if err != nil {
+	// Exit 4: served, an entry not Up (the status is printed all the same).
+	if exit, ok := err.(*exec.ExitError); err != nil && !(ok && exit.ExitCode() == 4) {
 		return st, false
 	}
 	if err := json.Unmarshal(out, &st); err != nil {

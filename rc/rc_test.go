@@ -478,8 +478,15 @@ func TestMakeInstall(t *testing.T) {
 		"usr/share/pcheck/templates/sunone/restart_sunone.sh":     0o755,
 		"usr/share/pcheck/templates/https/restart_httpd.sh":       0o755,
 		"usr/share/pcheck/templates/nginx/restart_nginx.sh":       0o755,
-		"etc/pcheck":                           os.ModeDir | 0o755,
-		"usr/lib/ocf/resource.d/pcheck/pcheck": 0o755,
+		"etc/pcheck":                                   os.ModeDir | 0o755,
+		"usr/lib/ocf/resource.d/pcheck/pcheck":         0o755,
+		"usr/share/pcheck/rc/pcheck.default":           0o644,
+		"etc/default/pcheck":                           0o644,
+		"usr/share/doc/pcheck/README.md":               0o644,
+		"usr/share/doc/pcheck/docs/behaviour.md":       0o644,
+		"usr/share/doc/pcheck/docs/metrics.md":         0o644,
+		"usr/share/bash-completion/completions/padmin": 0o644,
+		"usr/share/zsh/site-functions/_padmin":         0o644,
 	}
 	if srcs, _ := filepath.Glob(filepath.Join(root, "cmd", "padmin", "*.go")); len(srcs) > 0 {
 		want["usr/sbin/padmin"] = 0o755
@@ -513,6 +520,7 @@ func TestMakeInstall(t *testing.T) {
 	if !bytes.Contains(unit, []byte("ExecStart=/usr/sbin/pcheck ")) {
 		t.Errorf("installed unit does not start /usr/sbin/pcheck")
 	}
+	checkInstalled(t, root, dest)
 	// Without INITSCRIPT=yes nothing goes to /etc/init.d.
 	if _, err := os.Stat(filepath.Join(dest, "etc/init.d/pcheck")); err == nil {
 		t.Errorf("etc/init.d/pcheck installed without INITSCRIPT=yes")
@@ -540,6 +548,8 @@ func TestMakeInstall(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(dest2, "etc/init.d/pcheck")); err == nil && st.Mode().Perm() != 0o755 {
 		t.Errorf("etc/init.d/pcheck: mode %v, want 0755", st.Mode().Perm())
 	}
+	checkUninstall(t, mk, root, dest, "/usr", bin)
+	checkUninstall(t, mk, root, dest2, "/usr/local", bin, "INITSCRIPT=yes")
 }
 
 func exitCode(err error) int {

@@ -2,8 +2,10 @@ package control
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -33,6 +35,11 @@ type Admin struct {
 	// state-changing command done, under the pfile's SyslogFacility.
 	Log func(facility string, m message.Message)
 }
+
+// ErrNotHealthy is what Status returns, after printing the status in full,
+// when an entry is not Up or a monitor is Stalled or Unknown: padmin
+// status then exits 4, for scripts and cron.
+var ErrNotHealthy = errors.New("not every process is Up and every monitor healthy")
 
 // stateOrder is the order of the states in summaries.
 var stateOrder = []string{states.Up.String(), states.Down.String(), states.Restarting.String(), states.Paused.String(), states.RetryOver.String()}
@@ -66,13 +73,13 @@ func (a *Admin) each(pfile string, req Request, fn func(Response) error) error {
 		return fn(resp)
 	}
 	served, errs := List(a.RunDir, a.Timeout)
-	a.warn(errs)
 	if len(served) == 0 {
 		if len(errs) > 0 {
 			return errs[0]
 		}
 		return fmt.Errorf("run directory %s: %w", a.RunDir, ErrNotServed)
 	}
+	a.warn(errs)
 	for _, sv := range served {
 		c, err := Dial(sv.Socket, a.Timeout)
 		if err != nil {
@@ -113,10 +120,10 @@ func (a *Admin) table() *tabwriter.Writer {
 // their states and the reboot count.
 func (a *Admin) List() error {
 	served, errs := List(a.RunDir, a.Timeout)
-	a.warn(errs)
 	if len(served) == 0 && len(errs) > 0 {
 		return errs[0]
 	}
+	a.warn(errs)
 	if a.JSON {
 		infos := make([]InfoResult, 0, len(served))
 		for _, sv := range served {
@@ -176,7 +183,9 @@ func (a *Admin) Rule(pfile string) error {
 }
 
 // Status prints the state of every process and monitor of pfile (of
-// every pfile served for "").
+// every pfile served for ""). It returns an error wrapping ErrNotHealthy,
+// naming each entry not Up and each monitor Stalled or Unknown, when there
+// are any.
 func (a *Admin) Status(pfile string) error {
 	var all []StatusResult
 	err := a.each(pfile, Request{Command: CmdStatus}, func(resp Response) error {
@@ -192,19 +201,46 @@ func (a *Admin) Status(pfile string) error {
 	}
 	if a.JSON {
 		if pfile != "" {
-			return a.printJSON(all[0])
+			err = a.printJSON(all[0])
+		} else {
+			err = a.printJSON(all)
 		}
-		return a.printJSON(all)
+	} else {
+		for i, st := range all {
+			if i > 0 {
+				fmt.Fprintln(a.Out)
+			}
+			if err = a.writeStatus(st); err != nil {
+				break
+			}
+		}
 	}
-	for i, st := range all {
-		if i > 0 {
-			fmt.Fprintln(a.Out)
+	if err != nil {
+		return err
+	}
+	return unhealthy(all)
+}
+
+// unhealthy returns an error wrapping ErrNotHealthy that names every entry
+// not Up and every monitor Stalled or Unknown, nil when there is none.
+func unhealthy(all []StatusResult) error {
+	var bad []string
+	for _, st := range all {
+		for _, p := range st.ProcessList {
+			if p.State != states.Up.String() {
+				bad = append(bad, fmt.Sprintf("%s: process '%s' is %s", st.Pfile, p.Name, p.State))
+			}
 		}
-		if err := a.writeStatus(st); err != nil {
-			return err
+		for _, m := range st.Monitors {
+			if m.State == MonitorStalled || m.State == MonitorUnknown {
+				bad = append(bad, fmt.Sprintf("%s: monitor %s of '%s' is %s", st.Pfile, m.Monitor, m.Process, m.State))
+			}
 		}
 	}
-	return nil
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotHealthy, strings.Join(bad, "; "))
 }
 
 func (a *Admin) writeStatus(st StatusResult) error {
@@ -314,16 +350,111 @@ func what(process string) string {
 	return fmt.Sprintf("process '%s'", process)
 }
 
+// processName returns the name to send for process of pfile: process
+// itself when it is "", has a slash or is an entry's name or key as
+// written; else the name of the entries whose program has that base name
+// (httpd for /usr/sbin/httpd), when they are all one. Several programs of
+// that base name are ErrAmbiguous; none leaves process as it is, for
+// pcheck to refuse.
+func (a *Admin) processName(pfile, process string) (string, error) {
+	if process == "" || strings.Contains(process, "/") {
+		return process, nil
+	}
+	var st StatusResult
+	if _, err := a.call(pfile, Request{Command: CmdStatus}, &st); err != nil {
+		return "", err
+	}
+	var names []string
+	for _, p := range st.ProcessList {
+		if p.Name == process || p.Key == process {
+			return process, nil
+		}
+		if programBase(p.Name) == process && !slices.Contains(names, p.Name) {
+			names = append(names, p.Name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return process, nil
+	case 1:
+		return names[0], nil
+	}
+	return "", fmt.Errorf("process %s of %s: %w: it names %s; give the path", process, st.Pfile, ErrAmbiguous, strings.Join(names, ", "))
+}
+
+// programBase is the base name of the program an entry names.
+func programBase(name string) string {
+	if f := strings.Fields(name); len(f) > 0 {
+		return path.Base(f[0])
+	}
+	return name
+}
+
+// PfileNames returns the pfiles served, for completion: each path, then
+// each stem (file name when it has none) that names one pfile alone.
+func (a *Admin) PfileNames() []string {
+	served, _ := List(a.RunDir, a.Timeout)
+	var paths []string
+	count := map[string]int{}
+	for _, sv := range served {
+		paths = append(paths, sv.Info.PfileAbs)
+		for _, n := range ShortNames(sv.Info.PfileAbs) {
+			count[n]++
+		}
+	}
+	out := slices.Clone(paths)
+	for _, p := range paths {
+		// The stem (the file name when there is none) is what users type.
+		short := ShortNames(p)
+		if n := short[len(short)-1]; count[n] == 1 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ProcessNames returns the processes of pfile, for completion: each name
+// as written, then each program base name that names one program alone.
+func (a *Admin) ProcessNames(pfile string) ([]string, error) {
+	var st StatusResult
+	if _, err := a.call(pfile, Request{Command: CmdStatus}, &st); err != nil {
+		return nil, err
+	}
+	var names []string
+	count := map[string]int{}
+	for _, p := range st.ProcessList {
+		if !slices.Contains(names, p.Name) {
+			names = append(names, p.Name)
+			count[programBase(p.Name)]++
+		}
+	}
+	out := slices.Clone(names)
+	for _, n := range names {
+		if b := programBase(n); b != n && count[b] == 1 {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
 // Stop pauses monitoring of process ("" every process) of pfile.
 func (a *Admin) Stop(pfile, process string) error {
-	_, err := a.act(pfile, Request{Command: CmdStop, Process: process}, "monitoring of "+what(process)+" paused")
+	process, err := a.processName(pfile, process)
+	if err != nil {
+		return err
+	}
+	_, err = a.act(pfile, Request{Command: CmdStop, Process: process}, "monitoring of "+what(process)+" paused")
 	return err
 }
 
 // Start resumes monitoring of process ("" every process), re-arming an
 // entry in RetryOver.
 func (a *Admin) Start(pfile, process string) error {
-	_, err := a.act(pfile, Request{Command: CmdStart, Process: process}, "monitoring of "+what(process)+" resumed")
+	process, err := a.processName(pfile, process)
+	if err != nil {
+		return err
+	}
+	_, err = a.act(pfile, Request{Command: CmdStart, Process: process}, "monitoring of "+what(process)+" resumed")
 	return err
 }
 
@@ -337,7 +468,11 @@ func (a *Admin) Reload(pfile string) error {
 // Restart restarts process now through its restart script; pcheck
 // refuses while the process is Up unless force.
 func (a *Admin) Restart(pfile, process string, force bool) error {
-	_, err := a.act(pfile, Request{Command: CmdRestart, Process: process, Force: force},
+	process, err := a.processName(pfile, process)
+	if err != nil {
+		return err
+	}
+	_, err = a.act(pfile, Request{Command: CmdRestart, Process: process, Force: force},
 		fmt.Sprintf("restart of process '%s' started", process))
 	return err
 }
@@ -345,11 +480,15 @@ func (a *Admin) Restart(pfile, process string, force bool) error {
 // Reset zeroes the retry counts of process ("" every process, and then
 // the statistics and the reboot count too).
 func (a *Admin) Reset(pfile, process string) error {
+	process, err := a.processName(pfile, process)
+	if err != nil {
+		return err
+	}
 	done := "retry counts of " + what(process) + " reset"
 	if process == "" {
 		done = "retry counts, statistics and reboot count reset"
 	}
-	_, err := a.act(pfile, Request{Command: CmdReset, Process: process}, done)
+	_, err = a.act(pfile, Request{Command: CmdReset, Process: process}, done)
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -19,6 +20,10 @@ const DefaultTimeout = 30 * time.Second
 // ErrNotServed: no pcheck answers for that pfile (no socket, or a socket
 // left by a pcheck that is gone).
 var ErrNotServed = errors.New("no pcheck serves it")
+
+// ErrAmbiguous: a short name (a pfile's file name or stem, a process's
+// base name) fits more than one.
+var ErrAmbiguous = errors.New("ambiguous name")
 
 // Client is a connection to one control socket. It is not safe for
 // concurrent use: open one per goroutine.
@@ -119,11 +124,11 @@ func Query(socket string, timeout time.Duration) (Served, error) {
 }
 
 // Sockets returns the control sockets in runDir, in name order. A missing
-// run directory holds none.
+// run directory is an error wrapping ErrNotServed that says so.
 func Sockets(runDir string) ([]string, error) {
 	ents, err := os.ReadDir(runDir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, fmt.Errorf("%w: run directory %s does not exist (padmin --run-dir or PCHECK_RUN_DIR names the one pcheck --run-dir uses)", ErrNotServed, runDir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("run directory: %w", err)
@@ -162,8 +167,11 @@ func List(runDir string, timeout time.Duration) (served []Served, errs []error) 
 
 // Lookup finds the pcheck serving pfile in runDir. pfile is matched
 // against the paths pcheck serves as given to it and made absolute: the
-// socket named after pfile is tried first, then every socket. It is
-// ErrNotServed when none matches.
+// socket named after pfile is tried first, then every socket. A pfile
+// without a slash also matches the file name (apache.pfile) or the stem
+// (apache, as the unit pcheck@apache names /etc/pcheck/apache.pfile) of
+// one pfile served, when no path matches; one that fits several is
+// ErrAmbiguous. It is ErrNotServed when none matches.
 func Lookup(runDir, pfile string, timeout time.Duration) (Served, error) {
 	abs, err := filepath.Abs(pfile)
 	if err != nil {
@@ -185,6 +193,7 @@ func Lookup(runDir, pfile string, timeout time.Duration) (Served, error) {
 		return Served{}, err
 	}
 	var firstErr error
+	var short []Served
 	for _, s := range socks {
 		if s == direct {
 			continue
@@ -199,10 +208,35 @@ func Lookup(runDir, pfile string, timeout time.Duration) (Served, error) {
 		if match(sv) {
 			return sv, nil
 		}
+		if !strings.Contains(pfile, "/") && slices.Contains(ShortNames(sv.Info.PfileAbs), pfile) {
+			short = append(short, sv)
+		}
 	}
-	if firstErr != nil {
+	switch {
+	case len(short) == 1:
+		return short[0], nil
+	case len(short) > 1:
+		paths := make([]string, len(short))
+		for i, sv := range short {
+			paths[i] = sv.Info.PfileAbs
+		}
+		sort.Strings(paths)
+		return Served{}, fmt.Errorf("pfile %s: %w: it names %s; give the path", pfile, ErrAmbiguous, strings.Join(paths, ", "))
+	case firstErr != nil:
 		// A socket we could not ask may be the one: say why.
 		return Served{}, fmt.Errorf("pfile %s: not among the sockets that answered: %w", pfile, firstErr)
 	}
 	return Served{}, fmt.Errorf("pfile %s: %w (run directory %s)", pfile, ErrNotServed, runDir)
+}
+
+// ShortNames returns the names padmin accepts for the pfile at path
+// besides the path: its file name and its stem (the file name without its
+// extension), once each.
+func ShortNames(path string) []string {
+	base := filepath.Base(path)
+	stem := strings.TrimSuffix(base, filepath.Ext(base))
+	if stem == base || stem == "" {
+		return []string{base}
+	}
+	return []string{base, stem}
 }

@@ -547,7 +547,23 @@ func TestLookup(t *testing.T) {
 	if len(served) != 1 || len(errs) != 0 {
 		t.Fatalf("List: %+v %v", served, errs)
 	}
-	if served, errs := List(filepath.Join(f.dir, "missing"), time.Second); len(served)+len(errs) != 0 {
+	// A pfile without a slash is also found by its file name or stem.
+	for _, name := range []string{"web.pf", "web"} {
+		if sv, err := Lookup(t.TempDir(), name, time.Second); !errors.Is(err, ErrNotServed) {
+			t.Fatalf("Lookup(%q) in an empty run directory: %+v, %v", name, sv, err)
+		}
+	}
+	if sv, err := Lookup(f.dir, "web", 5*time.Second); err != nil || sv.Socket != other {
+		t.Fatalf("Lookup by stem: %+v, %v", sv, err)
+	}
+	if _, err := Lookup(f.dir, "./web", 5*time.Second); !errors.Is(err, ErrNotServed) {
+		t.Fatalf("Lookup(./web): %v, want ErrNotServed (a path is no stem)", err)
+	}
+	// A missing run directory is said to be missing.
+	missing := filepath.Join(f.dir, "missing")
+	served, errs = List(missing, time.Second)
+	if len(served) != 0 || len(errs) != 1 || !errors.Is(errs[0], ErrNotServed) ||
+		!strings.Contains(errs[0].Error(), "run directory "+missing+" does not exist") {
 		t.Fatalf("List of a missing run directory: %+v %v", served, errs)
 	}
 }

@@ -18,45 +18,126 @@ import (
 	"github.com/pcheck/pcheck/checker/message"
 )
 
-// The exit statuses of padmin (commands.md).
+// version is set at build time with -ldflags "-X main.version=...", as
+// pcheck's is.
+var version = "0.1.0"
+
+// The exit statuses of padmin (commands.md, padmin(8)).
 const (
 	exitOK        = 0 // done
 	exitFailed    = 1 // refused or failed, the reason on stderr
 	exitUsage     = 2
 	exitNotServed = 3 // no pcheck serves that pfile
+	exitUnhealthy = 4 // status: an entry is not Up or a monitor is Stalled or Unknown
 )
 
-const usage = `usage: padmin [options] COMMAND [ARGS]
+// command is one padmin command: its arguments, its own flags and its
+// help.
+type command struct {
+	name, args string
+	min, max   int
+	flags      []string
+	brief      string // its line in the usage
+	help       string // more, for padmin help CMD
+}
 
-commands:
-  list                          the running pcheck instances: pfile, pid, uptime, processes, state
-  rule PFILE                    the effective rules: every entry with defaults filled in
-  status [PFILE]                state, pid, uptime, restarts and retries of every process; stall monitors
-  stop PFILE [PROC]             pause monitoring; processes keep running
-  start PFILE [PROC]            resume monitoring; re-arms a process in RetryOver
-  reload PFILE                  re-read the pfile; a bad one is refused and the old rules stay
-  restart PFILE PROC [--force]  restart now; refused while the process is up unless --force
-  events [PFILE] [-n N]         the most recent events, newest first
-  stats [PFILE]                 checks, failures and restarts per time bucket
-  reset PFILE [PROC]            zero retry counts (and, for the whole pfile, statistics and reboot count)
-  dump PFILE                    write the state dump to DumpFileName
-  config PFILE [--events N] [--buckets N] [--bucket-seconds S]
-                                show or set the event ring size and the statistics buckets
-  help                          this text
+// commandList is every command, in the order the usage lists them.
+var commandList = []command{
+	{"list", "", 0, 0, nil, "the running pcheck instances",
+		"Asks every control socket in the run directory who serves it: pfile,\npcheck pid, uptime, processes, their states, reboots."},
+	{"rule", "PFILE", 1, 1, nil, "the effective rules, defaults filled in",
+		"The rules pcheck runs, as pcheck -n prints them."},
+	{"status", "[PFILE]", 0, 1, nil, "every process and stall monitor at a glance",
+		"State, pid, uptime, restarts and retries of every process entry, and the\n" +
+			"stall monitors, of PFILE (of every pfile served without it).\n" +
+			"exit status 4 when an entry is not Up or a monitor is Stalled or Unknown\n" +
+			"(the table is printed all the same, the entries at fault named on stderr)."},
+	{"stop", "PFILE [PROC]", 1, 2, nil, "pause monitoring; processes keep running",
+		"Pauses monitoring of PROC (of every process without it)."},
+	{"start", "PFILE [PROC]", 1, 2, nil, "resume monitoring; re-arms RetryOver",
+		"Resumes monitoring of PROC (of every process without it); an entry in\nRetryOver is re-armed."},
+	{"reload", "PFILE", 1, 1, nil, "re-read the pfile; a bad one is refused",
+		"A pfile that fails validation is refused with its errors; the old rules\nstay in force."},
+	{"restart", "PFILE PROC [--force]", 2, 2, []string{"force"}, "restart now (refused while Up unless --force)",
+		"Runs PROC's restart script now.\n  --force  restart a process that is Up (it is killed first)"},
+	{"events", "[PFILE] [-n N]", 0, 1, []string{"n"}, "the most recent events, newest first",
+		"The events of PFILE (of every pfile, merged, without it).\n  -n N  the N newest (default every one kept)"},
+	{"stats", "[PFILE]", 0, 1, nil, "checks, failures and restarts per time bucket",
+		"The statistics of PFILE (of every pfile without it), newest bucket first."},
+	{"reset", "PFILE [PROC]", 1, 2, nil, "zero retry counts (without PROC: all counts)",
+		"Zeroes the retry counts of PROC; without PROC also the statistics and the\nreboot count."},
+	{"dump", "PFILE", 1, 1, nil, "write the state dump to DumpFileName",
+		"Makes pcheck write its state dump to the pfile's DumpFileName."},
+	{"config", "PFILE [--events N] [--buckets N] [--bucket-seconds S]", 1, 1, []string{"events", "buckets", "bucket-seconds"},
+		"show or set the event ring and buckets",
+		"Without flags shows the sizes in force.\n  --events N          keep N events\n" +
+			"  --buckets N         keep N statistics buckets (clears them)\n  --bucket-seconds S  of S seconds each (clears them)"},
+	{"help", "[COMMAND]", 0, 1, nil, "this text, or the help of COMMAND",
+		"padmin COMMAND --help says the same."},
+}
 
-options:
-  --run-dir DIR      where pcheck's control sockets are (default /run/pcheck)
+// lookupCommand returns the command named name.
+func lookupCommand(name string) (command, bool) {
+	i := slices.IndexFunc(commandList, func(c command) bool { return c.name == name })
+	if i < 0 {
+		return command{}, false
+	}
+	return commandList[i], true
+}
+
+// names says how padmin names pfiles and processes, in the usage and in
+// the help of every command that takes them.
+const names = `PFILE is a pfile's path, file name or stem (apache: /etc/pcheck/apache.pfile);
+PROC is a process as written in the pfile, its key or its program's base name.
+`
+
+// options is the help of padmin's options.
+const optionsHelp = `options:
+  --run-dir DIR      where pcheck's control sockets are
+                     (default $PCHECK_RUN_DIR, else /run/pcheck)
   --json             machine-readable output
   --timeout DUR      bound on each request (default 30s)
-  --syslog N:ADDR    syslog receiver for the command log (default: the local /dev/log)
-
-exit status: 0 done; 1 refused or failed; 2 usage; 3 no pcheck serves that pfile
+  --syslog N:ADDR    syslog receiver for the command log (default: /dev/log)
+  --version          print padmin's version
 `
+
+// usage is padmin's help: every command, the options and the exit
+// statuses.
+var usage = func() string {
+	var b strings.Builder
+	b.WriteString("usage: padmin [options] COMMAND [ARGS]\n\ncommands:\n")
+	for _, c := range commandList {
+		syn := strings.TrimSpace(c.name + " " + c.args)
+		if len(syn) > 28 {
+			fmt.Fprintf(&b, "  %s\n  %-30s%s\n", syn, "", c.brief)
+		} else {
+			fmt.Fprintf(&b, "  %-30s%s\n", syn, c.brief)
+		}
+	}
+	b.WriteString("\n" + names + "\n" + optionsHelp)
+	b.WriteString("\nexit status: 0 done; 1 refused or failed; 2 usage; 3 no pcheck serves that\n" +
+		"pfile; 4 status found an entry not Up or a monitor Stalled or Unknown\n")
+	return b.String()
+}()
+
+// commandHelp is the help of one command.
+func commandHelp(c command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: padmin %s\n\n%s\n", strings.TrimSpace(c.name+" "+c.args), c.brief)
+	if c.help != "" {
+		b.WriteString("\n" + c.help + "\n")
+	}
+	if strings.Contains(c.args, "PFILE") {
+		b.WriteString("\n" + names)
+	}
+	b.WriteString("\n" + optionsHelp)
+	return b.String()
+}
 
 // options is the parsed command line.
 type options struct {
 	runDir, syslog            string
-	json, force               bool
+	json, force, version      bool
 	timeout                   time.Duration
 	n, events, buckets        int
 	bucketSeconds             float64
@@ -65,14 +146,26 @@ type options struct {
 	syslogNetwork, syslogAddr string
 }
 
+// defaultRunDir is the run directory without --run-dir: $PCHECK_RUN_DIR,
+// else /run/pcheck.
+func defaultRunDir() string {
+	if d := os.Getenv("PCHECK_RUN_DIR"); d != "" {
+		return d
+	}
+	return "/run/pcheck"
+}
+
+// parseArgs parses the command line. On -h or --help it returns
+// flag.ErrHelp with the options read so far (the command, if given).
 func parseArgs(args []string) (*options, error) {
 	o := &options{set: map[string]bool{}}
 	fs := flag.NewFlagSet("padmin", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.runDir, "run-dir", "/run/pcheck", "")
+	fs.StringVar(&o.runDir, "run-dir", defaultRunDir(), "")
 	fs.StringVar(&o.syslog, "syslog", "", "")
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.force, "force", false, "")
+	fs.BoolVar(&o.version, "version", false, "")
 	fs.DurationVar(&o.timeout, "timeout", control.DefaultTimeout, "")
 	fs.IntVar(&o.n, "n", 0, "")
 	fs.IntVar(&o.events, "events", 0, "")
@@ -81,7 +174,7 @@ func parseArgs(args []string) (*options, error) {
 	// Options and arguments may come in any order.
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return o, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -101,26 +194,6 @@ func parseArgs(args []string) (*options, error) {
 	return o, nil
 }
 
-// commands gives each command its argument counts and its own flags.
-var commands = map[string]struct {
-	min, max int
-	flags    []string
-}{
-	"list":    {0, 0, nil},
-	"rule":    {1, 1, nil},
-	"status":  {0, 1, nil},
-	"stop":    {1, 2, nil},
-	"start":   {1, 2, nil},
-	"reload":  {1, 1, nil},
-	"restart": {2, 2, []string{"force"}},
-	"events":  {0, 1, []string{"n"}},
-	"stats":   {0, 1, nil},
-	"reset":   {1, 2, nil},
-	"dump":    {1, 1, nil},
-	"config":  {1, 1, []string{"events", "buckets", "bucket-seconds"}},
-	"help":    {0, 0, nil},
-}
-
 // commandFlags are the flags that belong to one command.
 var commandFlags = []string{"force", "n", "events", "buckets", "bucket-seconds"}
 
@@ -130,7 +203,7 @@ func (o *options) check() error {
 		return errors.New("no command given")
 	}
 	cmd, args := o.args[0], o.args[1:]
-	spec, ok := commands[cmd]
+	spec, ok := lookupCommand(cmd)
 	if !ok {
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -145,6 +218,11 @@ func (o *options) check() error {
 	if o.n < 0 || o.events < 0 || o.buckets < 0 || o.bucketSeconds < 0 {
 		return errors.New("sizes and counts must not be negative")
 	}
+	if cmd == "help" && len(args) == 1 {
+		if _, ok := lookupCommand(args[0]); !ok {
+			return fmt.Errorf("unknown command %q", args[0])
+		}
+	}
 	return nil
 }
 
@@ -153,9 +231,23 @@ func main() {
 }
 
 func run(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) > 0 && argv[0] == completeCommand {
+		return complete(argv[1:], stdout, stderr)
+	}
 	o, err := parseArgs(argv)
 	if err == flag.ErrHelp {
+		// padmin CMD --help is padmin help CMD.
+		if len(o.args) > 0 {
+			if c, ok := lookupCommand(o.args[0]); ok && c.name != "help" {
+				fmt.Fprint(stdout, commandHelp(c))
+				return exitOK
+			}
+		}
 		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	if err == nil && o.version {
+		fmt.Fprintln(stdout, "padmin", version)
 		return exitOK
 	}
 	if err == nil {
@@ -165,7 +257,23 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "padmin: %v\n%s", err, usage)
 		return exitUsage
 	}
-	a := &control.Admin{
+	a := o.admin(stdout, stderr)
+	if err := dispatch(a, o); err != nil {
+		fmt.Fprintf(stderr, "padmin: %v\n", err)
+		switch {
+		case errors.Is(err, control.ErrNotServed):
+			return exitNotServed
+		case errors.Is(err, control.ErrNotHealthy):
+			return exitUnhealthy
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+// admin is the control.Admin the options ask for.
+func (o *options) admin(stdout, stderr io.Writer) *control.Admin {
+	return &control.Admin{
 		RunDir:  o.runDir,
 		JSON:    o.json,
 		Timeout: o.timeout,
@@ -173,14 +281,6 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		Warn:    stderr,
 		Log:     o.logCommand,
 	}
-	if err := dispatch(a, o); err != nil {
-		fmt.Fprintf(stderr, "padmin: %v\n", err)
-		if errors.Is(err, control.ErrNotServed) {
-			return exitNotServed
-		}
-		return exitFailed
-	}
-	return exitOK
 }
 
 func dispatch(a *control.Admin, o *options) error {
@@ -217,7 +317,12 @@ func dispatch(a *control.Admin, o *options) error {
 	case "config":
 		return a.Config(arg(0), control.Config{Events: o.events, Buckets: o.buckets, BucketSeconds: o.bucketSeconds})
 	}
-	_, err := fmt.Fprint(a.Out, usage) // help
+	// help
+	if c, ok := lookupCommand(arg(0)); ok && c.name != "help" {
+		_, err := fmt.Fprint(a.Out, commandHelp(c))
+		return err
+	}
+	_, err := fmt.Fprint(a.Out, usage)
 	return err
 }
 

@@ -380,6 +380,10 @@ func TestUsage(t *testing.T) {
 			t.Errorf("padmin %v: exit %d, want 3; stderr:\n%s", args, r.code, r.stderr)
 		}
 	}
+	// An empty run directory: nothing runs (a missing one: TestShell).
+	if err := os.Mkdir(e.run, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if r := e.ok("list"); r.stdout != "PFILE  PID  UPTIME  PROCESSES  STATE  REBOOTS\n" {
 		t.Errorf("list with nothing running printed %q", r.stdout)
 	}
@@ -908,14 +912,21 @@ func TestStatusUnknown(t *testing.T) {
 		t.Fatalf("Unknown monitor %+v, want reason %q and no failures", m, reason)
 	}
 
-	r := e.ok("status", e.pfile)
+	// An Unknown monitor makes status exit 4, naming it.
+	r := e.padmin("status", e.pfile)
+	if r.code != 4 || !strings.Contains(r.stderr, fmt.Sprintf("monitor cmd %s of '%s' is Unknown", check, self)) {
+		t.Fatalf("status with a monitor Unknown: exit %d, want 4; stderr %q", r.code, r.stderr)
+	}
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s +cmd %s +Unknown +\d+s ago +\d+ +0 +\S+ +%s$`,
 		regexp.QuoteMeta(self), regexp.QuoteMeta(check), regexp.QuoteMeta(reason)))
 	if !row.MatchString(r.stdout) {
 		t.Fatalf("status:\n%s", r.stdout)
 	}
 	var st control.StatusResult
-	if err := json.Unmarshal([]byte(e.ok("status", e.pfile, "--json").stdout), &st); err != nil {
+	if r = e.padmin("status", e.pfile, "--json"); r.code != 4 {
+		t.Fatalf("status --json with a monitor Unknown: exit %d, want 4", r.code)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Monitors) != 1 || st.Monitors[0].State != "Unknown" || st.Monitors[0].LastError != reason {

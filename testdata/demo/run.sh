@@ -1,22 +1,56 @@
-#!/bin/sh
-# make run: build pcheck and the demo web server, start the server, and run
-# pcheck in the foreground on the demo pfile. Kill the server and watch
-# pcheck bring it back; Ctrl-C stops pcheck (the server keeps running).
+#!/bin/bash
+# make run: pcheck in the foreground on the demo pfile, watching the demo
+# web server (both built by make build, so they carry its version). Kill the
+# server, or stop it (kill -STOP), and watch pcheck bring it back; Ctrl-C
+# stops pcheck, the server keeps running. run.sh stop (make clean) stops the
+# server make run started.
+#
+# DEMO_DIR (default .run), DEMO_PORT (default 8080) and BIN (default bin)
+# come from the Makefile; relative paths are taken from the repository.
 set -eu
 umask 022 # what the demo creates (.run, the pfile) is not writable by others
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-RUN="$ROOT/.run"
-GO=${GO:-go}
 cd "$ROOT"
-mkdir -p "$RUN" bin
-$GO build -o bin/pcheck ./cmd/pcheck
-$GO build -o bin/demoweb ./cmd/demoweb
-sed "s|@ROOT@|$ROOT|g" testdata/demo/demo.pf.in >"$RUN/demo.pf"
+abs() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$ROOT/$1" ;; esac; }
+DEMO_DIR=$(abs "${DEMO_DIR:-.run}")
+BIN=$(abs "${BIN:-bin}")
+DEMO_PORT=${DEMO_PORT:-8080}
+export DEMO_DIR BIN DEMO_PORT # for restart_demoweb.sh, run by pcheck too
+
+# running succeeds when the pid file names a live demoweb of $BIN (one
+# rebuilt since it started too), and sets pid.
+running() {
+	local exe
+	pid=$(cat "$DEMO_DIR/demoweb.pid" 2>/dev/null) || return 1
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	[ "${exe% (deleted)}" = "$BIN/demoweb" ]
+}
+if [ "${1:-}" = stop ]; then
+	if running; then
+		kill -TERM "$pid" && kill -CONT "$pid" # a stalled (stopped) one too
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		echo "make clean: stopped the demo server (pid $pid)"
+	fi
+	exit 0
+fi
+for b in pcheck padmin demoweb; do
+	if [ ! -x "$BIN/$b" ]; then
+		echo "make run: $BIN/$b is missing; run make run (it builds the binaries first)" >&2
+		exit 2
+	fi
+done
+echo "make run: pcheck $("$BIN/pcheck" --version | cut -d' ' -f2) on the demo pfile $DEMO_DIR/demo.pf"
+mkdir -p "$DEMO_DIR"
+sed -e "s|@ROOT@|$ROOT|g" -e "s|@BIN@|$BIN|g" -e "s|@RUN@|$DEMO_DIR|g" -e "s|@PORT@|$DEMO_PORT|g" \
+	testdata/demo/demo.pf.in >"$DEMO_DIR/demo.pf"
 
 # pcheck runs the restart script as root only when no other user can change
 # it or the directories above it. A checkout made with umask 002 (files and
 # directories writable by the group) is refused: say so before starting.
-if ! bin/pcheck -n "$RUN/demo.pf" >/dev/null; then
+if ! "$BIN/pcheck" -n "$DEMO_DIR/demo.pf" >/dev/null; then
 	cat >&2 <<MSG
 
 pcheck refuses the demo: the lines above name each file or directory that users
@@ -28,20 +62,36 @@ MSG
 	exit 2
 fi
 
-# Start the server unless it already runs (pcheck adopts it either way).
-pid=$(cat "$RUN/demoweb.pid" 2>/dev/null || true)
-if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+# The demo server runs when its pid file names a live demoweb; pcheck adopts
+# it. Otherwise its port must be free.
+if ! running; then
+	if (exec 3<>"/dev/tcp/127.0.0.1/$DEMO_PORT") 2>/dev/null; then
+		cat >&2 <<MSG
+make run: port $DEMO_PORT on 127.0.0.1 is taken by another program, so the demo
+server cannot listen there. Stop that program, or choose another port:
+    make run DEMO_PORT=8081
+MSG
+		exit 2
+	fi
 	testdata/demo/restart_demoweb.sh demoweb 0 start
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		[ -s "$RUN/demoweb.pid" ] && break
-		sleep 0.2
+	for _ in $(seq 50); do
+		running && break
+		sleep 0.1
 	done
 fi
-
+running || pid='?'
+rel=${DEMO_DIR#"$ROOT"/}
+relbin=${BIN#"$ROOT"/}
+syslog="pcheck logs to syslog and copies each line here"
+[ -S /dev/log ] || syslog="no syslog here (/dev/log): pcheck says so once, then logs here only"
 cat <<MSG
-demo web server: http://127.0.0.1:8080/  (pid $(cat "$RUN/demoweb.pid" 2>/dev/null || echo '?'))
-  kill it:        kill -9 \$(cat .run/demoweb.pid)    and watch pcheck restart it
-  state dump:     kill -USR1 <pcheck pid>; cat .run/pcheck-dump.json
-  stop pcheck:    Ctrl-C (the server keeps running; stop it with kill \$(cat .run/demoweb.pid))
+demo web server: http://127.0.0.1:$DEMO_PORT/  (pid $pid, in a session of its own)
+  kill it:        kill -9 \$(cat $rel/demoweb.pid)      pcheck restarts it at once
+  stall it:       kill -STOP \$(cat $rel/demoweb.pid)   pcheck finds the stall within
+                  about 20 s, kills the server and restarts it
+  status:         PCHECK_RUN_DIR=$rel/run $relbin/padmin status demo
+  state dump:     kill -USR1 <pcheck pid>; cat $rel/pcheck-dump.json
+  stop pcheck:    Ctrl-C; the server keeps running (make clean stops it)
+  $syslog
 MSG
-exec bin/pcheck --state-dir "$RUN/state" --run-dir "$RUN/run" "$RUN/demo.pf"
+exec "$BIN/pcheck" --state-dir "$DEMO_DIR/state" --run-dir "$DEMO_DIR/run" "$DEMO_DIR/demo.pf"
