@@ -125,7 +125,7 @@ var params = []paramSpec{
 // and of a block, as the hint for a misspelt one spells them.
 var (
 	processOptions = []string{"args", "pidfile", "user", "count", "retry", "grace", "action", "timeout"}
-	blockOptions   = []string{"TLSVerify", "TLSCAFile"}
+	blockOptions   = []string{"TLSVerify", "TLSCAFile", "ExpectStatus", "ExpectHeader", "ExpectBody", "TLSExpiryWarn", "TLSExpiryFail"}
 )
 
 // didYouMean returns "; did you mean X?" for the known name nearest to word
