@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func Build(src *Source) (*File, Diagnostics) {
 		b.errorf(Pos{File: src.Path, Line: 1, Col: 1}, "no process entry: a pfile names at least one process and its restart script")
 	}
 	b.checkDuplicates(procs)
+	b.checkBackoff()
 	for _, p := range procs {
 		b.fillDefaults(p)
 		b.f.Processes = append(b.f.Processes, p.p)
@@ -80,6 +82,16 @@ type builder struct {
 type procBuild struct {
 	p                                  *Process
 	setRetry, setGrace, setAct, setTmo bool
+	// backoff holds the backoff options the entry sets (the rest come
+	// from the parameters) and where; rearm is its RetryOverRearm.
+	backoff backoffSet
+	rearm   *Word
+}
+
+// backoffSet is which of RestartDelay, RestartDelayMax and
+// RestartDelayReset a PARAM section or an entry sets, and where.
+type backoffSet struct {
+	delay, max, reset *Word
 }
 
 func (b *builder) errorf(pos Pos, format string, args ...any) {
@@ -119,13 +131,21 @@ var params = []paramSpec{
 	{"RebootStateFile", pathParam(func(p *Params) (*string, *Pos) { return &p.RebootStateFile, &p.RebootStateFilePos })},
 	{"ClusterNotify", clusterNotifyParam},
 	{"ClusterHealthAttribute", healthAttributeParam},
+	{"RestartDelay", secondsParam(0, func(p *Params) *time.Duration { return &p.Backoff.Delay })},
+	{"RestartDelayMax", secondsParam(1, func(p *Params) *time.Duration { return &p.Backoff.Max })},
+	{"RestartDelayReset", secondsParam(1, func(p *Params) *time.Duration { return &p.Backoff.Reset })},
+	{"RetryOverRearm", func(b *builder, p *Params, key Word, v Word) {
+		if n, ok := b.integer(v, key.Text, 0, maxSeconds); ok {
+			p.RetryOverRearm, p.RetryOverRearmPos = time.Duration(n)*time.Second, v.Pos
+		}
+	}},
 }
 
 // processOptions and blockOptions are the option names of a process entry
 // and of a block, as the hint for a misspelt one spells them.
 var (
-	processOptions = []string{"args", "pidfile", "user", "count", "retry", "grace", "action", "timeout"}
-	blockOptions   = []string{"TLSVerify", "TLSCAFile", "ExpectStatus", "ExpectHeader", "ExpectBody", "TLSExpiryWarn", "TLSExpiryFail"}
+	processOptions = []string{"args", "pidfile", "user", "count", "retry", "grace", "action", "timeout", "RestartDelay", "RestartDelayMax", "RestartDelayReset", "RetryOverRearm"}
+	blockOptions   = []string{"TLSVerify", "TLSCAFile", "ExpectStatus", "ExpectHeader", "ExpectBody", "TLSExpiryWarn", "TLSExpiryFail", "StallDiagnostics", "StallSignal", "StallSignalWait"}
 )
 
 // didYouMean returns "; did you mean X?" for the known name nearest to word
@@ -427,6 +447,24 @@ func (b *builder) process(st *ProcessStmt) *procBuild {
 			n, good := b.integer(v, "timeout", 1, maxSeconds)
 			ok = ok && good
 			p.Timeout, pb.setTmo = time.Duration(n)*time.Second, true
+		case "restartdelay", "restartdelaymax", "restartdelayreset", "retryoverrearm":
+			minimum := 1
+			if name == "restartdelay" || name == "retryoverrearm" {
+				minimum = 0 // 0 is off
+			}
+			n, good := b.integer(v, o.Name.Text, minimum, maxSeconds)
+			ok = ok && good
+			d, w := time.Duration(n)*time.Second, &Word{Text: o.Name.Text, Pos: o.Name.Pos}
+			switch name {
+			case "restartdelay":
+				p.Backoff.Delay, pb.backoff.delay = d, w
+			case "restartdelaymax":
+				p.Backoff.Max, pb.backoff.max = d, w
+			case "restartdelayreset":
+				p.Backoff.Reset, pb.backoff.reset = d, w
+			default:
+				p.RetryOverRearm, pb.rearm = d, w
+			}
 		default:
 			b.warnf(o.Name.Pos, "unknown option %s%s (ignored)", o.Name.Text, didYouMean(o.Name.Text, processOptions))
 		}
@@ -451,6 +489,50 @@ func (b *builder) fillDefaults(pb *procBuild) {
 	}
 	if !pb.setTmo {
 		pb.p.Timeout = prm.RestartTimeout
+	}
+	b.fillBackoff(pb)
+}
+
+// checkBackoff checks the backoff parameters of the PARAM section: a
+// RestartDelayMax below RestartDelay is an error; an unset one is raised
+// to RestartDelay. RetryOverRearm with a retry_over_action other than
+// continue is a warning: it applies to the entries whose action= is
+// continue only.
+func (b *builder) checkBackoff() {
+	p := &b.f.Params
+	if _, set := b.seenParam["restartdelaymax"]; !set {
+		p.Backoff.Max = max(p.Backoff.Max, p.Backoff.Delay)
+	} else if p.Backoff.Max < p.Backoff.Delay {
+		b.errorf(b.seenParam["restartdelaymax"], "RestartDelayMax %s is below RestartDelay %s", secs(p.Backoff.Max), secs(p.Backoff.Delay))
+	}
+	if p.RetryOverRearm > 0 && p.RetryOverAction != ActionContinue {
+		b.warnf(p.RetryOverRearmPos, "RetryOverRearm applies to retry_over_action continue only, not %s: only entries with action=continue are re-armed", p.RetryOverAction)
+	}
+}
+
+// fillBackoff fills the entry's backoff from the parameters where it
+// sets none and checks it as checkBackoff does; a RetryOverRearm of the
+// entry's own needs action continue.
+func (b *builder) fillBackoff(pb *procBuild) {
+	p, prm, set := pb.p, b.f.Params, pb.backoff
+	if set.delay == nil {
+		p.Backoff.Delay = prm.Backoff.Delay
+	}
+	if set.reset == nil {
+		p.Backoff.Reset = prm.Backoff.Reset
+	}
+	if set.max == nil {
+		p.Backoff.Max = max(prm.Backoff.Max, p.Backoff.Delay)
+	} else if p.Backoff.Max < p.Backoff.Delay {
+		b.errorf(set.max.Pos, "%s %s is below RestartDelay %s", set.max.Text, secs(p.Backoff.Max), secs(p.Backoff.Delay))
+	}
+	switch {
+	case pb.rearm == nil && p.Action == ActionContinue:
+		p.RetryOverRearm = prm.RetryOverRearm
+	case pb.rearm == nil:
+		p.RetryOverRearm = 0
+	case p.Action != ActionContinue && p.RetryOverRearm > 0:
+		b.errorf(pb.rearm.Pos, "%s applies to action continue only, not %s: an entry with action %s ends monitoring of the pfile", pb.rearm.Text, p.Action, p.Action)
 	}
 }
 
@@ -518,6 +600,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 	ok := true
 	var tlsVerify, tlsCA *Word
 	var httpOpts []blockOpt
+	var diag stallOptions
 	for i := range st.Lines {
 		l := &st.Lines[i]
 		kind := EntryKind(strings.ToUpper(l.Key.Text))
@@ -533,6 +616,12 @@ func (b *builder) block(st *BlockStmt) *Block {
 				if v := b.blockOption(l); v != nil {
 					httpOpts = append(httpOpts, blockOpt{key: l.Key, value: *v})
 				}
+			case "stalldiagnostics":
+				diag.on = b.blockOption(l)
+			case "stallsignal":
+				diag.signal = b.blockOption(l)
+			case "stallsignalwait":
+				diag.wait = b.blockOption(l)
 			default:
 				if strings.HasPrefix(strings.ToUpper(l.Key.Text), "PS_") {
 					b.errorf(l.Key.Pos, "unknown entry %s (one of PS_INIT, PS_EXEC, PS_ACTION, PS_QUIT)", l.Key.Text)
@@ -653,7 +742,73 @@ func (b *builder) block(st *BlockStmt) *Block {
 			blk.Monitor.TLSVerify = true
 		}
 	}
+	if !b.stallOptions(&blk.Monitor, diag) {
+		return nil
+	}
 	return blk
+}
+
+// stallOptions are the block options about a stall kill, as written.
+type stallOptions struct {
+	on, signal, wait *Word
+}
+
+// StallSignals are the signals StallSignal may name: those a program may
+// take to report on itself (a JVM prints its threads on QUIT) and live.
+var StallSignals = []string{"QUIT", "USR1", "USR2", "HUP", "INT", "ABRT"}
+
+// DefaultStallSignalWait is how long pcheck waits after StallSignal when
+// the block sets no StallSignalWait; maxStallSignalWait bounds it, since
+// the entry takes no new stall results meanwhile.
+const (
+	DefaultStallSignalWait = 3 * time.Second
+	maxStallSignalWait     = 60
+)
+
+// stallOptions reads StallDiagnostics, StallSignal and StallSignalWait
+// into m. StallSignal and StallSignalWait need StallDiagnostics on.
+func (b *builder) stallOptions(m *Monitor, o stallOptions) bool {
+	if o.on == nil && o.signal == nil && o.wait == nil {
+		return true
+	}
+	if o.on != nil {
+		on, good := b.onOff(*o.on, "StallDiagnostics")
+		if !good {
+			return false
+		}
+		m.StallDiagnostics = on
+	}
+	if !m.StallDiagnostics {
+		w := o.signal
+		if w == nil {
+			w = o.wait
+		}
+		if w != nil {
+			b.errorf(w.Pos, "StallSignal and StallSignalWait need StallDiagnostics on in the same block")
+			return false
+		}
+		return true
+	}
+	if o.signal != nil {
+		name := strings.TrimPrefix(strings.ToUpper(o.signal.Text), "SIG")
+		if !slices.Contains(StallSignals, name) {
+			b.errorf(o.signal.Pos, "unknown StallSignal %q (one of %s)", o.signal.Text, strings.Join(StallSignals, ", "))
+			return false
+		}
+		m.StallSignal, m.StallSignalWait = name, DefaultStallSignalWait
+	}
+	if o.wait != nil {
+		if o.signal == nil {
+			b.errorf(o.wait.Pos, "StallSignalWait without StallSignal: there is nothing to wait for")
+			return false
+		}
+		n, good := b.integer(*o.wait, "StallSignalWait", 0, maxStallSignalWait)
+		if !good {
+			return false
+		}
+		m.StallSignalWait = time.Duration(n) * time.Second
+	}
+	return true
 }
 
 func (b *builder) blockOption(l *BlockLine) *Word {

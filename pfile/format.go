@@ -37,6 +37,15 @@ func WriteRules(w io.Writer, f *File) error {
 	for _, c := range p.Cleanup {
 		row("Cleanup", fmt.Sprintf("%q after %d min", c.Pattern, int64(c.Age/time.Minute)))
 	}
+	// pcheck's own restart policy, shown when the pfile turns it on.
+	if p.Backoff.Delay > 0 {
+		row("RestartDelay", secs(p.Backoff.Delay))
+		row("RestartDelayMax", secs(p.Backoff.Max))
+		row("RestartDelayReset", secs(p.Backoff.Reset))
+	}
+	if p.RetryOverRearm > 0 {
+		row("RetryOverRearm", secs(p.RetryOverRearm))
+	}
 	fmt.Fprintf(tw, "\nCluster\n")
 	row("ClusterNotify", orText(p.ClusterNotify, "off"))
 	row("ClusterHealthAttribute", orText(p.ClusterHealthAttribute, "off"))
@@ -54,6 +63,12 @@ func WriteRules(w io.Writer, f *File) error {
 		row("restart script", pr.Script)
 		row("retry", fmt.Sprintf("%d within grace %s, then %s", pr.Retry, secs(pr.Grace), pr.Action))
 		row("restart timeout", secs(pr.Timeout))
+		if bo := pr.Backoff; bo.Delay > 0 {
+			row("restart delay", fmt.Sprintf("%s, doubled at each failure up to %s (jitter 20%%), back to %s after %s Up", secs(bo.Delay), secs(bo.Max), secs(bo.Delay), secs(bo.Reset)))
+		}
+		if pr.RetryOverRearm > 0 {
+			row("retry over", fmt.Sprintf("re-armed after %s", secs(pr.RetryOverRearm)))
+		}
 		for _, b := range pr.Blocks {
 			writeBlock(tw, b)
 		}
@@ -96,6 +111,13 @@ func writeBlock(tw io.Writer, b *Block) {
 	}
 	if m.TLSExpiryFailDays > 0 {
 		row("certificate", fmt.Sprintf("attempt fails when fewer than %d days are left", m.TLSExpiryFailDays))
+	}
+	if m.StallDiagnostics {
+		d := "save diagnostics under <state-dir>/diag"
+		if m.StallSignal != "" {
+			d = fmt.Sprintf("send SIG%s, wait %s, then %s", m.StallSignal, secs(m.StallSignalWait), d)
+		}
+		row("before the kill", d)
 	}
 	for _, e := range b.Entries {
 		row(string(e.Kind), describeEntry(e))

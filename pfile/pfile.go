@@ -104,7 +104,30 @@ type Params struct {
 	// ClusterHealthAttribute is the node-health attribute set red while
 	// an entry is in RetryOver and green when all are Up; empty when off.
 	ClusterHealthAttribute string `json:"cluster_health_attribute,omitempty"`
+	// Backoff is the restart backoff of every entry that sets none of its
+	// own; RetryOverRearm re-arms an entry in RetryOver (action continue)
+	// after that long, 0 never. Both are pcheck's own, off by default.
+	Backoff        Backoff       `json:"restart_backoff"`
+	RetryOverRearm time.Duration `json:"retry_over_rearm,omitempty"`
+	// RetryOverRearmPos is where RetryOverRearm is set (zero when not).
+	RetryOverRearmPos Pos `json:"-"`
 }
+
+// Backoff is the wait before a restart that follows a failure: Delay
+// before the first, twice the previous before each next one (with a
+// jitter of 20 percent), at most Max; back to Delay once the process has
+// stayed Up for Reset. Delay 0, the default, restarts at once.
+type Backoff struct {
+	Delay time.Duration `json:"delay"`
+	Max   time.Duration `json:"max"`
+	Reset time.Duration `json:"reset"`
+}
+
+// The defaults of RestartDelayMax and RestartDelayReset.
+const (
+	DefaultRestartDelayMax   = 300 * time.Second
+	DefaultRestartDelayReset = 300 * time.Second
+)
 
 // ClusterPacemaker is the ClusterNotify value that tells Pacemaker.
 const ClusterPacemaker = "pacemaker"
@@ -128,6 +151,7 @@ func DefaultParams() Params {
 		RebootCommand:    "/sbin/shutdown -r now",
 		RebootLimit:      3,
 		RebootWindow:     86400 * time.Second,
+		Backoff:          Backoff{Max: DefaultRestartDelayMax, Reset: DefaultRestartDelayReset},
 	}
 }
 
@@ -166,6 +190,12 @@ type Process struct {
 	Action  Action        `json:"action"`
 	Timeout time.Duration `json:"timeout"`
 	Blocks  []*Block      `json:"blocks,omitempty"`
+	// Backoff and RetryOverRearm are the entry's (RestartDelay=,
+	// RestartDelayMax=, RestartDelayReset=, RetryOverRearm=), filled
+	// from the global parameters when it sets none. RetryOverRearm is 0
+	// unless Action is continue.
+	Backoff        Backoff       `json:"restart_backoff"`
+	RetryOverRearm time.Duration `json:"retry_over_rearm,omitempty"`
 }
 
 // Block is a _bi_* monitor block resolved into a monitor.
@@ -261,6 +291,13 @@ type Monitor struct {
 	// the process tree and the most it allows.
 	Metric Metric `json:"metric,omitempty"`
 	Limit  Limit  `json:"limit,omitzero"`
+	// StallDiagnostics saves the process tree's /proc state and the last
+	// script output to the state directory before a stall kill; first
+	// StallSignal (a signal name without SIG, "" for none) is sent and
+	// StallSignalWait waited.
+	StallDiagnostics bool          `json:"stall_diagnostics,omitempty"`
+	StallSignal      string        `json:"stall_signal,omitempty"`
+	StallSignalWait  time.Duration `json:"stall_signal_wait,omitempty"`
 }
 
 // StatusRange is a range of HTTP status codes, Lo to Hi inclusive (Lo ==

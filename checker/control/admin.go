@@ -266,6 +266,13 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, p := range st.ProcessList {
+		if !p.NextAttempt.IsZero() {
+			// RestartDelay or RetryOverRearm: when the entry acts next.
+			fmt.Fprintf(a.Out, "%s: next attempt at %s (in %s)\n", p.Name, p.NextAttempt.Format(time.DateTime),
+				max(time.Until(p.NextAttempt), 0).Round(time.Second))
+		}
+	}
 	if len(st.Monitors) == 0 {
 		return nil
 	}

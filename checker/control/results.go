@@ -61,6 +61,10 @@ type ProcessStatus struct {
 	GraceSeconds   int64  `json:"grace_seconds"`
 	Action         string `json:"action"`
 	LastReason     string `json:"last_reason,omitempty"`
+	// NextAttempt is when the restart delay (RestartDelay) or the re-arm
+	// of a RetryOver (RetryOverRearm) ends; absent when it waits for
+	// neither.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 }
 
 // The states of a stall monitor (MonitorStatus.State): the names of
@@ -140,6 +144,7 @@ func processStatus(p engine.ProcessStatus, now time.Time) ProcessStatus {
 		GraceSeconds:   int64(p.Grace / time.Second),
 		Action:         p.Action,
 		LastReason:     p.LastReason,
+		NextAttempt:    p.NextAttempt,
 	}
 	if ps.Pids == nil {
 		ps.Pids = []int{}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -105,6 +106,9 @@ type entry struct {
 	restarts   int
 	lastReason string
 	window     window
+	// nextAttempt is when the restart delay or the re-arm after a retry
+	// over ends; zero when the entry waits for neither.
+	nextAttempt time.Time
 
 	// goroutine state
 	watching   map[int]*watched
@@ -115,6 +119,11 @@ type entry struct {
 	// were found: however many monitors stall, each is killed once.
 	stallKilled map[proc.ID]bool
 	outMark     outMark // how far the script output file has been logged
+	// delay is the restart backoff's last delay before jitter (0: the
+	// next is RestartDelay); upAt is when the process last came Up, zero
+	// after a failure, for RestartDelayReset.
+	delay time.Duration
+	upAt  time.Time
 }
 
 func newEntry(in *Instance, key string, p *pfile.Process, uid int, monitors []*stall.Monitor) *entry {
@@ -217,7 +226,15 @@ func (e *entry) status(now time.Time) ProcessStatus {
 		Grace:          e.cfg.Grace,
 		Action:         e.cfg.Action.String(),
 		LastReason:     e.lastReason,
+		NextAttempt:    e.nextAttempt,
 	}
+}
+
+// setNextAttempt records when the current wait ends (zero: none).
+func (e *entry) setNextAttempt(t time.Time) {
+	e.mu.Lock()
+	e.nextAttempt = t
+	e.mu.Unlock()
 }
 
 func (e *entry) log(m message.Message) { e.in.emit(e.name(), m) }
@@ -366,6 +383,7 @@ func (e *entry) find(s State, wait time.Duration) step {
 func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot) step {
 	e.unwatchAll()
 	e.upSnap = snap.taken
+	e.upAt = time.Now()
 	e.killReason = ""
 	e.stallKilled = nil
 	ids := make([]proc.ID, 0, len(found))
@@ -599,7 +617,53 @@ func (e *entry) failure(reason string, oldPid int, leftovers []proc.ID) step {
 		if !allowed {
 			return e.retryOver(ctx, p)
 		}
-		return e.restart(reason, oldPid, leftovers, true)
+		return e.restart(reason, oldPid, leftovers, true, e.nextDelay(p.Backoff))
+	}
+}
+
+// nextDelay is the restart backoff's wait before the restart of a
+// failure: 0 when b is off; else RestartDelay the first time and after
+// the process stayed Up for RestartDelayReset, twice the previous delay
+// otherwise, at most RestartDelayMax, each with a jitter of 20 percent
+// (never above the max).
+func (e *entry) nextDelay(b pfile.Backoff) time.Duration {
+	if b.Delay <= 0 {
+		e.delay = 0
+		return 0
+	}
+	if !e.upAt.IsZero() && time.Since(e.upAt) >= b.Reset {
+		e.delay = 0
+	}
+	e.upAt = time.Time{}
+	if e.delay == 0 {
+		e.delay = b.Delay
+	} else {
+		e.delay = min(2*e.delay, b.Max)
+	}
+	return min(time.Duration(float64(e.delay)*(0.8+0.4*rand.Float64())), b.Max)
+}
+
+// wait waits d while taking controls. It reports true when d has passed,
+// or, with takeRestart, when padmin restart asked not to wait any longer;
+// false with the step a control moved the entry to, or nil when ctx ended.
+func (e *entry) wait(ctx context.Context, d time.Duration, takeRestart bool) (step, bool) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-timer.C:
+			return nil, true
+		case c := <-e.ctl:
+			if takeRestart && c.kind == cmdRestart {
+				e.reply(c, nil)
+				return nil, true
+			}
+			if next := e.handle(ctx, c); next != nil {
+				return next, false
+			}
+		}
 	}
 }
 
@@ -625,15 +689,45 @@ func (e *entry) retryOver(ctx context.Context, p *pfile.Process) step {
 		e.in.exitBy, e.in.exitKey = p.Name, e.getKey()
 		e.in.mu.Unlock()
 		e.in.end(Exit)
+	case pfile.ActionContinue:
+		if p.RetryOverRearm > 0 {
+			return e.rearmAfter(p.RetryOverRearm)
+		}
 	}
 	return e.idle
 }
 
-// restart runs the restart sequence: kill the leftovers, Try to restart,
-// the script, then StartWait. A counted attempt is recorded (and saved)
-// just before the script runs; once recorded, the script runs even if
-// pcheck is stopping, so the count never exceeds the scripts run.
-func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted bool) step {
+// rearmAfter is RetryOver with RetryOverRearm: controls are taken as in
+// idle, and after d the entry is re-armed as padmin start would
+// (Retry over rearmed).
+func (e *entry) rearmAfter(d time.Duration) step {
+	return func(ctx context.Context) step {
+		e.setNextAttempt(e.in.clock.Now().Add(d))
+		defer e.setNextAttempt(time.Time{})
+		if next, ok := e.wait(ctx, d, false); !ok {
+			return next
+		}
+		e.log(message.RetryOverRearmed(e.name()))
+		return e.rearm()
+	}
+}
+
+// rearm ends a RetryOver: the retry count is cleared and saved, and the
+// process looked for during StartWait (restarted when not found).
+func (e *entry) rearm() step {
+	e.mu.Lock()
+	e.window.reset()
+	e.mu.Unlock()
+	e.persist(nil)
+	return e.find(StateDown, e.in.params().StartWait)
+}
+
+// restart runs the restart sequence: kill the leftovers, the restart
+// delay (when not 0), Try to restart, the script, then StartWait. A
+// counted attempt is recorded (and saved) just before the script runs;
+// once recorded, the script runs even if pcheck is stopping, so the count
+// never exceeds the scripts run.
+func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted bool, delay time.Duration) step {
 	return func(ctx context.Context) step {
 		e.setState(StateRestarting, nil)
 		params := e.in.params()
@@ -645,6 +739,11 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if delay > 0 {
+			if next, ok := e.delayed(ctx, delay); !ok {
+				return next
+			}
 		}
 		e.mu.Lock()
 		if counted {
@@ -710,21 +809,51 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 	}
 }
 
+// delayed waits out the restart delay d in state Restarting, showing its
+// end as NextAttempt: controls are taken (padmin restart ends the wait, a
+// pause drops the restart). It reports true when the restart goes on;
+// false with the step to move to: a control's, the Up step of a process
+// that came up meanwhile (started by hand: no script, no attempt), or nil
+// when ctx ended.
+func (e *entry) delayed(ctx context.Context, d time.Duration) (step, bool) {
+	e.log(message.RestartDelayed(e.name(), d))
+	e.setNextAttempt(e.in.clock.Now().Add(d))
+	next, ok := e.wait(ctx, d, true)
+	e.setNextAttempt(time.Time{})
+	if !ok {
+		return next, false
+	}
+	if next, found := e.lookOnce(ctx); found || ctx.Err() != nil {
+		return next, false
+	}
+	return nil, true
+}
+
 // afterTimeout follows a restart script killed at its timeout: its
 // process may be up all the same (the script started it, then hung), and
 // is looked for once; not found, the attempt failed, without waiting
 // StartWait (the attempt took RestartTimeout already).
 func (e *entry) afterTimeout(ctx context.Context, reason string, oldPid int) step {
-	snap, err := e.in.scans.full.get(ctx, time.Now())
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		e.log(message.Err(fmt.Sprintf("('%s'): scanning /proc: %v", e.name(), err)))
-	} else if found := e.matcher().Match(snap.all); len(found) >= e.config().Count {
-		return e.becomeUp(ctx, found, snap)
+	if next, found := e.lookOnce(ctx); found || ctx.Err() != nil {
+		return next
 	}
 	return e.failure(reason, oldPid, nil)
+}
+
+// lookOnce looks for the process in a fresh /proc scan: found, it is Up
+// and the Up step is returned with true.
+func (e *entry) lookOnce(ctx context.Context) (step, bool) {
+	snap, err := e.in.scans.full.get(ctx, time.Now())
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log(message.Err(fmt.Sprintf("('%s'): scanning /proc: %v", e.name(), err)))
+		}
+		return nil, false
+	}
+	if found := e.matcher().Match(snap.all); len(found) >= e.config().Count {
+		return e.becomeUp(ctx, found, snap), true
+	}
+	return nil, false
 }
 
 // scriptGroup is the killer of the entry's timed-out restart scripts.
@@ -788,13 +917,7 @@ func (e *entry) idle(ctx context.Context) step {
 // to, nil to stay.
 func (e *entry) handle(ctx context.Context, c command) step {
 	cur := e.getState()
-	name := e.name()
-	reply := func(err error) {
-		if err == nil {
-			e.in.event(name, cmdNames[c.kind], "", nil)
-		}
-		c.reply <- err
-	}
+	reply := func(err error) { e.reply(c, err) }
 	switch c.kind {
 	case cmdPing:
 		c.reply <- nil // the loop runs; not an operator's control
@@ -805,6 +928,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		e.window.reset()
 		e.restarts = 0
 		e.mu.Unlock()
+		e.delay = 0 // the next restart delay is RestartDelay again
 		e.persist(nil)
 		reply(nil)
 		return nil
@@ -823,11 +947,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		reply(nil)
 		switch cur {
 		case StateRetryOver:
-			e.mu.Lock()
-			e.window.reset()
-			e.mu.Unlock()
-			e.persist(nil)
-			return e.find(StateDown, e.in.params().StartWait)
+			return e.rearm()
 		case StatePaused:
 			return e.find(StateDown, e.in.params().StartWait)
 		}
@@ -870,10 +990,18 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		e.announced = map[proc.ID]bool{}
 		// A manual restart is the operator's, not a failure: it is
 		// not counted against the retries.
-		return e.restart(ReasonManual, oldPid, leftovers, false)
+		return e.restart(ReasonManual, oldPid, leftovers, false, 0)
 	}
 	reply(fmt.Errorf("unknown control %d", c.kind))
 	return nil
+}
+
+// reply answers control c with err; a control carried out is an event.
+func (e *entry) reply(c command, err error) {
+	if err == nil {
+		e.in.event(e.name(), cmdNames[c.kind], "", nil)
+	}
+	c.reply <- err
 }
 
 // scriptOutput is the file that receives the entry's restart script

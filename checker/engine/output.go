@@ -93,6 +93,12 @@ func (s scriptRun) forwardOutput(f *os.File) outMark {
 // a line cut by the bound is left out, a line longer than maxScriptLine
 // is cut.
 func lastOutput(path string, mark outMark, started time.Time) ([]string, outMark) {
+	return tailOutput(path, mark, started, crashLines, crashBytes)
+}
+
+// tailOutput is lastOutput bounded by maxLines lines within the last
+// maxBytes bytes.
+func tailOutput(path string, mark outMark, started time.Time, maxLines int, maxBytes int64) ([]string, outMark) {
 	f, err := trust.OpenNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, mark
@@ -115,8 +121,8 @@ func lastOutput(path string, mark outMark, started time.Time) ([]string, outMark
 		return nil, next
 	}
 	cut := false
-	if st.Size-from > crashBytes {
-		from, cut = st.Size-crashBytes, true
+	if st.Size-from > maxBytes {
+		from, cut = st.Size-maxBytes, true
 	}
 	buf := make([]byte, st.Size-from)
 	n, err := f.ReadAt(buf, from)
@@ -136,7 +142,7 @@ func lastOutput(path string, mark outMark, started time.Time) ([]string, outMark
 	}
 	var lines []string
 	sc := bufio.NewScanner(bytes.NewReader(buf))
-	sc.Buffer(make([]byte, 0, crashBytes), crashBytes+1)
+	sc.Buffer(make([]byte, 0, maxBytes), int(maxBytes)+1)
 	for sc.Scan() {
 		line := trimEOL(sc.Bytes())
 		for len(line) > maxScriptLine {
@@ -147,8 +153,8 @@ func lastOutput(path string, mark outMark, started time.Time) ([]string, outMark
 			lines = append(lines, string(line))
 		}
 	}
-	if len(lines) > crashLines {
-		lines = lines[len(lines)-crashLines:]
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
 	}
 	return lines, next
 }

@@ -101,12 +101,19 @@ func (e *entry) attempted(ctx context.Context) step {
 	return nil
 }
 
-// stalled acts on a stall of one monitor: the find message, the kill of
+// stalled acts on a stall of one monitor: the find message, the
+// diagnostics when its block asks for them (diagnose), the kill of
 // every watched pid not killed for a stall already, then PS_ACTION error
 // when the kill fails.
 func (e *entry) stalled(ctx context.Context, r stall.Result) step {
 	m := r.Monitor()
 	e.log(m.FindMessage(r.Pid, r.Probe))
+	if next := e.diagnose(ctx, r); next != nil {
+		return next // a control during StallSignalWait: no kill
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
 	killed := e.killStalled(ctx, m.Block())
 	if ctx.Err() != nil {
 		return nil // pcheck is stopping: the kill was cut short

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/stall"
 	"github.com/pcheck/pcheck/checker/stall/stalltest"
+	"github.com/pcheck/pcheck/checker/trust"
 	"github.com/pcheck/pcheck/parser"
 	"github.com/pcheck/pcheck/pfile"
 )
@@ -393,4 +395,114 @@ func TestTLSExpiryWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.log.wait(t, message.WebServerStall(pid, s.svc.Port).Text, 1)
+}
+
+// TestStallDiagnosticsBeforeKill: with StallDiagnostics on, StallSignal
+// QUIT and StallSignalWait 1, a web server stopped with SIGSTOP is sent
+// SIGQUIT (left pending: the server is stopped), and a second later,
+// before the kill, its /proc state is saved to <state-dir>/diag: the file
+// the syslog line and the event name holds its stack or wchan (stopped in
+// do_signal_stop) and the pending QUIT. Then the kill and the restart as
+// without diagnostics.
+func TestStallDiagnosticsBeforeKill(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	opts := "  StallDiagnostics on\n  StallSignal QUIT\n  StallSignalWait 1\n}\n"
+	blk := strings.Replace(s.webservBlock(0), "}\n", opts, 1)
+	stateDir := t.TempDir()
+	ev := &events{}
+	r := run(t, Options{File: s.pfile(blk), Log: s.log, ScriptOutputDir: stateDir, OnEvent: ev.add})
+	s.inst = r.Instance
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "an answered attempt", func() bool { return s.requests("HEAD /") >= 1 })
+
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	find := message.WebServerStall(pid, s.svc.Port).Text
+	s.log.wait(t, message.Killed(pid).Text, 1)
+	var saved string
+	for _, line := range s.log.texts() {
+		if rest, ok := strings.CutPrefix(line, fmt.Sprintf("Stall diagnostics saved ('%s'): ", bin)); ok {
+			saved = rest
+		}
+	}
+	if saved == "" || filepath.Dir(saved) != filepath.Join(stateDir, "diag") {
+		t.Fatalf("no Stall diagnostics saved line naming a file in %s/diag: %q", stateDir, s.log.texts())
+	}
+	if i, j, k := s.log.indexOf(find), s.log.indexOf(message.StallDiagnostics(bin, saved).Text), s.log.indexOf(message.Killed(pid).Text); !(i < j && j < k) {
+		t.Fatalf("want find, diagnostics, kill in that order: %q", s.log.texts())
+	}
+	evs := ev.of("stall-diagnostics")
+	if len(evs) != 1 || !strings.Contains(evs[0].Text, saved) {
+		t.Fatalf("stall-diagnostics events %+v, want one naming %s", evs, saved)
+	}
+	if finds := ev.of("webserver-stall"); len(finds) != 1 || evs[0].Time.Sub(finds[0].Time) < 950*time.Millisecond {
+		t.Fatalf("diagnostics saved %v after the find, want StallSignalWait 1 s", evs[0].Time.Sub(finds[0].Time))
+	}
+	st, err := os.Lstat(saved)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 || st.Size() > 256<<10 {
+		t.Fatalf("diagnostics file %s: %v %v", saved, st, err)
+	}
+	text := readFile(saved)
+	for _, want := range []string{
+		fmt.Sprintf("== pid %d (watched) ==", pid),
+		fmt.Sprintf("-- /proc/%d/stack --", pid),
+		fmt.Sprintf("-- /proc/%d/wchan --", pid),
+		fmt.Sprintf("-- /proc/%d/syscall --", pid),
+		"State:\tT (stopped)",
+		"stall: " + find,
+	} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("diagnostics lack %q:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(text, "do_signal_stop") {
+		t.Fatalf("diagnostics hold neither the stack nor the wchan of the stopped server:\n%s", text)
+	}
+	// SIGQUIT is bit 3 of the pending set: sent before the file was made.
+	if !regexp.MustCompile(`(?m)^(Shd|Sig)Pnd:\s*[0-9a-f]*[4-7cdef]$`).MatchString(text) {
+		t.Fatalf("no pending SIGQUIT in the saved status:\n%s", text)
+	}
+	s.log.wait(t, message.Down(bin, pid).Text, 1)
+	newPid := waitPidTag(t, s.tag, pid)
+	s.log.wait(t, message.Up(bin, newPid).Text, 1)
+}
+
+// TestPruneDiagnostics: an entry keeps its newest diagnostics files; the
+// files of other entries and other names are left alone.
+func TestPruneDiagnostics(t *testing.T) {
+	dir := t.TempDir()
+	prefix := diagPrefix("/etc/pcheck/web.pf", "/usr/sbin/httpd")
+	other := diagPrefix("/etc/pcheck/web.pf", "/usr/sbin/sshd")
+	for i := range 25 {
+		for _, p := range []string{prefix, other} {
+			name := fmt.Sprintf("%s2026010%dT0000%02d.000000Z.txt", p, i/10, i)
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	os.WriteFile(filepath.Join(dir, prefix+"notes"), nil, 0o600)
+	d, err := trust.OpenWriteDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pruneDiagnostics(d, prefix, 20)
+	mine, _ := filepath.Glob(filepath.Join(dir, prefix+"*.txt"))
+	theirs, _ := filepath.Glob(filepath.Join(dir, other+"*.txt"))
+	if len(mine) != 20 || len(theirs) != 25 {
+		t.Fatalf("kept %d of the entry's files and %d of another's, want 20 and 25", len(mine), len(theirs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, prefix+"20260100T000004.000000Z.txt")); err == nil {
+		t.Fatal("an old file was kept")
+	}
+	if _, err := os.Stat(filepath.Join(dir, prefix+"20260102T000024.000000Z.txt")); err != nil {
+		t.Fatal("the newest file was removed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, prefix+"notes")); err != nil {
+		t.Fatal("a file not named like a diagnostics file was removed")
+	}
 }

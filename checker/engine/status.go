@@ -59,6 +59,10 @@ type ProcessStatus struct {
 	Action         string        `json:"action"`
 	// LastReason is the reason of the last restart ("" before any).
 	LastReason string `json:"last_reason,omitempty"`
+	// NextAttempt is when the restart delay (RestartDelay) or the re-arm
+	// of a RetryOver (RetryOverRearm) ends; zero when it waits for
+	// neither.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 }
 
 // Event is one thing that happened to a process entry, for the event ring

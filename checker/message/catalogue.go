@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The idents of the two programs; a Message carries one of them.
@@ -79,6 +80,9 @@ const (
 	IDDropped           ID = "dropped"
 	IDTLSExpiresSoon    ID = "tls-expires-soon"
 	IDMonitorUnknown    ID = "monitor-unknown"
+	IDRestartDelayed    ID = "restart-delayed"
+	IDRetryOverRearmed  ID = "retry-over-rearmed"
+	IDStallDiagnostics  ID = "stall-diagnostics"
 	IDInfo              ID = "info"
 	IDWarning           ID = "warning"
 	IDErr               ID = "err"
@@ -128,6 +132,9 @@ var catalogue = []Entry{
 	{IDDropped, IdentPcheck, PriorityWarning, "<n> syslog messages dropped", false},
 	{IDTLSExpiresSoon, IdentPcheck, PriorityWarning, "TLS certificate expires soon: port = <port> : days = <n>", false},
 	{IDMonitorUnknown, IdentPcheck, PriorityWarning, "Monitor unknown ('<proc>') <block>: <reason>", false},
+	{IDRestartDelayed, IdentPcheck, PriorityNotice, "Restart delayed ('<proc>') seconds=<seconds>", false},
+	{IDRetryOverRearmed, IdentPcheck, PriorityNotice, "Retry over rearmed ('<proc>')", false},
+	{IDStallDiagnostics, IdentPcheck, PriorityNotice, "Stall diagnostics saved ('<proc>'): <path>", false},
 	{IDInfo, IdentPcheck, PriorityInfo, "<text>", false},
 	{IDWarning, IdentPcheck, PriorityWarning, "<text>", false},
 	{IDErr, IdentPcheck, PriorityErr, "<text>", false},
@@ -258,6 +265,22 @@ func TLSExpiresSoon(port, days int) Message {
 // pcheck's own side (block is the block name, reason why): never a stall.
 func MonitorUnknown(proc, block, reason string) Message {
 	return render(IDMonitorUnknown, "proc", proc, "block", block, "reason", reason)
+}
+
+// RestartDelayed reports the restart backoff's wait before the restart
+// of a failed process (RestartDelay): seconds with one decimal.
+func RestartDelayed(proc string, d time.Duration) Message {
+	return render(IDRestartDelayed, "proc", proc, "seconds", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+}
+
+// RetryOverRearmed reports an entry in RetryOver re-armed by
+// RetryOverRearm: its retry count is cleared and it is looked for again.
+func RetryOverRearmed(proc string) Message { return render(IDRetryOverRearmed, "proc", proc) }
+
+// StallDiagnostics reports the diagnostics file saved before a stall
+// kill (StallDiagnostics on).
+func StallDiagnostics(proc, path string) Message {
+	return render(IDStallDiagnostics, "proc", proc, "path", path)
 }
 
 // CommandStall reports a CMD check stall: command is the check command.

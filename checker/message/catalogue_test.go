@@ -3,6 +3,7 @@ package message
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // want is one expected catalogue line, written out by hand from
@@ -47,6 +48,10 @@ var wants = []want{
 	{IDTLSExpiresSoon, TLSExpiresSoon(8443, 3), "pcheck", PriorityWarning, "TLS certificate expires soon: port = 8443 : days = 3"},
 	{IDMonitorUnknown, MonitorUnknown("/usr/sbin/httpd", "_bi_check", "check command /opt/check.sh: fork/exec /opt/check.sh: no such file or directory"), "pcheck", PriorityWarning,
 		"Monitor unknown ('/usr/sbin/httpd') _bi_check: check command /opt/check.sh: fork/exec /opt/check.sh: no such file or directory"},
+	{IDRestartDelayed, RestartDelayed("httpd", 4200*time.Millisecond), "pcheck", PriorityNotice, "Restart delayed ('httpd') seconds=4.2"},
+	{IDRetryOverRearmed, RetryOverRearmed("httpd"), "pcheck", PriorityNotice, "Retry over rearmed ('httpd')"},
+	{IDStallDiagnostics, StallDiagnostics("httpd", "/var/lib/pcheck/diag/web-0a1b2c3d-20260101T000000.000Z.txt"), "pcheck", PriorityNotice,
+		"Stall diagnostics saved ('httpd'): /var/lib/pcheck/diag/web-0a1b2c3d-20260101T000000.000Z.txt"},
 	{IDInfo, Info("restart.sh: httpd started"), "pcheck", PriorityInfo, "restart.sh: httpd started"},
 	{IDWarning, Warning("state file unwritable"), "pcheck", PriorityWarning, "state file unwritable"},
 	{IDErr, Err("cannot read /proc"), "pcheck", PriorityErr, "cannot read /proc"},

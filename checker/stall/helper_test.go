@@ -504,4 +504,3 @@ func closedPort(t testing.TB) int {
 	}
 	return p
 }
-

@@ -147,6 +147,9 @@ func (m *Monitor) Same(b *pfile.Block) bool {
 // Block is the block name as written (_bi_webserv, ...).
 func (m *Monitor) Block() string { return m.block }
 
+// Config is the monitor's settings, as pfile resolved its block.
+func (m *Monitor) Config() pfile.Monitor { return m.cfg }
+
 // Start begins a fresh run for the process's pids (it came Up, or its
 // pids changed), ending the current one: Ok, no failures carried over,
 // the first attempt after the stagger. A stopped monitor (PS_EXEC
