@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/pfile"
@@ -178,4 +177,3 @@ func (s *Sweeper) uptime() (time.Duration, error) {
 	}
 	return proc.SinceBoot()
 }
-
