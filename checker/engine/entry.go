@@ -105,6 +105,7 @@ type entry struct {
 	restarts   int
 	lastReason string
 	window     window
+	cpu        cpuSample // the last CPU reading, for Usage.CPUPercent
 
 	// goroutine state
 	watching   map[int]*watched
@@ -197,9 +198,14 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	}
 }
 
-func (e *entry) status(now time.Time) ProcessStatus {
+// status returns the entry's state and, while Up, the watched processes.
+func (e *entry) status(now time.Time) (ProcessStatus, []proc.ID) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var ids []proc.ID
+	if e.state == StateUp {
+		ids = slices.Clone(e.ids)
+	}
 	return ProcessStatus{
 		Name:           e.cfg.Name,
 		Key:            e.key,
@@ -212,7 +218,7 @@ func (e *entry) status(now time.Time) ProcessStatus {
 		Grace:          e.cfg.Grace,
 		Action:         e.cfg.Action.String(),
 		LastReason:     e.lastReason,
-	}
+	}, ids
 }
 
 func (e *entry) log(m message.Message) { e.in.emit(e.name(), m) }

@@ -59,6 +59,9 @@ type ProcessStatus struct {
 	Action         string        `json:"action"`
 	// LastReason is the reason of the last restart ("" before any).
 	LastReason string `json:"last_reason,omitempty"`
+	// Usage is what the watched processes and their descendants use,
+	// while Up; nil otherwise.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // Event is one thing that happened to a process entry, for the event ring
