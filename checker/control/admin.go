@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/states"
 )
@@ -22,6 +23,9 @@ type Admin struct {
 	RunDir string
 	// JSON selects machine-readable output.
 	JSON bool
+	// Long selects every column of padmin status (-l); the default
+	// table fits 80 columns.
+	Long bool
 	// Timeout bounds each request (DefaultTimeout when 0).
 	Timeout time.Duration
 	Out     io.Writer
@@ -213,7 +217,11 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	}
 	fmt.Fprintln(a.Out)
 	tw := a.table()
-	fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tRESTARTS\tRETRIES\tGRACE\tACTION\tLAST REASON")
+	if a.Long {
+		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tSTARTED\tCPU\tCPU TIME\tRSS\tTHREADS\tFDS\tCHILDREN\tRESTARTS\tRETRIES\tGRACE\tACTION\tLAST REASON")
+	} else {
+		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tCPU\tRSS\tRESTARTS\tRETRIES")
+	}
 	for _, p := range st.ProcessList {
 		pids := "-"
 		if len(p.Pids) > 0 {
@@ -221,10 +229,20 @@ func (a *Admin) writeStatus(st StatusResult) error {
 		}
 		up := "-"
 		if p.State == states.Up.String() {
-			up = seconds(p.UptimeSeconds)
+			up = shortDuration(p.UptimeSeconds)
+			if a.Long {
+				up = seconds(p.UptimeSeconds)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up, p.Restarts,
-			p.RetriesUsed, p.RetriesAllowed, seconds(p.GraceSeconds), p.Action, dash(p.LastReason))
+		u := usageColumns(p.Usage)
+		if a.Long {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up,
+				u.started, u.cpu, u.cpuTime, u.rss, u.threads, u.fds, u.children, p.Restarts,
+				p.RetriesUsed, p.RetriesAllowed, seconds(p.GraceSeconds), p.Action, dash(p.LastReason))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\n", p.Name, p.State, pids, up, u.cpu, u.rss, p.Restarts,
+				p.RetriesUsed, p.RetriesAllowed)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -234,7 +252,11 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	}
 	fmt.Fprintln(a.Out)
 	tw = a.table()
-	fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
+	if a.Long {
+		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
+	} else {
+		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tLATENCY\tLAST ERROR")
+	}
 	for _, m := range st.Monitors {
 		lastOK := "-"
 		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
@@ -244,10 +266,72 @@ func (a *Admin) writeStatus(st StatusResult) error {
 		if m.Attempts > 0 {
 			lat = time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Process, m.Monitor, m.State, lastOK,
-			m.Attempts, m.Failures, lat, dash(m.LastError))
+		if a.Long {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Process, m.Monitor, m.State, lastOK,
+				m.Attempts, m.Failures, lat, dash(m.LastError))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Process, m.Monitor, m.State, lastOK, lat, dash(m.LastError))
+		}
 	}
 	return tw.Flush()
+}
+
+// usageText is engine.Usage as status tables print it; "-" where there
+// is none.
+type usageText struct {
+	started, cpu, cpuTime, rss, threads, fds, children string
+}
+
+func usageColumns(u *engine.Usage) usageText {
+	if u == nil {
+		return usageText{"-", "-", "-", "-", "-", "-", "-"}
+	}
+	t := usageText{
+		started:  u.Started.Local().Format("2006-01-02T15:04:05"),
+		cpu:      fmt.Sprintf("%.1f%%", u.CPUPercent),
+		cpuTime:  time.Duration(u.CPUSeconds * float64(time.Second)).Round(10 * time.Millisecond).String(),
+		rss:      Bytes(u.RSSBytes),
+		threads:  fmt.Sprint(u.Threads),
+		fds:      "-",
+		children: fmt.Sprint(u.Children),
+	}
+	if u.FDs >= 0 {
+		t.fds = fmt.Sprint(u.FDs)
+	}
+	return t
+}
+
+// Bytes writes a size in binary units, three figures at most: 512B,
+// 12.5K, 300M, 1.2G.
+func Bytes(n int64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%dB", n)
+	}
+	v := float64(n)
+	i := -1
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f%c", v, units[i])
+	}
+	return fmt.Sprintf("%.0f%c", v, units[i])
+}
+
+// shortDuration writes seconds in two units at most, for narrow
+// columns: 45s, 12m05s, 3h25m, 2d03h.
+func shortDuration(s int64) string {
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
 }
 
 func dash(s string) string {

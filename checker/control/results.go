@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pcheck/pcheck/checker/engine"
-	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/states"
 )
 
@@ -61,6 +58,9 @@ type ProcessStatus struct {
 	GraceSeconds   int64  `json:"grace_seconds"`
 	Action         string `json:"action"`
 	LastReason     string `json:"last_reason,omitempty"`
+	// Usage is what the processes and their descendants use, while Up
+	// (engine.Usage); absent otherwise.
+	Usage *engine.Usage `json:"usage,omitempty"`
 }
 
 // The states of a stall monitor (MonitorStatus.State): the names of
@@ -135,34 +135,17 @@ func processStatus(p engine.ProcessStatus, now time.Time) ProcessStatus {
 		GraceSeconds:   int64(p.Grace / time.Second),
 		Action:         p.Action,
 		LastReason:     p.LastReason,
+		Usage:          p.Usage,
 	}
 	if ps.Pids == nil {
 		ps.Pids = []int{}
 	}
 	if p.State == engine.StateUp {
-		up, ok := processUptime(p.Pids)
-		if !ok {
-			up = now.Sub(p.Since) // Up since pcheck found it, at least
+		up := now.Sub(p.Since) // Up since pcheck found it, at least
+		if p.Usage != nil {
+			up = now.Sub(p.Usage.Started)
 		}
 		ps.UptimeSeconds = int64(up / time.Second)
 	}
 	return ps
-}
-
-// processUptime is how long the oldest of pids has run, from its start
-// time in /proc and the time since boot.
-func processUptime(pids []int) (time.Duration, bool) {
-	var ts unix.Timespec
-	if len(pids) == 0 || unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
-		return 0, false
-	}
-	boot := time.Duration(ts.Nano())
-	var up time.Duration
-	found := false
-	for _, pid := range pids {
-		if info, err := proc.Read(pid); err == nil && boot-info.StartTime > up {
-			up, found = boot-info.StartTime, true
-		}
-	}
-	return up, found
 }

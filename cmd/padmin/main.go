@@ -31,7 +31,9 @@ const usage = `usage: padmin [options] COMMAND [ARGS]
 commands:
   list                          the running pcheck instances: pfile, pid, uptime, processes, state
   rule PFILE                    the effective rules: every entry with defaults filled in
-  status [PFILE]                state, pid, uptime, restarts and retries of every process; stall monitors
+  status [PFILE] [-l]           state, pid, uptime, CPU, memory, restarts and retries of every
+                                process; stall monitors (-l: every column: start, CPU time,
+                                threads, fds, children, grace, action, last reason)
   stop PFILE [PROC]             pause monitoring; processes keep running
   start PFILE [PROC]            resume monitoring; re-arms a process in RetryOver
   reload PFILE                  re-read the pfile; a bad one is refused and the old rules stay
@@ -56,7 +58,7 @@ exit status: 0 done; 1 refused or failed; 2 usage; 3 no pcheck serves that pfile
 // options is the parsed command line.
 type options struct {
 	runDir, syslog            string
-	json, force               bool
+	json, force, long         bool
 	timeout                   time.Duration
 	n, events, buckets        int
 	bucketSeconds             float64
@@ -73,6 +75,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.StringVar(&o.syslog, "syslog", "", "")
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.force, "force", false, "")
+	fs.BoolVar(&o.long, "l", false, "")
 	fs.DurationVar(&o.timeout, "timeout", control.DefaultTimeout, "")
 	fs.IntVar(&o.n, "n", 0, "")
 	fs.IntVar(&o.events, "events", 0, "")
@@ -108,7 +111,7 @@ var commands = map[string]struct {
 }{
 	"list":    {0, 0, nil},
 	"rule":    {1, 1, nil},
-	"status":  {0, 1, nil},
+	"status":  {0, 1, []string{"l"}},
 	"stop":    {1, 2, nil},
 	"start":   {1, 2, nil},
 	"reload":  {1, 1, nil},
@@ -122,7 +125,7 @@ var commands = map[string]struct {
 }
 
 // commandFlags are the flags that belong to one command.
-var commandFlags = []string{"force", "n", "events", "buckets", "bucket-seconds"}
+var commandFlags = []string{"force", "l", "n", "events", "buckets", "bucket-seconds"}
 
 // check validates the command and its arguments.
 func (o *options) check() error {
@@ -168,6 +171,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	a := &control.Admin{
 		RunDir:  o.runDir,
 		JSON:    o.json,
+		Long:    o.long,
 		Timeout: o.timeout,
 		Out:     stdout,
 		Warn:    stderr,

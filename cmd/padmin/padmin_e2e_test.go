@@ -418,8 +418,15 @@ func TestCommands(t *testing.T) {
 	// status, human and JSON
 	r = e.ok("status", e.pfile)
 	if !strings.HasPrefix(r.stdout, fmt.Sprintf("pfile %s: pcheck pid %d, up ", e.pfile, pc.Process.Pid)) ||
-		!regexp.MustCompile(fmt.Sprintf(`(?m)^%s +Up +%d +\S+ +0 +0/3 +1h0m0s +continue +-$`, regexp.QuoteMeta(self), pid)).MatchString(r.stdout) {
+		!regexp.MustCompile(`(?m)^PROCESS +STATE +PID +UPTIME +CPU +RSS +RESTARTS +RETRIES$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^%s +Up +%d +\d+[smhd]\S* +\d+\.\d%% +[0-9.]+[KMG] +0 +0/3$`, regexp.QuoteMeta(self), pid)).MatchString(r.stdout) {
 		t.Fatalf("status:\n%s", r.stdout)
+	}
+	// -l: every column, the resource figures among them.
+	r = e.ok("status", e.pfile, "-l")
+	if !regexp.MustCompile(`(?m)^PROCESS +STATE +PID +UPTIME +STARTED +CPU +CPU TIME +RSS +THREADS +FDS +CHILDREN +RESTARTS +RETRIES +GRACE +ACTION +LAST REASON$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^%s +Up +%d +\S+ +\d{4}-\d\d-\d\dT\S+ +\d+\.\d%% +\S+ +[0-9.]+[KMG] +\d+ +\d+ +\d+ +0 +0/3 +1h0m0s +continue +-$`, regexp.QuoteMeta(self), pid)).MatchString(r.stdout) {
+		t.Fatalf("status -l:\n%s", r.stdout)
 	}
 	var st control.StatusResult
 	if err := json.Unmarshal([]byte(e.ok("status", e.pfile, "--json").stdout), &st); err != nil {
@@ -861,7 +868,7 @@ func TestStatusMonitors(t *testing.T) {
 	if stats.Total.Checks < m.Attempts || stats.Total.Failures < m.Failures {
 		t.Fatalf("stats count %d checks, %d failures; the monitor alone made %d attempts, %d failed", stats.Total.Checks, stats.Total.Failures, m.Attempts, m.Failures)
 	}
-	r := e.ok("status", e.pfile)
+	r := e.ok("status", e.pfile, "-l")
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s +socket \S*%d +In doubt +\d+s ago +\d+ +\d+ +\S+ +.*refused`, regexp.QuoteMeta(self), port))
 	if !regexp.MustCompile(`(?m)^PROCESS +MONITOR +STATE +LAST OK +ATTEMPTS +FAILURES +LATENCY +LAST ERROR$`).MatchString(r.stdout) || !row.MatchString(r.stdout) {
 		t.Fatalf("status:\n%s", r.stdout)
@@ -908,7 +915,7 @@ func TestStatusUnknown(t *testing.T) {
 		t.Fatalf("Unknown monitor %+v, want reason %q and no failures", m, reason)
 	}
 
-	r := e.ok("status", e.pfile)
+	r := e.ok("status", e.pfile, "-l")
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s +cmd %s +Unknown +\d+s ago +\d+ +0 +\S+ +%s$`,
 		regexp.QuoteMeta(self), regexp.QuoteMeta(check), regexp.QuoteMeta(reason)))
 	if !row.MatchString(r.stdout) {
