@@ -100,6 +100,10 @@ type MonitorStatus struct {
 	// LastError is why the last attempt failed or, while Unknown, why it
 	// could not be made.
 	LastError string `json:"last_error,omitempty"`
+	// AcceptQueue and Backlog are the listener's accept queue length and
+	// size at the last attempt, where known (_bi_listen).
+	AcceptQueue *int `json:"accept_queue,omitempty"`
+	Backlog     *int `json:"backlog,omitempty"`
 }
 
 // RulesResult is the answer to CmdRules: the effective rules as JSON (the

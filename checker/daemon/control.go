@@ -111,6 +111,8 @@ func (p *runningPfile) monitorStatus() []control.MonitorStatus {
 			Stalls:              int64(m.Stalls),
 			LastLatencySeconds:  m.LastLatency.Seconds(),
 			LastError:           m.LastError,
+			AcceptQueue:         m.AcceptQueue,
+			Backlog:             m.Backlog,
 		})
 	}
 	return out

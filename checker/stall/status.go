@@ -66,4 +66,9 @@ type MonitorStatus struct {
 	// LastDetail is the last attempt's short result: "HTTP/1.1 200 OK",
 	// "connect: connection refused", "timeout".
 	LastDetail string `json:"last_detail,omitempty"`
+	// AcceptQueue and Backlog are the listener's accept queue and its
+	// size at the last attempt (_bi_listen, when it succeeded); nil when
+	// not known (Backlog: where only /proc/net/tcp could be read).
+	AcceptQueue *int `json:"accept_queue,omitempty"`
+	Backlog     *int `json:"backlog,omitempty"`
 }
