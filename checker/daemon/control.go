@@ -21,7 +21,7 @@ func (d *daemon) serveControl() {
 		}
 	}
 	if d.o.MetricsAddr != "" {
-		m, err := metrics.Listen(d.o.MetricsAddr, metrics.NewCollector(d.metricSources))
+		m, err := metrics.Listen(d.o.MetricsAddr, metrics.NewCollector(d.o.Version, d.metricSources))
 		if err != nil {
 			d.main.Log(message.Err(fmt.Sprintf("--metrics: %v", err)))
 			return

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,11 @@ var (
 	descRestarts       = prometheus.NewDesc("pcheck_process_restarts_total", "Restart scripts run for the process entry since pcheck started (reset by padmin reset).", procLabels, nil)
 	descRetriesUsed    = prometheus.NewDesc("pcheck_process_retries_used", "Restart attempts inside the Grace window.", procLabels, nil)
 	descRetriesAllowed = prometheus.NewDesc("pcheck_process_retries_allowed", "Restart attempts allowed inside the Grace window (RetryCount).", procLabels, nil)
+	descCPU            = prometheus.NewDesc("pcheck_process_cpu_seconds_total", "CPU time of the Up entry's processes and their descendants (user, system, and of the children they waited for).", procLabels, nil)
+	descRSS            = prometheus.NewDesc("pcheck_process_resident_memory_bytes", "Resident memory of the Up entry's processes and their descendants (shared pages counted in each).", procLabels, nil)
+	descFDs            = prometheus.NewDesc("pcheck_process_open_fds", "Open file descriptors of the Up entry's processes and their descendants.", procLabels, nil)
+	descProcStart      = prometheus.NewDesc("pcheck_process_start_time_seconds", "When the Up entry's oldest watched process started, in seconds since the epoch.", procLabels, nil)
+	descBuild          = prometheus.NewDesc("pcheck_build_info", "pcheck's version and the Go version it was built with; the value is 1.", []string{"version", "goversion"}, nil)
 	descMonState       = prometheus.NewDesc("pcheck_monitor_state", "1 for the state the stall monitor is in ("+strings.Join(monitorStates, ", ")+"), 0 for the others.", append(monLabels, "state"), nil)
 	descMonAttempts    = prometheus.NewDesc("pcheck_monitor_attempts_total", "Stall monitor attempts.", monLabels, nil)
 	descMonFailures    = prometheus.NewDesc("pcheck_monitor_failures_total", "Failed stall monitor attempts.", monLabels, nil)
@@ -76,22 +82,27 @@ var (
 // Collector is a prometheus.Collector over the pfiles sources returns,
 // called at every scrape (pfiles come and go with shutdown actions).
 type Collector struct {
+	version string
 	sources func() []Source
 }
 
-// NewCollector returns a Collector over sources.
-func NewCollector(sources func() []Source) *Collector { return &Collector{sources: sources} }
+// NewCollector returns a Collector over sources for pcheck version
+// (pcheck_build_info).
+func NewCollector(version string, sources func() []Source) *Collector {
+	return &Collector{version: version, sources: sources}
+}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStart, descReboots, descUp, descState, descRestarts,
-		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descLatency} {
+	for _, d := range []*prometheus.Desc{descBuild, descStart, descReboots, descUp, descState, descRestarts,
+		descRetriesUsed, descRetriesAllowed, descCPU, descRSS, descFDs, descProcStart, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descLatency} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.version, runtime.Version())
 	for _, s := range c.sources() {
 		collect(ch, s)
 	}
@@ -132,6 +143,14 @@ func collect(ch chan<- prometheus.Metric, s Source) {
 		counter(descRestarts, float64(p.Restarts), l...)
 		gauge(descRetriesUsed, float64(p.RetriesUsed), l...)
 		gauge(descRetriesAllowed, float64(p.RetriesAllowed), l...)
+		if u := p.Usage; u != nil {
+			counter(descCPU, u.CPUSeconds, l...)
+			gauge(descRSS, float64(u.RSSBytes), l...)
+			if u.FDs >= 0 {
+				gauge(descFDs, float64(u.FDs), l...)
+			}
+			gauge(descProcStart, float64(u.Started.UnixNano())/1e9, l...)
+		}
 	}
 	if s.Monitors != nil {
 		seen := map[[2]string]int{}
