@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/control"
+	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/syslogtest"
 )
@@ -436,6 +437,10 @@ func TestCommands(t *testing.T) {
 		st.ProcessList[0].GraceSeconds != 3600 || st.Monitors == nil {
 		t.Fatalf("status --json: %+v", st)
 	}
+	if u := st.ProcessList[0].Usage; u == nil || u.RSSBytes <= 0 || u.Threads < 1 || u.FDs < 0 ||
+		time.Since(u.Started) < 0 || time.Since(u.Started) > time.Hour {
+		t.Fatalf("status --json usage %+v", u)
+	}
 	// status of every pfile is a list.
 	var all []control.StatusResult
 	if err := json.Unmarshal([]byte(e.ok("status", "--json").stdout), &all); err != nil || len(all) != 1 {
@@ -517,14 +522,23 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("stats after reset: %+v %v", stats, err)
 	}
 
-	// dump
+	// dump: the state with the usage of the Up entry.
+	e.waitProcess(s.key(), "Up", isUp)
 	r = e.ok("dump", e.pfile)
 	dump := filepath.Join(e.dir, "dump.json")
 	if r.stdout != fmt.Sprintf("%s: state dump written to %s\n", e.pfile, dump) {
 		t.Fatalf("dump printed %q", r.stdout)
 	}
-	if b, err := os.ReadFile(dump); err != nil || !bytes.Contains(b, []byte(`"pfile": "`+e.pfile+`"`)) {
+	b, err := os.ReadFile(dump)
+	if err != nil || !bytes.Contains(b, []byte(`"pfile": "`+e.pfile+`"`)) {
 		t.Fatalf("dump file: %v\n%s", err, b)
+	}
+	var dumped struct {
+		Processes []struct{ Usage *engine.Usage }
+	}
+	if err := json.Unmarshal(b, &dumped); err != nil || len(dumped.Processes) != 1 || dumped.Processes[0].Usage == nil ||
+		dumped.Processes[0].Usage.RSSBytes <= 0 {
+		t.Fatalf("dump without the usage of the Up entry: %v\n%s", err, b)
 	}
 
 	// reload of an unchanged pfile
