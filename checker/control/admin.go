@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/states"
 )
@@ -223,24 +222,21 @@ func (a *Admin) writeStatus(st StatusResult) error {
 		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tCPU\tRSS\tRESTARTS\tRETRIES")
 	}
 	for _, p := range st.ProcessList {
-		pids := "-"
-		if len(p.Pids) > 0 {
-			pids = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.Pids)), ","), "[]")
-		}
+		pids := p.PidsText()
 		up := "-"
 		if p.State == states.Up.String() {
-			up = shortDuration(p.UptimeSeconds)
+			up = ShortDuration(p.UptimeSeconds)
 			if a.Long {
 				up = seconds(p.UptimeSeconds)
 			}
 		}
-		u := usageColumns(p.Usage)
+		u := p.UsageText()
 		if a.Long {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up,
-				u.started, u.cpu, u.cpuTime, u.rss, u.threads, u.fds, u.children, p.Restarts,
+				u.Started, u.CPU, u.CPUTime, u.RSS, u.Threads, u.FDs, u.Children, p.Restarts,
 				p.RetriesUsed, p.RetriesAllowed, seconds(p.GraceSeconds), p.Action, dash(p.LastReason))
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\n", p.Name, p.State, pids, up, u.cpu, u.rss, p.Restarts,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\n", p.Name, p.State, pids, up, u.CPU, u.RSS, p.Restarts,
 				p.RetriesUsed, p.RetriesAllowed)
 		}
 	}
@@ -258,14 +254,7 @@ func (a *Admin) writeStatus(st StatusResult) error {
 		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tLATENCY\tLAST ERROR")
 	}
 	for _, m := range st.Monitors {
-		lastOK := "-"
-		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
-			lastOK = fmt.Sprintf("%ds ago", int64(m.SinceSuccessSeconds))
-		}
-		lat := "-"
-		if m.Attempts > 0 {
-			lat = time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
-		}
+		lastOK, lat := m.LastOKText(), m.LatencyText()
 		if a.Long {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Process, m.Monitor, m.State, lastOK,
 				m.Attempts, m.Failures, lat, dash(m.LastError))
@@ -276,29 +265,69 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	return tw.Flush()
 }
 
-// usageText is engine.Usage as status tables print it; "-" where there
-// is none.
-type usageText struct {
-	started, cpu, cpuTime, rss, threads, fds, children string
+// PidsText is the watched pids as status tables print them: "12,34",
+// "-" for none.
+func (p ProcessStatus) PidsText() string {
+	if len(p.Pids) == 0 {
+		return "-"
+	}
+	return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.Pids)), ","), "[]")
 }
 
-func usageColumns(u *engine.Usage) usageText {
+// UsageText is a process entry's engine.Usage as padmin status and the
+// status page print it; "-" where there is none.
+type UsageText struct {
+	Started, CPU, CPUTime, RSS, Threads, FDs, Children string
+}
+
+// UsageText returns the entry's usage as text.
+func (p ProcessStatus) UsageText() UsageText {
+	u := p.Usage
 	if u == nil {
-		return usageText{"-", "-", "-", "-", "-", "-", "-"}
+		return UsageText{"-", "-", "-", "-", "-", "-", "-"}
 	}
-	t := usageText{
-		started:  u.Started.Local().Format("2006-01-02T15:04:05"),
-		cpu:      fmt.Sprintf("%.1f%%", u.CPUPercent),
-		cpuTime:  time.Duration(u.CPUSeconds * float64(time.Second)).Round(10 * time.Millisecond).String(),
-		rss:      Bytes(u.RSSBytes),
-		threads:  fmt.Sprint(u.Threads),
-		fds:      "-",
-		children: fmt.Sprint(u.Children),
+	t := UsageText{
+		Started:  u.Started.Local().Format("2006-01-02T15:04:05"),
+		CPU:      fmt.Sprintf("%.1f%%", u.CPUPercent),
+		CPUTime:  time.Duration(u.CPUSeconds * float64(time.Second)).Round(10 * time.Millisecond).String(),
+		RSS:      Bytes(u.RSSBytes),
+		Threads:  fmt.Sprint(u.Threads),
+		FDs:      "-",
+		Children: fmt.Sprint(u.Children),
 	}
 	if u.FDs >= 0 {
-		t.fds = fmt.Sprint(u.FDs)
+		t.FDs = fmt.Sprint(u.FDs)
 	}
 	return t
+}
+
+// LastOKText is how long ago the monitor last succeeded ("4s ago"), "-"
+// while it is not monitoring.
+func (m MonitorStatus) LastOKText() string {
+	if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
+		return fmt.Sprintf("%ds ago", int64(m.SinceSuccessSeconds))
+	}
+	return "-"
+}
+
+// LatencyText is the duration of the last attempt, "-" before any.
+func (m MonitorStatus) LatencyText() string {
+	if m.Attempts == 0 {
+		return "-"
+	}
+	return time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
+}
+
+// AcceptQueueText is the listener's accept queue and its size ("3/4096"),
+// "-" where not known.
+func (m MonitorStatus) AcceptQueueText() string {
+	switch {
+	case m.AcceptQueue == nil:
+		return "-"
+	case m.Backlog == nil:
+		return fmt.Sprint(*m.AcceptQueue)
+	}
+	return fmt.Sprintf("%d/%d", *m.AcceptQueue, *m.Backlog)
 }
 
 // Bytes writes a size in binary units, three figures at most: 512B,
@@ -320,9 +349,9 @@ func Bytes(n int64) string {
 	return fmt.Sprintf("%.0f%c", v, units[i])
 }
 
-// shortDuration writes seconds in two units at most, for narrow
+// ShortDuration writes seconds in two units at most, for narrow
 // columns: 45s, 12m05s, 3h25m, 2d03h.
-func shortDuration(s int64) string {
+func ShortDuration(s int64) string {
 	switch {
 	case s < 60:
 		return fmt.Sprintf("%ds", s)

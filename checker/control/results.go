@@ -125,6 +125,16 @@ type ConfigResult struct {
 	BucketSeconds float64 `json:"bucket_seconds"`
 }
 
+// ProcessList converts the engine's view of a pfile's entries, as padmin
+// status and the status page show them at now; never nil.
+func ProcessList(st engine.Status, now time.Time) []ProcessStatus {
+	out := make([]ProcessStatus, 0, len(st.Processes))
+	for _, p := range st.Processes {
+		out = append(out, processStatus(p, now))
+	}
+	return out
+}
+
 // processStatus converts the engine's view of an entry.
 func processStatus(p engine.ProcessStatus, now time.Time) ProcessStatus {
 	ps := ProcessStatus{
