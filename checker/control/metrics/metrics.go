@@ -1,9 +1,11 @@
-// Package metrics is pcheck's optional Prometheus endpoint (pcheck
-// --metrics ADDR): a collector that reads, at each scrape, the state of
-// every pfile a pcheck serves — process up, restarts, retry-window usage,
-// stall monitor states and totals (attempts, failures, stalls), probe
-// latency histograms, the reboot count — so nothing is counted twice and
-// nothing is kept twice.
+// Package metrics is pcheck's optional HTTP endpoint (pcheck --metrics
+// ADDR): Prometheus metrics at /metrics, from a collector that reads, at
+// each scrape, the state of every pfile a pcheck serves — process up,
+// restarts, retry-window usage, resource use, stall monitor states and
+// totals (attempts, failures, stalls), probe latency histograms, the
+// reboot count — so nothing is counted twice and nothing is kept twice;
+// and a read-only status page at / (status.json: its data) read from the
+// same state.
 // docs/metrics.md lists the metrics; rc/prometheus/pcheck-rules.yml holds
 // the alert rules over them.
 package metrics
@@ -200,8 +202,9 @@ type Server struct {
 	done chan error
 }
 
-// Listen starts serving c on addr (host:port) at /metrics; an address in
-// use is an error now rather than later.
+// Listen starts serving c on addr (host:port) at /metrics, and the status
+// page at / and /status.json; an address in use is an error now rather
+// than later.
 func Listen(addr string, c *Collector) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -209,6 +212,8 @@ func Listen(addr string, c *Collector) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler(c))
+	mux.HandleFunc("GET /{$}", c.servePage)
+	mux.HandleFunc("GET /status.json", c.serveJSON)
 	s := &Server{
 		ln: ln,
 		http: &http.Server{
