@@ -164,7 +164,7 @@ func TestStatusPageChromium(t *testing.T) {
 	url := "http://" + m.addr + "/"
 
 	dom := string(chromium(t, bin, "--dump-dom", url))
-	row := fmt.Sprintf(`<td>%s</td><td class="good">Up</td><td>%d</td>`, self, pid)
+	row := fmt.Sprintf(`<td>%s</td><td class="good">Up</td><td class="nw">%d</td>`, self, pid)
 	if !strings.Contains(dom, row) {
 		t.Fatalf("the rendered page lacks %s:\n%s", row, dom)
 	}
@@ -175,7 +175,7 @@ func TestStatusPageChromium(t *testing.T) {
 	newPid := m.waitPage(t, pid, 1)
 	dom = string(chromium(t, bin, "--dump-dom", url))
 	for _, want := range []string{
-		fmt.Sprintf(`<td>%s</td><td class="good">Up</td><td>%d</td>`, self, newPid),
+		fmt.Sprintf(`<td>%s</td><td class="good">Up</td><td class="nw">%d</td>`, self, newPid),
 		`<td class="num">1</td><td class="num">1/3</td>`, // restarts, retries
 		fmt.Sprintf(`Process ['%s',pid=%d] Down`, self, pid),
 		`<td class="bad">down</td>`,

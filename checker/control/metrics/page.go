@@ -138,8 +138,8 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 body { font-family: sans-serif; margin: 1em 2em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; } h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.3em 0 1em; }
-th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: left; vertical-align: top; white-space: nowrap; }
-td.text { white-space: normal; }
+th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
+th, td.num, td.nw, td.good, td.bad, td.warn, td.idle { white-space: nowrap; }
 th { background: #eee; }
 td.num { text-align: right; }
 .good { background: #d8f5d8; } .bad { background: #f8d0d0; } .warn { background: #fbefc0; } .idle { background: #e4e4f0; }
@@ -161,7 +161,7 @@ The same data: <a href="status.json">status.json</a>; Prometheus: <a href="metri
 <table>
 <tr><th>Process</th><th>State</th><th>PID</th><th>Uptime</th><th>Restarts</th><th>Retries</th><th>CPU</th><th>RSS</th><th>Threads</th><th>FDs</th><th>Children</th><th>Last reason</th></tr>
 {{- range .Processes}}{{$u := .UsageText}}
-<tr><td>{{.Name}}</td><td class="{{class .State}}">{{.State}}</td><td>{{.PidsText}}</td><td>{{uptime .}}</td><td class="num">{{.Restarts}}</td><td class="num">{{.RetriesUsed}}/{{.RetriesAllowed}}</td><td class="num">{{$u.CPU}}</td><td class="num">{{$u.RSS}}</td><td class="num">{{$u.Threads}}</td><td class="num">{{$u.FDs}}</td><td class="num">{{$u.Children}}</td><td>{{or .LastReason "-"}}</td></tr>
+<tr><td>{{.Name}}</td><td class="{{class .State}}">{{.State}}</td><td class="nw">{{.PidsText}}</td><td class="nw">{{uptime .}}</td><td class="num">{{.Restarts}}</td><td class="num">{{.RetriesUsed}}/{{.RetriesAllowed}}</td><td class="num">{{$u.CPU}}</td><td class="num">{{$u.RSS}}</td><td class="num">{{$u.Threads}}</td><td class="num">{{$u.FDs}}</td><td class="num">{{$u.Children}}</td><td>{{or .LastReason "-"}}</td></tr>
 {{- end}}
 </table>
 {{- if .Monitors}}
@@ -169,7 +169,7 @@ The same data: <a href="status.json">status.json</a>; Prometheus: <a href="metri
 <table>
 <tr><th>Process</th><th>Monitor</th><th>State</th><th>Last success</th><th>Latency</th><th>Accept queue</th><th>Attempts</th><th>Failures</th><th>Last error</th></tr>
 {{- range .Monitors}}
-<tr><td>{{.Process}}</td><td>{{.Monitor}}</td><td class="{{class .State}}">{{.State}}</td><td>{{.LastOKText}}</td><td class="num">{{.LatencyText}}</td><td class="num">{{.AcceptQueueText}}</td><td class="num">{{.Attempts}}</td><td class="num">{{.Failures}}</td><td class="text">{{or .LastError "-"}}</td></tr>
+<tr><td>{{.Process}}</td><td>{{.Monitor}}</td><td class="{{class .State}}">{{.State}}</td><td class="nw">{{.LastOKText}}</td><td class="num">{{.LatencyText}}</td><td class="num">{{.AcceptQueueText}}</td><td class="num">{{.Attempts}}</td><td class="num">{{.Failures}}</td><td>{{or .LastError "-"}}</td></tr>
 {{- end}}
 </table>
 {{- end}}
@@ -178,7 +178,7 @@ The same data: <a href="status.json">status.json</a>; Prometheus: <a href="metri
 <table>
 <tr><th>Time</th><th>Process</th><th>Event</th><th>Text</th></tr>
 {{- range .Events}}
-<tr><td>{{stamp .Time}}</td><td>{{or .Process "-"}}</td><td{{if .Failure}} class="bad"{{end}}>{{.Kind}}</td><td class="text">{{.Text}}{{with .Output}}<pre>{{join .}}</pre>{{end}}</td></tr>
+<tr><td class="nw">{{stamp .Time}}</td><td>{{or .Process "-"}}</td><td{{if .Failure}} class="bad"{{end}}>{{.Kind}}</td><td>{{.Text}}{{with .Output}}<pre>{{join .}}</pre>{{end}}</td></tr>
 {{- end}}
 </table>
 {{- else}}

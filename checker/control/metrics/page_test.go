@@ -70,11 +70,11 @@ func TestStatusPage(t *testing.T) {
 		`<meta http-equiv="refresh" content="5">`,
 		"pcheck 9.9.9",
 		"pfile /etc/pcheck/web.pf",
-		`<td>httpd</td><td class="good">Up</td><td>4242</td><td>1m30s</td><td class="num">2</td><td class="num">1/3</td><td class="num">12.2%</td><td class="num">5.0M</td><td class="num">4</td><td class="num">17</td><td class="num">2</td>`,
+		`<td>httpd</td><td class="good">Up</td><td class="nw">4242</td><td class="nw">1m30s</td><td class="num">2</td><td class="num">1/3</td><td class="num">12.2%</td><td class="num">5.0M</td><td class="num">4</td><td class="num">17</td><td class="num">2</td>`,
 		`<td class="bad">RetryOver</td>`,
-		`<td>listen *:80</td><td class="good">Ok</td><td>2s ago</td><td class="num">1.5ms</td><td class="num">3/511</td>`,
+		`<td>listen *:80</td><td class="good">Ok</td><td class="nw">2s ago</td><td class="num">1.5ms</td><td class="num">3/511</td>`,
 		// No accept queue for a monitor that has none.
-		`<td>webserv http://127.0.0.1/</td><td class="warn">In doubt</td><td>0s ago</td><td class="num">0s</td><td class="num">-</td>`,
+		`<td>webserv http://127.0.0.1/</td><td class="warn">In doubt</td><td class="nw">0s ago</td><td class="num">0s</td><td class="num">-</td>`,
 		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;",
 	} {
 		if !strings.Contains(page, want) {
