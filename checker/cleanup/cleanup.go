@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pcheck/pcheck/checker/message"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/pfile"
@@ -177,15 +175,5 @@ func (s *Sweeper) uptime() (time.Duration, error) {
 	if s.Uptime != nil {
 		return s.Uptime()
 	}
-	return BootTime()
-}
-
-// BootTime returns the time since boot on CLOCK_BOOTTIME, the clock
-// process start times in /proc are measured on.
-func BootTime() (time.Duration, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0, err
-	}
-	return time.Duration(ts.Nano()), nil
+	return proc.SinceBoot()
 }

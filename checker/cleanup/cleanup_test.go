@@ -197,7 +197,7 @@ func TestProtectedTree(t *testing.T) {
 }
 
 func TestBootTime(t *testing.T) {
-	a, err := BootTime()
+	a, err := proc.SinceBoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,9 @@ type Admin struct {
 	RunDir string
 	// JSON selects machine-readable output.
 	JSON bool
+	// Long selects every column of padmin status (-l); the default
+	// table fits 80 columns.
+	Long bool
 	// Timeout bounds each request (DefaultTimeout when 0).
 	Timeout time.Duration
 	Out     io.Writer
@@ -250,18 +253,29 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	}
 	fmt.Fprintln(a.Out)
 	tw := a.table()
-	fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tRESTARTS\tRETRIES\tGRACE\tACTION\tLAST REASON")
+	if a.Long {
+		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tSTARTED\tCPU\tCPU TIME\tRSS\tTHREADS\tFDS\tCHILDREN\tRESTARTS\tRETRIES\tGRACE\tACTION\tLAST REASON")
+	} else {
+		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tUPTIME\tCPU\tRSS\tRESTARTS\tRETRIES")
+	}
 	for _, p := range st.ProcessList {
-		pids := "-"
-		if len(p.Pids) > 0 {
-			pids = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.Pids)), ","), "[]")
-		}
+		pids := p.PidsText()
 		up := "-"
 		if p.State == states.Up.String() {
-			up = seconds(p.UptimeSeconds)
+			up = ShortDuration(p.UptimeSeconds)
+			if a.Long {
+				up = seconds(p.UptimeSeconds)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up, p.Restarts,
-			p.RetriesUsed, p.RetriesAllowed, seconds(p.GraceSeconds), p.Action, dash(p.LastReason))
+		u := p.UsageText()
+		if a.Long {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", p.Name, p.State, pids, up,
+				u.Started, u.CPU, u.CPUTime, u.RSS, u.Threads, u.FDs, u.Children, p.Restarts,
+				p.RetriesUsed, p.RetriesAllowed, seconds(p.GraceSeconds), p.Action, dash(p.LastReason))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\n", p.Name, p.State, pids, up, u.CPU, u.RSS, p.Restarts,
+				p.RetriesUsed, p.RetriesAllowed)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -285,23 +299,22 @@ func (a *Admin) writeStatus(st StatusResult) error {
 	for _, m := range st.Monitors {
 		certs = certs || !m.TLSNotAfter.IsZero()
 	}
-	if certs {
-		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tCERT\tLAST ERROR")
-	} else {
-		fmt.Fprintln(tw, "PROCESS\tMONITOR\tSTATE\tLAST OK\tATTEMPTS\tFAILURES\tLATENCY\tLAST ERROR")
+	head := "PROCESS\tMONITOR\tSTATE\tLAST OK\t"
+	if a.Long {
+		head += "ATTEMPTS\tFAILURES\t"
 	}
+	head += "LATENCY\t"
+	if certs {
+		head += "CERT\t"
+	}
+	fmt.Fprintln(tw, head+"LAST ERROR")
 	now := time.Now()
 	for _, m := range st.Monitors {
-		lastOK := "-"
-		if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
-			lastOK = fmt.Sprintf("%ds ago", int64(m.SinceSuccessSeconds))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", m.Process, m.Monitor, m.State, m.LastOKText())
+		if a.Long {
+			fmt.Fprintf(tw, "%d\t%d\t", m.Attempts, m.Failures)
 		}
-		lat := "-"
-		if m.Attempts > 0 {
-			lat = time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t", m.Process, m.Monitor, m.State, lastOK,
-			m.Attempts, m.Failures, lat)
+		fmt.Fprintf(tw, "%s\t", m.LatencyText())
 		if certs {
 			fmt.Fprintf(tw, "%s\t", certDays(m.TLSNotAfter, now))
 		}
@@ -324,6 +337,104 @@ func certDays(notAfter, now time.Time) string {
 		return "1 day"
 	}
 	return fmt.Sprintf("%d days", n)
+}
+
+// PidsText is the watched pids as status tables print them: "12,34",
+// "-" for none.
+func (p ProcessStatus) PidsText() string {
+	if len(p.Pids) == 0 {
+		return "-"
+	}
+	return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.Pids)), ","), "[]")
+}
+
+// UsageText is a process entry's engine.Usage as padmin status and the
+// status page print it; "-" where there is none.
+type UsageText struct {
+	Started, CPU, CPUTime, RSS, Threads, FDs, Children string
+}
+
+// UsageText returns the entry's usage as text.
+func (p ProcessStatus) UsageText() UsageText {
+	u := p.Usage
+	if u == nil {
+		return UsageText{"-", "-", "-", "-", "-", "-", "-"}
+	}
+	t := UsageText{
+		Started:  u.Started.Local().Format("2006-01-02T15:04:05"),
+		CPU:      fmt.Sprintf("%.1f%%", u.CPUPercent),
+		CPUTime:  time.Duration(u.CPUSeconds * float64(time.Second)).Round(10 * time.Millisecond).String(),
+		RSS:      Bytes(u.RSSBytes),
+		Threads:  fmt.Sprint(u.Threads),
+		FDs:      "-",
+		Children: fmt.Sprint(u.Children),
+	}
+	if u.FDs >= 0 {
+		t.FDs = fmt.Sprint(u.FDs)
+	}
+	return t
+}
+
+// LastOKText is how long ago the monitor last succeeded ("4s ago"), "-"
+// while it is not monitoring.
+func (m MonitorStatus) LastOKText() string {
+	if m.State == MonitorOk || m.State == MonitorInDoubt || m.State == MonitorStalled || m.State == MonitorUnknown {
+		return fmt.Sprintf("%ds ago", int64(m.SinceSuccessSeconds))
+	}
+	return "-"
+}
+
+// LatencyText is the duration of the last attempt, "-" before any.
+func (m MonitorStatus) LatencyText() string {
+	if m.Attempts == 0 {
+		return "-"
+	}
+	return time.Duration(m.LastLatencySeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
+}
+
+// AcceptQueueText is the listener's accept queue and its size ("3/4096"),
+// "-" where not known.
+func (m MonitorStatus) AcceptQueueText() string {
+	switch {
+	case m.AcceptQueue == nil:
+		return "-"
+	case m.Backlog == nil:
+		return fmt.Sprint(*m.AcceptQueue)
+	}
+	return fmt.Sprintf("%d/%d", *m.AcceptQueue, *m.Backlog)
+}
+
+// Bytes writes a size in binary units, three figures at most: 512B,
+// 12.5K, 300M, 1.2G.
+func Bytes(n int64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%dB", n)
+	}
+	v := float64(n)
+	i := -1
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f%c", v, units[i])
+	}
+	return fmt.Sprintf("%.0f%c", v, units[i])
+}
+
+// ShortDuration writes seconds in two units at most, for narrow
+// columns: 45s, 12m05s, 3h25m, 2d03h.
+func ShortDuration(s int64) string {
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
 }
 
 func dash(s string) string {

@@ -9,13 +9,14 @@ import (
 )
 
 // padmin status shows a CERT column with the days left only when a
-// monitor reports a certificate; the table is otherwise unchanged.
+// monitor reports a certificate; the table is otherwise unchanged (here
+// the -l table, with every column).
 func TestStatusCertColumn(t *testing.T) {
 	base := StatusResult{Monitors: []MonitorStatus{
 		{Process: "nginx", Monitor: "webserv 127.0.0.1:80", State: MonitorOk, Attempts: 1},
 	}}
 	var out bytes.Buffer
-	if err := (&Admin{Out: &out}).writeStatus(base); err != nil {
+	if err := (&Admin{Out: &out, Long: true}).writeStatus(base); err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`(?m)^PROCESS +MONITOR +STATE +LAST OK +ATTEMPTS +FAILURES +LATENCY +LAST ERROR$`).MatchString(out.String()) {
@@ -29,7 +30,7 @@ func TestStatusCertColumn(t *testing.T) {
 			TLSNotAfter: time.Now().Add(-time.Hour), LastError: "TLS certificate expires too soon"},
 	}, base.Monitors...)
 	out.Reset()
-	if err := (&Admin{Out: &out}).writeStatus(withCert); err != nil {
+	if err := (&Admin{Out: &out, Long: true}).writeStatus(withCert); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()

@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pcheck/pcheck/checker/engine"
-	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/states"
 )
 
@@ -65,6 +62,9 @@ type ProcessStatus struct {
 	// of a RetryOver (RetryOverRearm) ends; absent when it waits for
 	// neither.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Usage is what the processes and their descendants use, while Up
+	// (engine.Usage); absent otherwise.
+	Usage *engine.Usage `json:"usage,omitempty"`
 }
 
 // The states of a stall monitor (MonitorStatus.State): the names of
@@ -109,6 +109,10 @@ type MonitorStatus struct {
 	// TLSExpiryFail (pfile.Monitor.WatchesExpiry); zero otherwise.
 	// Status shows the days left; the metrics export it.
 	TLSNotAfter time.Time `json:"tls_not_after,omitzero"`
+	// AcceptQueue and Backlog are the listener's accept queue length and
+	// size at the last attempt, where known (_bi_listen).
+	AcceptQueue *int `json:"accept_queue,omitempty"`
+	Backlog     *int `json:"backlog,omitempty"`
 }
 
 // RulesResult is the answer to CmdRules: the effective rules as JSON (the
@@ -130,6 +134,16 @@ type ConfigResult struct {
 	BucketSeconds float64 `json:"bucket_seconds"`
 }
 
+// ProcessList converts the engine's view of a pfile's entries, as padmin
+// status and the status page show them at now; never nil.
+func ProcessList(st engine.Status, now time.Time) []ProcessStatus {
+	out := make([]ProcessStatus, 0, len(st.Processes))
+	for _, p := range st.Processes {
+		out = append(out, processStatus(p, now))
+	}
+	return out
+}
+
 // processStatus converts the engine's view of an entry.
 func processStatus(p engine.ProcessStatus, now time.Time) ProcessStatus {
 	ps := ProcessStatus{
@@ -145,34 +159,17 @@ func processStatus(p engine.ProcessStatus, now time.Time) ProcessStatus {
 		Action:         p.Action,
 		LastReason:     p.LastReason,
 		NextAttempt:    p.NextAttempt,
+		Usage:          p.Usage,
 	}
 	if ps.Pids == nil {
 		ps.Pids = []int{}
 	}
 	if p.State == engine.StateUp {
-		up, ok := processUptime(p.Pids)
-		if !ok {
-			up = now.Sub(p.Since) // Up since pcheck found it, at least
+		up := now.Sub(p.Since) // Up since pcheck found it, at least
+		if p.Usage != nil {
+			up = now.Sub(p.Usage.Started)
 		}
 		ps.UptimeSeconds = int64(up / time.Second)
 	}
 	return ps
-}
-
-// processUptime is how long the oldest of pids has run, from its start
-// time in /proc and the time since boot.
-func processUptime(pids []int) (time.Duration, bool) {
-	var ts unix.Timespec
-	if len(pids) == 0 || unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
-		return 0, false
-	}
-	boot := time.Duration(ts.Nano())
-	var up time.Duration
-	found := false
-	for _, pid := range pids {
-		if info, err := proc.Read(pid); err == nil && boot-info.StartTime > up {
-			up, found = boot-info.StartTime, true
-		}
-	}
-	return up, found
 }

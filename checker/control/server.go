@@ -484,10 +484,7 @@ func (s *Server) info(now time.Time, st engine.Status) InfoResult {
 func (s *Server) status() StatusResult {
 	now := time.Now()
 	st := s.target.Engine.Snapshot()
-	res := StatusResult{InfoResult: s.info(now, st), ProcessList: []ProcessStatus{}, Monitors: []MonitorStatus{}}
-	for _, p := range st.Processes {
-		res.ProcessList = append(res.ProcessList, processStatus(p, now))
-	}
+	res := StatusResult{InfoResult: s.info(now, st), ProcessList: ProcessList(st, now), Monitors: []MonitorStatus{}}
 	if s.target.Monitors != nil {
 		if m := s.target.Monitors(); m != nil {
 			res.Monitors = m

@@ -21,7 +21,7 @@ func (d *daemon) serveControl() {
 		}
 	}
 	if d.o.MetricsAddr != "" {
-		m, err := metrics.Listen(d.o.MetricsAddr, metrics.NewCollector(d.metricSources))
+		m, err := metrics.Listen(d.o.MetricsAddr, metrics.NewCollector(d.o.Version, d.metricSources))
 		if err != nil {
 			d.main.Log(message.Err(fmt.Sprintf("--metrics: %v", err)))
 			return
@@ -112,6 +112,8 @@ func (p *runningPfile) monitorStatus() []control.MonitorStatus {
 			LastLatencySeconds:  m.LastLatency.Seconds(),
 			LastError:           m.LastError,
 			TLSNotAfter:         m.TLSNotAfter,
+			AcceptQueue:         m.AcceptQueue,
+			Backlog:             m.Backlog,
 		})
 	}
 	return out

@@ -67,8 +67,11 @@ type Options struct {
 	// Stderr receives errors and, in the foreground, a copy of every
 	// message; nil is os.Stderr.
 	Stderr io.Writer
-	// MetricsAddr, when set, serves Prometheus metrics on host:port.
+	// MetricsAddr, when set, serves Prometheus metrics and the status
+	// page on host:port.
 	MetricsAddr string
+	// Version is pcheck's version, for pcheck_build_info.
+	Version string
 }
 
 // runningPfile is one loaded pfile.

@@ -737,7 +737,8 @@ func (in *Instance) Reset(name string) error {
 	return in.control(name, command{kind: cmdReset})
 }
 
-// Snapshot returns the state of every process entry.
+// Snapshot returns the state of every process entry, with the Usage of
+// each Up entry's processes read from /proc now.
 func (in *Instance) Snapshot() Status {
 	in.mu.Lock()
 	entries := slices.Clone(in.entries)
@@ -745,7 +746,9 @@ func (in *Instance) Snapshot() Status {
 	in.mu.Unlock()
 	now := in.clock.Now()
 	for _, e := range entries {
-		st.Processes = append(st.Processes, e.status(now))
+		ps, ids := e.status(now)
+		ps.Usage = in.usage(e, ids)
+		st.Processes = append(st.Processes, ps)
 	}
 	return st
 }

@@ -109,6 +109,7 @@ type entry struct {
 	// nextAttempt is when the restart delay or the re-arm after a retry
 	// over ends; zero when the entry waits for neither.
 	nextAttempt time.Time
+	cpu         cpuSample // the last CPU reading, for Usage.CPUPercent
 
 	// goroutine state
 	watching   map[int]*watched
@@ -211,9 +212,14 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	}
 }
 
-func (e *entry) status(now time.Time) ProcessStatus {
+// status returns the entry's state and, while Up, the watched processes.
+func (e *entry) status(now time.Time) (ProcessStatus, []proc.ID) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var ids []proc.ID
+	if e.state == StateUp {
+		ids = slices.Clone(e.ids)
+	}
 	return ProcessStatus{
 		Name:           e.cfg.Name,
 		Key:            e.key,
@@ -227,7 +233,7 @@ func (e *entry) status(now time.Time) ProcessStatus {
 		Action:         e.cfg.Action.String(),
 		LastReason:     e.lastReason,
 		NextAttempt:    e.nextAttempt,
-	}
+	}, ids
 }
 
 // setNextAttempt records when the current wait ends (zero: none).

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -40,10 +41,11 @@ func TestMain(m *testing.M) {
 		idle()
 	case "leader":
 		// A group leader with a child in its group; the child's pid
-		// goes to CHILD_PIDFILE.
+		// goes to CHILD_PIDFILE. CHILD_MODE=spin makes the child burn
+		// CPU.
 		syscall.Setsid()
 		child := exec.Command(os.Args[0], "child", os.Getenv("CHILD_TAG"))
-		child.Env = append(os.Environ(), helperEnv+"=child")
+		child.Env = append(os.Environ(), helperEnv+"="+cmp.Or(os.Getenv("CHILD_MODE"), "child"))
 		if err := child.Start(); err != nil {
 			os.Exit(1)
 		}
@@ -65,6 +67,10 @@ func TestMain(m *testing.M) {
 		// A daemon whose resident memory grows (resource_test.go).
 		syscall.Setsid()
 		grow()
+	case "spin":
+		//lint:ignore SA5002 the child burns CPU: TestUsage counts it
+		for {
+		}
 	case "stamp":
 		// The benchmark's restart script: report CLOCK_MONOTONIC at
 		// exec to the socket in STAMP_SOCKET, then exit.

@@ -63,6 +63,9 @@ type ProcessStatus struct {
 	// of a RetryOver (RetryOverRearm) ends; zero when it waits for
 	// neither.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Usage is what the watched processes and their descendants use,
+	// while Up; nil otherwise.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // Event is one thing that happened to a process entry, for the event ring

@@ -33,9 +33,9 @@ type cpuSample struct {
 
 // Resource returns the _bi_resource probe: the metric summed over tree()
 // (the monitored process first, then its descendants; for children, the
-// descendants alone follow the first) must not be above limit. rss, cpu
-// and threads come from /proc/PID/stat and statm (proc.ReadUsage), fds
-// from the entries of /proc/PID/fd, children from the tree itself. cpu is
+// descendants alone follow the first) must not be above limit. rss, cpu,
+// threads and fds come from /proc/PID/stat, statm and fd
+// (proc.ReadUsage), children from the tree itself. cpu is
 // the processor time the tree used since the previous attempt, in percent
 // of one core: the first attempt on a tree (a new main process) only
 // takes a sample and succeeds. Result.Usage carries the measure.
@@ -66,17 +66,6 @@ func (p *resourceProber) Run(ctx context.Context) Result {
 	switch p.metric {
 	case pfile.MetricChildren:
 		value = int64(len(procs) - 1)
-	case pfile.MetricFDs:
-		for _, pr := range procs {
-			n, err := proc.CountFDs(pr.Pid)
-			if errors.Is(err, proc.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return failure(ctx, start, broken(err))
-			}
-			value += int64(n)
-		}
 	default:
 		var sum proc.Usage
 		at := time.Now()
@@ -88,13 +77,19 @@ func (p *resourceProber) Run(ctx context.Context) Result {
 			if err != nil {
 				return failure(ctx, start, broken(err))
 			}
-			sum.CPU += u.CPU
+			if p.metric == pfile.MetricFDs && u.FDs < 0 {
+				return failure(ctx, start, broken(fmt.Errorf("proc: /proc/%d/fd cannot be read", pr.Pid)))
+			}
+			sum.CPU += u.CPU + u.ChildCPU
 			sum.Threads += u.Threads
 			sum.RSS += u.RSS
+			sum.FDs += u.FDs
 		}
 		switch p.metric {
+		case pfile.MetricFDs:
+			value = int64(sum.FDs)
 		case pfile.MetricRSS:
-			value = int64(min(sum.RSS, math.MaxInt64))
+			value = sum.RSS
 		case pfile.MetricThreads:
 			value = int64(sum.Threads)
 		case pfile.MetricCPU:

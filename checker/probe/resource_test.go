@@ -81,12 +81,12 @@ func wantOK(t *testing.T, r Result, usage int64, detail string) {
 func TestResourceFDsThreadsChildren(t *testing.T) {
 	t.Parallel()
 	a, b, c := startProc(t, 5, "sleep", "3600"), startProc(t, 0, "sleep", "3600"), startProc(t, 0, "sleep", "3600")
-	base, err := proc.CountFDs(b.Pid)
+	u, err := proc.ReadUsage(b.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tree := treeOf(a, b, c)
-	fds := int64(3*base + 5)
+	fds := int64(3*u.FDs + 5)
 	n := strconv.FormatInt(fds, 10)
 	count := func(v int64) pfile.Limit { return pfile.Limit{Value: v} }
 	wantOK(t, resource(t, Resource(pfile.MetricFDs, count(fds), tree)), fds, "fds = "+n+" : limit = "+n)

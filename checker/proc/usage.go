@@ -1,10 +1,8 @@
 package proc
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"time"
@@ -12,46 +10,61 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Usage is what one process uses at the moment it is read, from its
-// /proc/PID/stat and statm: the figures of a _bi_resource monitor.
+// Usage is what one process uses of the machine, from /proc/PID/stat,
+// statm and fd: the figures padmin status, the status page, the metrics
+// and the _bi_resource monitors show.
 type Usage struct {
-	// ID is the process read: a caller compares its start time to the
-	// one it knows, as the pid may have been reused.
 	ID
-	// CPU is the processor time of the process (utime+stime) and of the
-	// children it has waited for (cutime+cstime): a child reaped by a
-	// process of a tree keeps its time in the tree.
-	CPU time.Duration
-	// Threads is num_threads.
-	Threads int
+	PPid int
+	// CPU is the user and system time the process used; ChildCPU that of
+	// its children it has waited for (cutime and cstime), which is where
+	// the time of a child that exited goes.
+	CPU, ChildCPU time.Duration
 	// RSS is the resident set in bytes, shared pages included: the
 	// resident field of statm, which the kernel sums exactly where the rss
 	// field of stat is an estimate that may be hundreds of KiB off.
-	RSS uint64
+	RSS     int64
+	Threads int
+	// FDs counts the open file descriptors; -1 when /proc/PID/fd cannot
+	// be read (a process of another user, when pcheck is not root).
+	FDs int
+	// StartTime is the start time since boot.
+	StartTime time.Duration
 }
 
-// pageSize is the size of the pages /proc/PID/stat counts rss in.
-var pageSize = uint64(os.Getpagesize())
+// pageSize is the size of the pages statm counts in.
+var pageSize = int64(os.Getpagesize())
 
-// ReadUsage reads the usage of pid. Its error is ErrNotFound (errors.Is)
-// when the process does not exist; any other error is of the reader's
-// side (permission, descriptors).
+// ReadUsage returns the usage of pid: one read each of /proc/PID/stat and
+// statm and a listing of /proc/PID/fd, through one open /proc/PID
+// directory so that all are of the same process. Its error is ErrNotFound (errors.Is) when
+// the process does not exist.
 func ReadUsage(pid int) (Usage, error) {
-	dir := procRoot + "/" + strconv.Itoa(pid)
-	b, err := os.ReadFile(dir + "/stat")
+	if pid <= 0 {
+		return Usage{}, fmt.Errorf("proc: pid %d: %w", pid, ErrNotFound)
+	}
+	dir, err := unix.Open(procRoot+"/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Usage{}, readErr(pid, "", err)
+	}
+	defer unix.Close(dir)
+	var r reader
+	stat, err := r.read(dir, "stat")
 	if err != nil {
 		return Usage{}, readErr(pid, "stat", err)
 	}
-	u, err := parseUsage(b)
+	u, err := parseUsage(stat)
 	if err != nil {
-		return Usage{}, fmt.Errorf("proc: %s/stat: %w", dir, err)
+		return Usage{}, fmt.Errorf("proc: /proc/%d/stat: %w", pid, err)
 	}
-	if b, err = os.ReadFile(dir + "/statm"); err != nil {
+	statm, err := r.read(dir, "statm")
+	if err != nil {
 		return Usage{}, readErr(pid, "statm", err)
 	}
-	if u.RSS, err = parseResident(b); err != nil {
-		return Usage{}, fmt.Errorf("proc: %s/statm: %w", dir, err)
+	if u.RSS, err = parseResident(statm); err != nil {
+		return Usage{}, fmt.Errorf("proc: /proc/%d/statm: %w", pid, err)
 	}
+	u.FDs = countFDs(dir)
 	return u, nil
 }
 
@@ -60,87 +73,154 @@ var errStatmFormat = errors.New("malformed statm line")
 
 // parseResident returns the resident set in bytes of a statm line:
 // "size resident shared text lib data dt", in pages.
-func parseResident(line []byte) (uint64, error) {
+func parseResident(line []byte) (int64, error) {
 	var f [2][]byte
 	if splitFields(line, f[:]) < len(f) {
 		return 0, errStatmFormat
 	}
-	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%w: resident: %v", errStatmFormat, err)
 	}
 	return pages * pageSize, nil
 }
 
-// parseUsage reads the usage fields of a /proc/PID/stat line (proc(5)):
-// utime 14, stime 15, cutime 16, cstime 17, num_threads 20 and starttime
-// 22. parseStat reads the identity and state fields of the same line.
+// parseUsage reads the fields of a /proc/PID/stat line that Usage holds:
+// those parseStat reads, and utime (14), stime (15), cutime (16), cstime
+// (17) and num_threads (20). (rss, field 24, is an estimate: ReadUsage
+// takes statm's.)
 func parseUsage(line []byte) (Usage, error) {
-	var u Usage
-	open := bytes.IndexByte(line, '(')
-	closing := bytes.LastIndexByte(line, ')')
-	if open < 1 || closing < open {
-		return u, errStatFormat
+	var info Info
+	if _, err := parseStat(line, &info); err != nil {
+		return Usage{}, err
 	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(line[:open])))
-	if err != nil {
-		return u, fmt.Errorf("%w: pid: %v", errStatFormat, err)
+	u := Usage{ID: info.ID, PPid: info.PPid, StartTime: info.StartTime}
+	// f[0] is field 3 of proc(5); parseStat has checked the line's shape.
+	const utime, threads = 14 - 3, 20 - 3
+	var f [threads + 1][]byte
+	if splitFields(line[lastParen(line)+1:], f[:]) < len(f) {
+		return Usage{}, errStatFormat
 	}
-	u.Pid = pid
-	// f[0] is field 3, the state.
-	const first = 3
-	var f [22 - first + 1][]byte
-	if splitFields(line[closing+1:], f[:]) < len(f) {
-		return u, errStatFormat
-	}
-	field := func(n int) (uint64, error) {
-		v, err := strconv.ParseUint(string(f[n-first]), 10, 64)
+	var ticks [4]uint64 // utime, stime, cutime, cstime
+	for i := range ticks {
+		v, err := strconv.ParseUint(string(f[utime+i]), 10, 64)
 		if err != nil {
-			// cutime and cstime are signed in the kernel: never negative
-			// in practice, refused rather than wrapped.
-			return 0, fmt.Errorf("%w: field %d: %v", errStatFormat, n, err)
+			return Usage{}, fmt.Errorf("%w: field %d: %v", errStatFormat, 14+i, err)
 		}
-		return v, nil
+		ticks[i] = v
 	}
-	var ticks uint64
-	for n := 14; n <= 17; n++ {
-		v, err := field(n)
-		if err != nil {
-			return u, err
-		}
-		ticks += v
-	}
-	u.CPU = ticksToDuration(ticks)
-	threads, err := field(20)
+	u.CPU = ticksToDuration(ticks[0] + ticks[1])
+	u.ChildCPU = ticksToDuration(ticks[2] + ticks[3])
+	n, err := strconv.Atoi(string(f[threads]))
 	if err != nil {
-		return u, err
+		return Usage{}, fmt.Errorf("%w: num_threads: %v", errStatFormat, err)
 	}
-	u.Threads = int(threads)
-	if u.Start, err = field(22); err != nil {
-		return u, err
-	}
+	u.Threads = n
 	return u, nil
 }
 
-// CountFDs returns how many descriptors pid has open (the entries of
-// /proc/PID/fd). Its error is ErrNotFound (errors.Is) when the process
-// does not exist.
-func CountFDs(pid int) (int, error) {
-	fd, err := unix.Open(procRoot+"/"+strconv.Itoa(pid)+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, readErr(pid, "fd", err)
+// lastParen is the end of comm in a stat line.
+func lastParen(line []byte) int {
+	for i := len(line) - 1; i >= 0; i-- {
+		if line[i] == ')' {
+			return i
+		}
 	}
-	dir := os.NewFile(uintptr(fd), procRoot+"/"+strconv.Itoa(pid)+"/fd")
-	defer dir.Close()
+	return -1
+}
+
+// countFDs counts the entries of fd under the open /proc/PID directory
+// dir, -1 when it cannot be read.
+func countFDs(dir int) int {
+	fd, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 8192)
 	n := 0
 	for {
-		names, err := dir.Readdirnames(1024)
-		n += len(names)
-		if errors.Is(err, io.EOF) {
-			return n, nil
+		m, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
-			return 0, readErr(pid, "fd", err)
+			return -1
 		}
+		if m == 0 {
+			return n - 2 // . and ..
+		}
+		_, count, _ := unix.ParseDirent(buf[:m], -1, nil)
+		n += count + 2 // ParseDirent leaves out . and ..
 	}
+}
+
+// ErrNoChildren reports a kernel without /proc/PID/task/TID/children
+// (CONFIG_PROC_CHILDREN off): Children cannot tell.
+var ErrNoChildren = errors.New("proc: /proc/PID/task/TID/children not available")
+
+// Children returns the pids of the children of pid, read from the
+// children file of each of its threads (a child belongs to the thread
+// that forked it). It reads no other process: the descendants of a
+// watched process cost a few small reads, not a walk of /proc. Its error
+// is ErrNotFound when pid does not exist, ErrNoChildren when the kernel
+// has no children files.
+func Children(pid int) ([]int, error) {
+	task := procRoot + "/" + strconv.Itoa(pid) + "/task"
+	d, err := os.Open(task)
+	if err != nil {
+		return nil, readErr(pid, "task", err)
+	}
+	defer d.Close()
+	tids, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, readErr(pid, "task", err)
+	}
+	var out []int
+	var r reader
+	found := false
+	for _, tid := range tids {
+		b, err := r.read(int(d.Fd()), tid+"/children")
+		if err != nil {
+			continue // the thread ended meanwhile, or no children files
+		}
+		found = true
+		out = appendPids(out, b)
+	}
+	if !found {
+		if _, err := os.Stat(task); err != nil {
+			return nil, readErr(pid, "task", err)
+		}
+		return nil, ErrNoChildren
+	}
+	return out, nil
+}
+
+// appendPids appends the pids of a children file ("12 34 ") to out.
+func appendPids(out []int, b []byte) []int {
+	pid, digits := 0, false
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			pid, digits = pid*10+int(c-'0'), true
+			continue
+		}
+		if digits {
+			out = append(out, pid)
+		}
+		pid, digits = 0, false
+	}
+	if digits {
+		out = append(out, pid)
+	}
+	return out
+}
+
+// SinceBoot returns the time since boot on CLOCK_BOOTTIME, the clock
+// process start times in /proc are measured on.
+func SinceBoot() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, err
+	}
+	return time.Duration(ts.Nano()), nil
 }

@@ -64,6 +64,10 @@ type Monitor struct {
 	// monitor last warned that it expires soon.
 	notAfter time.Time
 	warned   time.Time
+	// queue and backlog are the listener's of the last attempt
+	// (_bi_listen, when it succeeded); queueKnown says they are.
+	queue, backlog int
+	queueKnown     bool
 }
 
 // Result is one attempt of a monitor as its owner receives it.
@@ -292,6 +296,8 @@ func (m *Monitor) recordLocked(gen uint64, sample Sample, res probe.Result) Resu
 	was := m.fo.State()
 	m.attempts++
 	m.latency = res.Latency
+	m.queueKnown = res.OK && m.cfg.Kind == pfile.KindListen
+	m.queue, m.backlog = res.AcceptQueue, res.Backlog
 	v := m.fo.Add(sample)
 	out.Verdict = v
 	if !v.Measured {
@@ -480,6 +486,14 @@ func (m *Monitor) Status(now time.Time) MonitorStatus {
 		LastError:   m.lastErr,
 		LastDetail:  m.detail,
 		TLSNotAfter: m.notAfter,
+	}
+	if m.queueKnown {
+		q := m.queue
+		st.AcceptQueue = &q
+		if m.backlog > 0 {
+			b := m.backlog
+			st.Backlog = &b
+		}
 	}
 	if state := m.fo.State(); len(m.pids) > 0 && state != StatePaused && state != StateStopped {
 		st.Pid = m.pids[0].Pid

@@ -435,3 +435,44 @@ func TestListenTree(t *testing.T) {
 		t.Fatalf("listening: %+v", st)
 	}
 }
+
+// TestListenAcceptQueue: a listen monitor's status carries the accept
+// queue it saw (two connections nobody accepted); a monitor of another
+// kind has none.
+func TestListenAcceptQueue(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 2 {
+		c, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	clk := newFakeClock()
+	f := loadPfile(t, fmt.Sprintf("%s /bin/true\n%s", testProc, block("listen", fmt.Sprintf("-:1:0:2:3:%d", port), 1)))
+	s, _ := newTestScheduler(t, f, clk, &fakeTarget{})
+	up(s, f, os.Getpid())
+	waitFor(t, "first attempt", func() bool { return status(t, s).Attempts == 1 })
+	st := status(t, s)
+	if st.State != StateOk || st.AcceptQueue == nil || *st.AcceptQueue != 2 || (st.Backlog != nil && *st.Backlog < 2) {
+		t.Fatalf("status %+v (queue %v, backlog %v), want an accept queue of 2", st, ptr(st.AcceptQueue), ptr(st.Backlog))
+	}
+	l.Close()
+	clk.Advance(time.Second)
+	waitFor(t, "second attempt", func() bool { return status(t, s).Attempts == 2 })
+	if st := status(t, s); st.AcceptQueue != nil {
+		t.Fatalf("a failed attempt keeps accept queue %d", *st.AcceptQueue)
+	}
+}
+
+func ptr(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

@@ -70,4 +70,9 @@ type MonitorStatus struct {
 	// the last attempt saw it (_bi_webservs with TLSExpiryWarn or
 	// TLSExpiryFail); zero otherwise.
 	TLSNotAfter time.Time `json:"tls_not_after,omitzero"`
+	// AcceptQueue and Backlog are the listener's accept queue and its
+	// size at the last attempt (_bi_listen, when it succeeded); nil when
+	// not known (Backlog: where only /proc/net/tcp could be read).
+	AcceptQueue *int `json:"accept_queue,omitempty"`
+	Backlog     *int `json:"backlog,omitempty"`
 }

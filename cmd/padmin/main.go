@@ -47,9 +47,11 @@ var commandList = []command{
 		"Asks every control socket in the run directory who serves it: pfile,\npcheck pid, uptime, processes, their states, reboots."},
 	{"rule", "PFILE", 1, 1, nil, "the effective rules, defaults filled in",
 		"The rules pcheck runs, as pcheck -n prints them."},
-	{"status", "[PFILE]", 0, 1, nil, "every process and stall monitor at a glance",
-		"State, pid, uptime, restarts and retries of every process entry, and the\n" +
-			"stall monitors, of PFILE (of every pfile served without it).\n" +
+	{"status", "[PFILE] [-l]", 0, 1, []string{"l"}, "every process and stall monitor at a glance",
+		"State, pid, uptime, CPU, memory, restarts and retries of every process\n" +
+			"entry, and the stall monitors, of PFILE (of every pfile served without it).\n" +
+			"  -l  every column: start, CPU time, threads, fds, children, grace,\n" +
+			"      action, last reason; attempts and failures of the monitors\n" +
 			"exit status 4 when an entry is not Up or a monitor is Stalled or Unknown\n" +
 			"(the table is printed all the same, the entries at fault named on stderr)."},
 	{"stop", "PFILE [PROC]", 1, 2, nil, "pause monitoring; processes keep running",
@@ -136,14 +138,14 @@ func commandHelp(c command) string {
 
 // options is the parsed command line.
 type options struct {
-	runDir, syslog            string
-	json, force, version      bool
-	timeout                   time.Duration
-	n, events, buckets        int
-	bucketSeconds             float64
-	args                      []string
-	set                       map[string]bool // flags given
-	syslogNetwork, syslogAddr string
+	runDir, syslog             string
+	json, force, version, long bool
+	timeout                    time.Duration
+	n, events, buckets         int
+	bucketSeconds              float64
+	args                       []string
+	set                        map[string]bool // flags given
+	syslogNetwork, syslogAddr  string
 }
 
 // defaultRunDir is the run directory without --run-dir: $PCHECK_RUN_DIR,
@@ -166,6 +168,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.force, "force", false, "")
 	fs.BoolVar(&o.version, "version", false, "")
+	fs.BoolVar(&o.long, "l", false, "")
 	fs.DurationVar(&o.timeout, "timeout", control.DefaultTimeout, "")
 	fs.IntVar(&o.n, "n", 0, "")
 	fs.IntVar(&o.events, "events", 0, "")
@@ -195,7 +198,7 @@ func parseArgs(args []string) (*options, error) {
 }
 
 // commandFlags are the flags that belong to one command.
-var commandFlags = []string{"force", "n", "events", "buckets", "bucket-seconds"}
+var commandFlags = []string{"force", "l", "n", "events", "buckets", "bucket-seconds"}
 
 // check validates the command and its arguments.
 func (o *options) check() error {
@@ -276,6 +279,7 @@ func (o *options) admin(stdout, stderr io.Writer) *control.Admin {
 	return &control.Admin{
 		RunDir:  o.runDir,
 		JSON:    o.json,
+		Long:    o.long,
 		Timeout: o.timeout,
 		Out:     stdout,
 		Warn:    stderr,

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/control"
+	"github.com/pcheck/pcheck/checker/engine"
 	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/checker/syslogtest"
 )
@@ -422,8 +423,15 @@ func TestCommands(t *testing.T) {
 	// status, human and JSON
 	r = e.ok("status", e.pfile)
 	if !strings.HasPrefix(r.stdout, fmt.Sprintf("pfile %s: pcheck pid %d, up ", e.pfile, pc.Process.Pid)) ||
-		!regexp.MustCompile(fmt.Sprintf(`(?m)^%s +Up +%d +\S+ +0 +0/3 +1h0m0s +continue +-$`, regexp.QuoteMeta(self), pid)).MatchString(r.stdout) {
+		!regexp.MustCompile(`(?m)^PROCESS +STATE +PID +UPTIME +CPU +RSS +RESTARTS +RETRIES$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^%s +Up +%d +\d+[smhd]\S* +\d+\.\d%% +[0-9.]+[KMG] +0 +0/3$`, regexp.QuoteMeta(self), pid)).MatchString(r.stdout) {
 		t.Fatalf("status:\n%s", r.stdout)
+	}
+	// -l: every column, the resource figures among them.
+	r = e.ok("status", e.pfile, "-l")
+	if !regexp.MustCompile(`(?m)^PROCESS +STATE +PID +UPTIME +STARTED +CPU +CPU TIME +RSS +THREADS +FDS +CHILDREN +RESTARTS +RETRIES +GRACE +ACTION +LAST REASON$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^%s +Up +%d +\S+ +\d{4}-\d\d-\d\dT\S+ +\d+\.\d%% +\S+ +[0-9.]+[KMG] +\d+ +\d+ +\d+ +0 +0/3 +1h0m0s +continue +-$`, regexp.QuoteMeta(self), pid)).MatchString(r.stdout) {
+		t.Fatalf("status -l:\n%s", r.stdout)
 	}
 	var st control.StatusResult
 	if err := json.Unmarshal([]byte(e.ok("status", e.pfile, "--json").stdout), &st); err != nil {
@@ -432,6 +440,10 @@ func TestCommands(t *testing.T) {
 	if len(st.ProcessList) != 1 || st.ProcessList[0].Key != s.key() || st.ProcessList[0].RetriesAllowed != 3 ||
 		st.ProcessList[0].GraceSeconds != 3600 || st.Monitors == nil {
 		t.Fatalf("status --json: %+v", st)
+	}
+	if u := st.ProcessList[0].Usage; u == nil || u.RSSBytes <= 0 || u.Threads < 1 || u.FDs < 0 ||
+		time.Since(u.Started) < 0 || time.Since(u.Started) > time.Hour {
+		t.Fatalf("status --json usage %+v", u)
 	}
 	// status of every pfile is a list.
 	var all []control.StatusResult
@@ -514,14 +526,23 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("stats after reset: %+v %v", stats, err)
 	}
 
-	// dump
+	// dump: the state with the usage of the Up entry.
+	e.waitProcess(s.key(), "Up", isUp)
 	r = e.ok("dump", e.pfile)
 	dump := filepath.Join(e.dir, "dump.json")
 	if r.stdout != fmt.Sprintf("%s: state dump written to %s\n", e.pfile, dump) {
 		t.Fatalf("dump printed %q", r.stdout)
 	}
-	if b, err := os.ReadFile(dump); err != nil || !bytes.Contains(b, []byte(`"pfile": "`+e.pfile+`"`)) {
+	b, err := os.ReadFile(dump)
+	if err != nil || !bytes.Contains(b, []byte(`"pfile": "`+e.pfile+`"`)) {
 		t.Fatalf("dump file: %v\n%s", err, b)
+	}
+	var dumped struct {
+		Processes []struct{ Usage *engine.Usage }
+	}
+	if err := json.Unmarshal(b, &dumped); err != nil || len(dumped.Processes) != 1 || dumped.Processes[0].Usage == nil ||
+		dumped.Processes[0].Usage.RSSBytes <= 0 {
+		t.Fatalf("dump without the usage of the Up entry: %v\n%s", err, b)
 	}
 
 	// reload of an unchanged pfile
@@ -865,7 +886,7 @@ func TestStatusMonitors(t *testing.T) {
 	if stats.Total.Checks < m.Attempts || stats.Total.Failures < m.Failures {
 		t.Fatalf("stats count %d checks, %d failures; the monitor alone made %d attempts, %d failed", stats.Total.Checks, stats.Total.Failures, m.Attempts, m.Failures)
 	}
-	r := e.ok("status", e.pfile)
+	r := e.ok("status", e.pfile, "-l")
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s +socket \S*%d +In doubt +\d+s ago +\d+ +\d+ +\S+ +.*refused`, regexp.QuoteMeta(self), port))
 	if !regexp.MustCompile(`(?m)^PROCESS +MONITOR +STATE +LAST OK +ATTEMPTS +FAILURES +LATENCY +LAST ERROR$`).MatchString(r.stdout) || !row.MatchString(r.stdout) {
 		t.Fatalf("status:\n%s", r.stdout)
@@ -913,7 +934,7 @@ func TestStatusUnknown(t *testing.T) {
 	}
 
 	// An Unknown monitor makes status exit 4, naming it.
-	r := e.padmin("status", e.pfile)
+	r := e.padmin("status", e.pfile, "-l")
 	if r.code != 4 || !strings.Contains(r.stderr, fmt.Sprintf("monitor cmd %s of '%s' is Unknown", check, self)) {
 		t.Fatalf("status with a monitor Unknown: exit %d, want 4; stderr %q", r.code, r.stderr)
 	}

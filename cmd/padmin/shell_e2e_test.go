@@ -96,7 +96,7 @@ func TestShell(t *testing.T) {
 	if r := e.ok("restart", "--help"); r.stdout != help {
 		t.Fatalf("restart --help printed:\n%s\nwant:\n%s", r.stdout, help)
 	}
-	if r := e.ok("status", "-h"); !strings.HasPrefix(r.stdout, "usage: padmin status [PFILE]\n") ||
+	if r := e.ok("status", "-h"); !strings.HasPrefix(r.stdout, "usage: padmin status [PFILE] [-l]\n") ||
 		!strings.Contains(r.stdout, "exit status 4") {
 		t.Fatalf("status -h printed:\n%s", r.stdout)
 	}

@@ -29,7 +29,8 @@ const usage = `usage: pcheck [options] PFILE...
       --run-dir      control sockets (default /run/pcheck)
       --syslog       NETWORK:ADDRESS of the syslog receiver (default: the local /dev/log)
       --fallback-log with -D: where lines go that syslog cannot take (default /var/log/pcheck.log)
-      --metrics      HOST:PORT to serve Prometheus metrics on /metrics (default: off)
+      --metrics      HOST:PORT to serve Prometheus metrics on /metrics and a status page on /
+                     (default: off; 127.0.0.1:PORT for the loopback only)
       --version      print the version
 `
 

@@ -117,7 +117,8 @@ func TestMetricsPromtool(t *testing.T) {
 		"pcheck_process_retries_used", "pcheck_process_retries_allowed", "pcheck_monitor_state",
 		"pcheck_monitor_attempts_total", "pcheck_monitor_failures_total", "pcheck_monitor_stalls_total",
 		"pcheck_monitor_seconds_since_success", "pcheck_probe_latency_seconds", "pcheck_reboots",
-		"pcheck_start_time_seconds"}
+		"pcheck_start_time_seconds", "pcheck_process_cpu_seconds_total", "pcheck_process_resident_memory_bytes",
+		"pcheck_process_open_fds", "pcheck_process_start_time_seconds", "pcheck_build_info"}
 	for _, name := range want {
 		if fams[name] == nil {
 			t.Errorf("the scrape has no %s", name)

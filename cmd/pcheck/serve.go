@@ -33,5 +33,6 @@ func serve(o *options, stderr io.Writer) int {
 		FallbackLog:   o.fallbackLog,
 		Stderr:        stderr,
 		MetricsAddr:   o.metrics,
+		Version:       version,
 	})
 }

@@ -1,9 +1,11 @@
-// Package metrics is pcheck's optional Prometheus endpoint (pcheck
-// --metrics ADDR): a collector that reads, at each scrape, the state of
-// every pfile a pcheck serves — process up, restarts, retry-window usage,
-// stall monitor states and totals (attempts, failures, stalls), probe
-// latency histograms, the reboot count — so nothing is counted twice and
-// nothing is kept twice.
+// Package metrics is pcheck's optional HTTP endpoint (pcheck --metrics
+// ADDR): Prometheus metrics at /metrics, from a collector that reads, at
+// each scrape, the state of every pfile a pcheck serves — process up,
+// restarts, retry-window usage, resource use, stall monitor states and
+// totals (attempts, failures, stalls), probe latency histograms, the
+// reboot count — so nothing is counted twice and nothing is kept twice;
+// and a read-only status page at / (status.json: its data) read from the
+// same state.
 // docs/metrics.md lists the metrics; rc/prometheus/pcheck-rules.yml holds
 // the alert rules over them.
 package metrics
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +68,11 @@ var (
 	descRestarts       = prometheus.NewDesc("pcheck_process_restarts_total", "Restart scripts run for the process entry since pcheck started (reset by padmin reset).", procLabels, nil)
 	descRetriesUsed    = prometheus.NewDesc("pcheck_process_retries_used", "Restart attempts inside the Grace window.", procLabels, nil)
 	descRetriesAllowed = prometheus.NewDesc("pcheck_process_retries_allowed", "Restart attempts allowed inside the Grace window (RetryCount).", procLabels, nil)
+	descCPU            = prometheus.NewDesc("pcheck_process_cpu_seconds_total", "CPU time of the Up entry's processes and their descendants (user, system, and of the children they waited for).", procLabels, nil)
+	descRSS            = prometheus.NewDesc("pcheck_process_resident_memory_bytes", "Resident memory of the Up entry's processes and their descendants (shared pages counted in each).", procLabels, nil)
+	descFDs            = prometheus.NewDesc("pcheck_process_open_fds", "Open file descriptors of the Up entry's processes and their descendants.", procLabels, nil)
+	descProcStart      = prometheus.NewDesc("pcheck_process_start_time_seconds", "When the Up entry's oldest watched process started, in seconds since the epoch.", procLabels, nil)
+	descBuild          = prometheus.NewDesc("pcheck_build_info", "pcheck's version and the Go version it was built with; the value is 1.", []string{"version", "goversion"}, nil)
 	descMonState       = prometheus.NewDesc("pcheck_monitor_state", "1 for the state the stall monitor is in ("+strings.Join(monitorStates, ", ")+"), 0 for the others.", append(monLabels, "state"), nil)
 	descMonAttempts    = prometheus.NewDesc("pcheck_monitor_attempts_total", "Stall monitor attempts.", monLabels, nil)
 	descMonFailures    = prometheus.NewDesc("pcheck_monitor_failures_total", "Failed stall monitor attempts.", monLabels, nil)
@@ -77,22 +85,27 @@ var (
 // Collector is a prometheus.Collector over the pfiles sources returns,
 // called at every scrape (pfiles come and go with shutdown actions).
 type Collector struct {
+	version string
 	sources func() []Source
 }
 
-// NewCollector returns a Collector over sources.
-func NewCollector(sources func() []Source) *Collector { return &Collector{sources: sources} }
+// NewCollector returns a Collector over sources for pcheck version
+// (pcheck_build_info).
+func NewCollector(version string, sources func() []Source) *Collector {
+	return &Collector{version: version, sources: sources}
+}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStart, descReboots, descUp, descState, descRestarts,
-		descRetriesUsed, descRetriesAllowed, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descMonTLSNotAfter, descLatency} {
+	for _, d := range []*prometheus.Desc{descBuild, descStart, descReboots, descUp, descState, descRestarts,
+		descRetriesUsed, descRetriesAllowed, descCPU, descRSS, descFDs, descProcStart, descMonState, descMonAttempts, descMonFailures, descMonStalls, descMonSince, descMonTLSNotAfter, descLatency} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.version, runtime.Version())
 	for _, s := range c.sources() {
 		collect(ch, s)
 	}
@@ -133,6 +146,14 @@ func collect(ch chan<- prometheus.Metric, s Source) {
 		counter(descRestarts, float64(p.Restarts), l...)
 		gauge(descRetriesUsed, float64(p.RetriesUsed), l...)
 		gauge(descRetriesAllowed, float64(p.RetriesAllowed), l...)
+		if u := p.Usage; u != nil {
+			counter(descCPU, u.CPUSeconds, l...)
+			gauge(descRSS, float64(u.RSSBytes), l...)
+			if u.FDs >= 0 {
+				gauge(descFDs, float64(u.FDs), l...)
+			}
+			gauge(descProcStart, float64(u.Started.UnixNano())/1e9, l...)
+		}
 	}
 	if s.Monitors != nil {
 		seen := map[[2]string]int{}
@@ -185,8 +206,9 @@ type Server struct {
 	done chan error
 }
 
-// Listen starts serving c on addr (host:port) at /metrics; an address in
-// use is an error now rather than later.
+// Listen starts serving c on addr (host:port) at /metrics, and the status
+// page at / and /status.json; an address in use is an error now rather
+// than later.
 func Listen(addr string, c *Collector) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -194,6 +216,8 @@ func Listen(addr string, c *Collector) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler(c))
+	mux.HandleFunc("GET /{$}", c.servePage)
+	mux.HandleFunc("GET /status.json", c.serveJSON)
 	s := &Server{
 		ln: ln,
 		http: &http.Server{

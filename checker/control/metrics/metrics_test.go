@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -88,7 +89,8 @@ func TestCollector(t *testing.T) {
 	rec.Attempt(control.Attempt{Process: "httpd", Monitor: "webserv :80", OK: false, Latency: 3 * time.Second})
 	src := Source{
 		Engine: fakeEngine{engine.Status{Pfile: "/etc/pcheck/web.pf", Started: time.Unix(1700000000, 0), Processes: []engine.ProcessStatus{
-			{Name: "httpd", Key: "httpd /r.sh", State: engine.StateUp, Restarts: 2, RetriesUsed: 1, RetriesAllowed: 3},
+			{Name: "httpd", Key: "httpd /r.sh", State: engine.StateUp, Restarts: 2, RetriesUsed: 1, RetriesAllowed: 3,
+				Usage: &engine.Usage{Started: time.Unix(1700000100, 500e6), CPUSeconds: 12.5, RSSBytes: 3 << 20, FDs: 17, Threads: 4, Children: 2}},
 			{Name: "db", Key: "db /r.sh", State: engine.StateRetryOver, RetriesUsed: 3, RetriesAllowed: 3},
 		}}},
 		Recorder: rec,
@@ -100,7 +102,7 @@ func TestCollector(t *testing.T) {
 		},
 		Reboots: func() (int, bool) { return 1, true },
 	}
-	fams := scrape(t, NewCollector(func() []Source { return []Source{src} }))
+	fams := scrape(t, NewCollector("test", func() []Source { return []Source{src} }))
 	pf := "/etc/pcheck/web.pf"
 	checks := []struct {
 		name   string
@@ -124,6 +126,11 @@ func TestCollector(t *testing.T) {
 		{"pcheck_probe_latency_seconds", map[string]string{"process": "httpd", "monitor": "webserv :80"}, 2},
 		{"pcheck_reboots", map[string]string{"pfile": pf}, 1},
 		{"pcheck_start_time_seconds", map[string]string{"pfile": pf}, 1700000000},
+		{"pcheck_process_cpu_seconds_total", map[string]string{"pfile": pf, "process": "httpd", "key": "httpd /r.sh"}, 12.5},
+		{"pcheck_process_resident_memory_bytes", map[string]string{"process": "httpd"}, 3 << 20},
+		{"pcheck_process_open_fds", map[string]string{"process": "httpd"}, 17},
+		{"pcheck_process_start_time_seconds", map[string]string{"process": "httpd"}, 1700000100.5},
+		{"pcheck_build_info", map[string]string{"version": "test", "goversion": runtime.Version()}, 1},
 	}
 	for _, c := range checks {
 		if got := value(t, fams, c.name, c.labels); got != c.want {
@@ -143,6 +150,12 @@ func TestCollector(t *testing.T) {
 	if le5ms != 1 || le5s != 2 || fmt.Sprintf("%.3f", h.GetSampleSum()) != "3.002" {
 		t.Errorf("histogram: <=5ms %d, <=5s %d, sum %v", le5ms, le5s, h.GetSampleSum())
 	}
+	// An entry not Up has no resource figures.
+	for _, name := range []string{"pcheck_process_cpu_seconds_total", "pcheck_process_resident_memory_bytes", "pcheck_process_open_fds", "pcheck_process_start_time_seconds"} {
+		if n := len(fams[name].GetMetric()); n != 1 {
+			t.Errorf("%s has %d series, want httpd's alone", name, n)
+		}
+	}
 	if fams["process_resident_memory_bytes"] == nil {
 		t.Error("pcheck's own process metrics are missing")
 	}
@@ -151,7 +164,7 @@ func TestCollector(t *testing.T) {
 // TestRebootsOff: with AutoReboot off the reboot gauge is 0.
 func TestRebootsOff(t *testing.T) {
 	src := Source{Engine: fakeEngine{engine.Status{Pfile: "a.pf"}}, Reboots: func() (int, bool) { return 0, false }}
-	fams := scrape(t, NewCollector(func() []Source { return []Source{src} }))
+	fams := scrape(t, NewCollector("test", func() []Source { return []Source{src} }))
 	if v := value(t, fams, "pcheck_reboots", map[string]string{"pfile": "a.pf"}); v != 0 {
 		t.Fatalf("pcheck_reboots %v", v)
 	}
@@ -161,12 +174,12 @@ func TestRebootsOff(t *testing.T) {
 }
 
 func TestListenBusyAddress(t *testing.T) {
-	srv, err := Listen("127.0.0.1:0", NewCollector(func() []Source { return nil }))
+	srv, err := Listen("127.0.0.1:0", NewCollector("test", func() []Source { return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if _, err := Listen(srv.Addr(), NewCollector(func() []Source { return nil })); err == nil {
+	if _, err := Listen(srv.Addr(), NewCollector("test", func() []Source { return nil })); err == nil {
 		t.Fatal("a second endpoint on the same address")
 	}
 }
@@ -190,7 +203,7 @@ func TestMonitorStateNames(t *testing.T) {
 				LastError: "check command /opt/check: fork/exec /opt/check: no such file or directory"}}
 		},
 	}
-	fams := scrape(t, NewCollector(func() []Source { return []Source{src} }))
+	fams := scrape(t, NewCollector("test", func() []Source { return []Source{src} }))
 	for _, state := range monitorStates {
 		want := 0.0
 		if state == control.MonitorUnknown {

@@ -21,7 +21,7 @@ func TestTLSNotAfterGauge(t *testing.T) {
 			}
 		},
 	}
-	fams := scrape(t, NewCollector(func() []Source { return []Source{src} }))
+	fams := scrape(t, NewCollector("test", func() []Source { return []Source{src} }))
 	const name = "pcheck_monitor_tls_not_after_seconds"
 	if got := value(t, fams, name, map[string]string{"process": "nginx", "monitor": "webservs https://127.0.0.1:443/"}); got != 1800000000 {
 		t.Errorf("%s = %v, want 1800000000", name, got)
