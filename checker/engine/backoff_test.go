@@ -31,6 +31,18 @@ func (ev *events) add(e Event) {
 	ev.mu.Unlock()
 }
 
+// wait returns the events of kind, oldest first, once there are n: an
+// event is reported just after its line is logged.
+func (ev *events) wait(t testing.TB, kind string, n int) []Event {
+	t.Helper()
+	var out []Event
+	waitFor(t, fmt.Sprintf("%d %s events", n, kind), func() bool {
+		out = ev.of(kind)
+		return len(out) >= n
+	})
+	return out
+}
+
 // of returns the events of kind, oldest first.
 func (ev *events) of(kind string) []Event {
 	ev.mu.Lock()
@@ -85,7 +97,7 @@ func TestRestartBackoffGrowsAndResets(t *testing.T) {
 			// The 4 s wait: Restarting, with the next attempt's time.
 			waitFor(t, "NextAttempt in status", func() bool { return !r.state(bin).NextAttempt.IsZero() })
 			st := r.state(bin)
-			down := ev.of("down")[2].Time
+			down := ev.wait(t, "down", 3)[2].Time
 			if st.State != StateRestarting || st.NextAttempt.Sub(down) < 3*time.Second || st.NextAttempt.Sub(down) > 6*time.Second {
 				t.Fatalf("status while waiting %+v, down at %s: want Restarting, next attempt 3.2-4.8 s after the down", st, down)
 			}
@@ -98,7 +110,7 @@ func TestRestartBackoffGrowsAndResets(t *testing.T) {
 		t.Fatalf("NextAttempt %s while Up", st.NextAttempt)
 	}
 	// A stable run as long as RestartDelayReset, then a crash.
-	ups := ev.of("up")
+	ups := ev.wait(t, "up", 4)
 	stable := ups[len(ups)-1].Time
 	waitFor(t, "a run of RestartDelayReset", func() bool { return time.Since(stable) > 2200*time.Millisecond })
 	kill(t, pid)
@@ -119,7 +131,7 @@ func TestRestartBackoffGrowsAndResets(t *testing.T) {
 	}
 	// The waits as they happened: from each down to its Try to restart,
 	// at least the logged delay, and not much more (a loaded machine).
-	downs, tries := ev.of("down"), ev.of("try-restart")
+	downs, tries := ev.wait(t, "down", 4), ev.wait(t, "try-restart", 4)
 	for i := range want {
 		gap := tries[i].Time.Sub(downs[i].Time).Seconds()
 		if gap < got[i]-0.05 || gap > got[i]+3 {
@@ -216,7 +228,7 @@ func TestRetryOverRearm(t *testing.T) {
 	log.wait(t, over, 1)
 	waitFor(t, "the re-arm time in status", func() bool { return !r.state(bin).NextAttempt.IsZero() })
 	st := r.state(bin)
-	at := ev.of("retry-over")[0].Time
+	at := ev.wait(t, "retry-over", 1)[0].Time
 	if st.State != StateRetryOver || st.RetriesUsed != 1 || st.NextAttempt.Sub(at) < 1900*time.Millisecond || st.NextAttempt.Sub(at) > 3*time.Second {
 		t.Fatalf("status in RetryOver %+v (retry over at %s): want the re-arm 2 s later", st, at)
 	}
@@ -224,7 +236,7 @@ func TestRetryOverRearm(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.wait(t, message.RetryOverRearmed(bin).Text, 1)
-	if gap := ev.of("retry-over-rearmed")[0].Time.Sub(at); gap < 2*time.Second-50*time.Millisecond {
+	if gap := ev.wait(t, "retry-over-rearmed", 1)[0].Time.Sub(at); gap < 2*time.Second-50*time.Millisecond {
 		t.Fatalf("re-armed %s after the retry over, want 2 s", gap)
 	}
 	// Looked for during StartWait, absent, restarted: attempt 1 again.

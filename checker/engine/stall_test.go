@@ -434,7 +434,7 @@ func TestStallDiagnosticsBeforeKill(t *testing.T) {
 	if i, j, k := s.log.indexOf(find), s.log.indexOf(message.StallDiagnostics(bin, saved).Text), s.log.indexOf(message.Killed(pid).Text); !(i < j && j < k) {
 		t.Fatalf("want find, diagnostics, kill in that order: %q", s.log.texts())
 	}
-	evs := ev.of("stall-diagnostics")
+	evs := ev.wait(t, "stall-diagnostics", 1)
 	if len(evs) != 1 || !strings.Contains(evs[0].Text, saved) {
 		t.Fatalf("stall-diagnostics events %+v, want one naming %s", evs, saved)
 	}
