@@ -506,3 +506,48 @@ func TestPruneDiagnostics(t *testing.T) {
 		t.Fatal("a file not named like a diagnostics file was removed")
 	}
 }
+
+// TestTLSExpiryFailRestartsOnce: TLSExpiryFail stalls a server whose
+// certificate expires too soon, and the restart follows; a restarted
+// server that brings back a certificate not renewed is not killed again
+// (it used to be, at every failover, until retry over: an outage of
+// pcheck's making over a certificate still valid). The monitor is Unknown
+// instead, saying to renew it, once.
+func TestTLSExpiryFailRestartsOnce(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "https", 200, 0)
+	s.svc.ValidFor = 3*24*time.Hour + time.Hour
+	s.script = writeScript(t, s.dir, "restart2.sh", fmt.Sprintf("echo \"$1 $2 $3\" >> '%s'\n%s\n", s.calls, s.svc.Script(bin, s.tag)))
+	pid := s.start()
+	blk := strings.Replace(block("webservs", fmt.Sprintf("-:1:0:5:2:%d:127.0.0.1:1:/", s.svc.Port), 1), "}\n", "  TLSExpiryFail 5\n}\n", 1)
+	s.run(s.pfile(blk))
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	s.log.wait(t, message.WebServerStall(pid, s.svc.Port).Text, 1)
+	newPid := waitPidTag(t, s.tag, pid)
+	s.log.wait(t, message.Up(bin, newPid).Text, 1)
+	var st stall.MonitorStatus
+	waitFor(t, "the monitor Unknown on the restarted server", func() bool {
+		st = s.monitor(t)
+		return st.Pid == newPid && st.State == stall.StateUnknown
+	})
+	if !strings.Contains(st.LastError, "renew the certificate") {
+		t.Fatalf("status %+v: want the reason to renew the certificate", st)
+	}
+	before := st.Attempts
+	waitFor(t, "three more attempts", func() bool { return s.monitor(t).Attempts >= before+3 })
+	if n := s.log.count(message.WebServerStall(newPid, s.svc.Port).Text); n != 0 {
+		t.Fatalf("the restarted server was stalled again for the same certificate: %q", s.log.texts())
+	}
+	unknown := 0
+	for _, l := range s.log.texts() {
+		if strings.HasPrefix(l, "Monitor unknown") {
+			unknown++
+		}
+	}
+	if unknown != 1 {
+		t.Fatalf("Monitor unknown logged %d times, want once: %q", unknown, s.log.texts())
+	}
+	if calls := readFile(s.calls); strings.Count(calls, "\n") != 1 {
+		t.Fatalf("restart script calls %q, want one", calls)
+	}
+}

@@ -22,6 +22,12 @@ import (
 // file's modification time unchanged since the previous attempt.
 var ErrNoHeartbeat = errors.New("heartbeat file not modified since the previous attempt")
 
+// renewedBy is how much later a certificate must end than the one whose
+// TLSExpiryFail stalled the process to count as renewed: a renewal adds
+// weeks, a server that only made itself a new certificate at start (a
+// test's) adds seconds.
+const renewedBy = 24 * time.Hour
+
 // ErrInvalid is returned by NewMonitor when a block cannot be monitored (a
 // pfile that passed validation never gives it).
 var ErrInvalid = errors.New("stall monitor cannot be built")
@@ -64,6 +70,10 @@ type Monitor struct {
 	// monitor last warned that it expires soon.
 	notAfter time.Time
 	warned   time.Time
+	// expiryStall is the NotAfter of the certificate whose TLSExpiryFail
+	// stalled the process: a restart that brings the same certificate
+	// back (not renewed) cannot help, and is not done again.
+	expiryStall time.Time
 	// queue and backlog are the listener's of the last attempt
 	// (_bi_listen, when it succeeded); queueKnown says they are.
 	queue, backlog int
@@ -293,6 +303,16 @@ func (m *Monitor) recordLocked(gen uint64, sample Sample, res probe.Result) Resu
 			out.ExpiresSoon = message.TLSExpiresSoon(m.cfg.Port, days)
 		}
 	}
+	if errors.Is(res.Err, probe.ErrCertExpiring) && !m.expiryStall.IsZero() && !res.NotAfter.After(m.expiryStall.Add(renewedBy)) {
+		// The restart for this certificate did not renew it: killing
+		// the server again would only take it down, again and again
+		// until retry over. Unknown, said once, until it is renewed.
+		sample.Outcome = NotMade
+		res.Unknown = true
+		res.Err = fmt.Errorf("%w; a restart did not renew it (not after %s): renew the certificate, pcheck restarts the server no more for it",
+			res.Err, res.NotAfter.UTC().Format(time.RFC3339))
+		out.Probe = res
+	}
 	was := m.fo.State()
 	m.attempts++
 	m.latency = res.Latency
@@ -328,6 +348,9 @@ func (m *Monitor) recordLocked(gen uint64, sample Sample, res probe.Result) Resu
 	if v.State == StateStalled {
 		m.stalls++
 		out.Stalled, out.Pid = true, m.pids[0].Pid
+		if errors.Is(res.Err, probe.ErrCertExpiring) {
+			m.expiryStall = res.NotAfter
+		}
 	}
 	return out
 }
