@@ -22,12 +22,13 @@ type resourceProber struct {
 	last cpuSample // cpu: the previous attempt's sample
 }
 
-// cpuSample is the processor time a tree had used at a moment, and whose
-// tree it was (the identity of its main process).
+// cpuSample is the processor time each process of a tree had used at a
+// moment (utime+stime, by pid and start time), and whose tree it was (the
+// identity of its main process).
 type cpuSample struct {
 	pid   int
 	start uint64
-	cpu   time.Duration
+	procs map[proc.ID]time.Duration
 	at    time.Time
 }
 
@@ -38,7 +39,13 @@ type cpuSample struct {
 // (proc.ReadUsage), children from the tree itself. cpu is
 // the processor time the tree used since the previous attempt, in percent
 // of one core: the first attempt on a tree (a new main process) only
-// takes a sample and succeeds. Result.Usage carries the measure.
+// takes a sample and succeeds. It is counted per process, over the
+// processes seen at both attempts, from each one's own time (utime and
+// stime): the time of a reaped child, which the kernel adds to its
+// parent's cutime at once, would otherwise count twice, a spike of
+// several cores on a server recycling its workers. A process born
+// between two attempts is counted from the next. Result.Usage carries the
+// measure.
 //
 // A measure above the limit is a failure (ErrOverLimit). A process that
 // exits while it is read is left out; any other /proc error, and a tree
@@ -68,6 +75,7 @@ func (p *resourceProber) Run(ctx context.Context) Result {
 		value = int64(len(procs) - 1)
 	default:
 		var sum proc.Usage
+		cpu := map[proc.ID]time.Duration{}
 		at := time.Now()
 		for _, pr := range procs {
 			u, err := proc.ReadUsage(pr.Pid)
@@ -80,7 +88,7 @@ func (p *resourceProber) Run(ctx context.Context) Result {
 			if p.metric == pfile.MetricFDs && u.FDs < 0 {
 				return failure(ctx, start, broken(fmt.Errorf("proc: /proc/%d/fd cannot be read", pr.Pid)))
 			}
-			sum.CPU += u.CPU + u.ChildCPU
+			cpu[u.ID] = u.CPU
 			sum.Threads += u.Threads
 			sum.RSS += u.RSS
 			sum.FDs += u.FDs
@@ -93,7 +101,7 @@ func (p *resourceProber) Run(ctx context.Context) Result {
 		case pfile.MetricThreads:
 			value = int64(sum.Threads)
 		case pfile.MetricCPU:
-			pct, first := p.cpu(procs[0], sum.CPU, at)
+			pct, first := p.cpu(procs[0], cpu, at)
 			if first {
 				return success(start, "cpu: first sample taken")
 			}
@@ -113,18 +121,23 @@ func (p *resourceProber) Run(ctx context.Context) Result {
 }
 
 // cpu returns the processor use of the tree of main in percent of one core
-// since the previous sample, and takes cpu at at as the next; first is
-// true when there is no previous sample of this tree.
-func (p *resourceProber) cpu(main ProcName, cpu time.Duration, at time.Time) (pct float64, first bool) {
+// since the previous sample, from the processes' times cpu at at, which it
+// takes as the next sample; first is true when there is no previous sample
+// of this tree.
+func (p *resourceProber) cpu(main ProcName, cpu map[proc.ID]time.Duration, at time.Time) (pct float64, first bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	last := p.last
-	p.last = cpuSample{pid: main.Pid, start: main.Start, cpu: cpu, at: at}
+	p.last = cpuSample{pid: main.Pid, start: main.Start, procs: cpu, at: at}
 	elapsed := at.Sub(last.at)
 	if last.at.IsZero() || last.pid != main.Pid || last.start != main.Start || elapsed <= 0 {
 		return 0, true
 	}
-	// A process that left the tree without being reaped by it (an
-	// orphan taken by init) takes its time along: never below 0.
-	return max(0, float64(cpu-last.cpu)) / float64(elapsed) * 100, false
+	var used time.Duration
+	for id, t := range cpu {
+		if before, ok := last.procs[id]; ok && t > before {
+			used += t - before
+		}
+	}
+	return float64(used) / float64(elapsed) * 100, false
 }

@@ -2,10 +2,13 @@ package probe
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,5 +208,80 @@ func TestResourceGoneAndUnknown(t *testing.T) {
 	}
 	if r := resource(t, Resource(pfile.MetricRSS, pfile.Limit{Value: 1}, treeOf())); !r.OK || r.Unknown {
 		t.Errorf("empty tree: %+v, want OK (nothing to measure)", r)
+	}
+}
+
+// TestResourceCPUReapedChild: a child that burned processor time, died
+// and was reaped by its parent (a prefork server recycling a worker) is
+// not counted twice: once while it ran, again when the kernel adds its
+// time to the parent's cutime. It used to read as a spike of the child's
+// whole time over one interval, a stall of a healthy server.
+func TestResourceCPUReapedChild(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The parent starts a spinning child, then waits on the fifo before
+	// it reaps the child: the test decides when the time moves.
+	parent := startProc(t, 0, "sh", "-c", fmt.Sprintf(`while :; do :; done & echo $! > '%s/child'; read x < '%s'; wait; sleep 3600`, dir, fifo))
+	var child ProcName
+	waitUntil(t, "the child's pid", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "child"))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid == 0 {
+			return false
+		}
+		u, err := proc.ReadUsage(pid)
+		child = ProcName{Pid: pid, Start: u.Start}
+		return err == nil
+	})
+	t.Cleanup(func() { syscall.Kill(child.Pid, syscall.SIGKILL) })
+	waitUntil(t, "the child to burn 300 ms", func() bool {
+		u, err := proc.ReadUsage(child.Pid)
+		return err == nil && u.CPU >= 300*time.Millisecond
+	})
+	p := Resource(pfile.MetricCPU, pfile.Limit{Value: 150, Suffix: "%"}, treeOf(parent, child)).(*resourceProber)
+	wantOK(t, resource(t, p), 0, "cpu: first sample taken")
+
+	// The child dies: a zombie, out of the tree (as the stall monitor's
+	// tree leaves out the dead), its time not yet the parent's.
+	if err := syscall.Kill(child.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the child a zombie", func() bool {
+		i, err := proc.Read(child.Pid)
+		return err == nil && i.Dead()
+	})
+	p.tree = treeOf(parent)
+	if r := resource(t, p); !r.OK {
+		t.Fatalf("with the child dead: %+v", r)
+	}
+	// The parent reaps it: its cutime takes the child's time at once.
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("go\n")
+	f.Close()
+	waitUntil(t, "the parent to reap the child", func() bool {
+		u, err := proc.ReadUsage(parent.Pid)
+		return err == nil && u.ChildCPU >= 300*time.Millisecond
+	})
+	if r := resource(t, p); !r.OK || r.Usage > 150 {
+		t.Fatalf("after the reap: OK=%v Usage=%d Detail=%q, want the parent's own use, not the child's time again", r.OK, r.Usage, r.Detail)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
