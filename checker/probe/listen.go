@@ -37,8 +37,11 @@ type listenProber struct {
 // the LISTEN sockets are read with one sock_diag netlink dump, shared by
 // the attempts of the same few milliseconds (or, in another network
 // namespace or without sock_diag, from /proc/PID/net/tcp{,6}), and matched
-// to the descriptors in /proc/PID/fd. An OK Result carries the listener's
-// accept queue and backlog.
+// to the descriptors in /proc/PID/fd. A listener missing from a dump is
+// looked for in /proc before the attempt fails: a dump may skip one. A ::
+// listener with IPV6_V6ONLY does not cover an IPv4 address, except read
+// from /proc alone, which does not show the option. An OK Result carries
+// the listener's accept queue and backlog.
 //
 // No LISTEN socket on the port is a failure. An attempt that cannot tell
 // is Unknown: pids cannot be listed, a socket table cannot be read, or
@@ -69,27 +72,49 @@ func (p *listenProber) Run(ctx context.Context) Result {
 	if err != nil {
 		return failure(ctx, start, broken(fmt.Errorf("process tree: %w", err)))
 	}
-	r, reused := p.attempt(ctx, start, pids, listenDumpAge)
-	if !r.OK && reused {
+	r, src, refused := p.attempt(ctx, start, pids, sharedDump, nil)
+	if !r.OK && src == sharedDump {
 		// A listener may have come up since the shared dump: decide
 		// "not listening" on a dump of this attempt's own.
-		r, _ = p.attempt(ctx, start, pids, 0)
+		r, src, refused = p.attempt(ctx, start, pids, ownDump, nil)
+	}
+	if src == ownDump && errors.Is(r.Err, ErrNotListening) {
+		// The kernel resumes a dump of its listening hash by a count
+		// within a bucket: a socket closed in the same bucket between two
+		// batches makes it skip one that stays. Confirm in /proc, on the
+		// failure path only.
+		r, _, _ = p.attempt(ctx, start, pids, procNet, refused)
 	}
 	return r
 }
 
-// attempt looks for the listener in a dump of the listening sockets no
-// older than maxAge; reused tells that the dump was not made for it.
-func (p *listenProber) attempt(ctx context.Context, start time.Time, pids []int, maxAge time.Duration) (r Result, reused bool) {
-	inodes, reused, err := p.listeners(ctx, pids, maxAge)
+// listenSource is where an attempt read the listening sockets from.
+type listenSource int
+
+const (
+	sharedDump listenSource = iota // sock_diag, a dump of the last listenDumpAge
+	ownDump                        // sock_diag, a dump made for the attempt
+	procNet                        // /proc/PID/net/tcp{,6}
+)
+
+// attempt looks for the listener in the sockets read from want (sock_diag
+// may fall back to procNet: src is where they came from). judged are
+// sockets on the port that a sock_diag dump found not serving the address
+// (a v6only ::): /proc, which cannot tell, does not take them back.
+// refused are those of this attempt's dump.
+func (p *listenProber) attempt(ctx context.Context, start time.Time, pids []int, want listenSource, judged map[uint64]bool) (r Result, src listenSource, refused map[uint64]bool) {
+	inodes, refused, src, err := p.listeners(ctx, pids, want)
 	if err != nil {
-		return failure(ctx, start, broken(err)), false
+		return failure(ctx, start, broken(err)), src, nil
+	}
+	for inode := range judged {
+		delete(inodes, inode)
 	}
 	var readErr error
 	if len(inodes) > 0 {
 		for _, pid := range pids {
 			if err := ctx.Err(); err != nil {
-				return failure(ctx, start, err), false
+				return failure(ctx, start, err), src, refused
 			}
 			found, err := holdsSocket(pid, inodes)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -99,19 +124,19 @@ func (p *listenProber) attempt(ctx context.Context, start time.Time, pids []int,
 				l := inodes[found]
 				r := success(start, fmt.Sprintf("pid %d listens on %s", pid, l.local))
 				r.AcceptQueue, r.Backlog = int(l.queue), int(l.backlog)
-				return r, reused
+				return r, src, refused
 			}
 		}
 	}
 	if readErr != nil {
 		// A listener is there and a process we could not read may hold it.
-		return failure(ctx, start, broken(readErr)), reused
+		return failure(ctx, start, broken(readErr)), src, refused
 	}
 	err = fmt.Errorf("%w: port %d", ErrNotListening, p.port)
 	if p.addr.IsValid() {
 		err = fmt.Errorf("%w: %s", ErrNotListening, netip.AddrPortFrom(p.addr, uint16(p.port)))
 	}
-	return failure(ctx, start, err), reused
+	return failure(ctx, start, err), src, refused
 }
 
 // ownNetns names pcheck's network namespace ("net:[4026531840]"), "" when
@@ -123,22 +148,41 @@ var ownNetns = sync.OnceValue(func() string {
 
 // listeners returns the LISTEN sockets on the port (and address) by inode,
 // in the network namespace of the first live pid. In pcheck's own
-// namespace they come from the sock_diag dump (reused tells that it was
-// not made for this attempt); elsewhere, or when sock_diag cannot be used
-// (EPERM, EPROTONOSUPPORT, no inet_diag module), from /proc/PID/net/tcp and
-// tcp6.
-func (p *listenProber) listeners(ctx context.Context, pids []int, maxAge time.Duration) (inodes map[uint64]listener, reused bool, err error) {
+// namespace and unless want is procNet they come from the sock_diag dump
+// (src sharedDump when it was not made for this attempt; refused the
+// sockets on the port it found not serving the address); elsewhere, or when
+// sock_diag cannot be used (EPERM, EPROTONOSUPPORT, no inet_diag module),
+// from /proc/PID/net/tcp and tcp6.
+func (p *listenProber) listeners(ctx context.Context, pids []int, want listenSource) (inodes map[uint64]listener, refused map[uint64]bool, src listenSource, err error) {
 	for _, pid := range pids {
 		inodes := make(map[uint64]listener)
 		ns, err := os.Readlink(fmt.Sprintf("%s/%d/ns/net", procRoot, pid))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // exited meanwhile
 		}
-		if err == nil && ns != "" && ns == ownNetns() {
+		if err == nil && ns != "" && ns == ownNetns() && want != procNet {
+			maxAge := listenDumpAge
+			if want == ownDump {
+				maxAge = 0
+			}
 			deadline, _ := ctx.Deadline()
-			fresh, err := p.dump.find(maxAge, deadline, p.keep, inodes)
+			var refused map[uint64]bool
+			fresh, err := p.dump.find(maxAge, deadline, func(l listener) {
+				switch {
+				case p.keep(l):
+					inodes[l.inode] = l
+				case int(l.local.Port()) == p.port:
+					if refused == nil {
+						refused = make(map[uint64]bool)
+					}
+					refused[l.inode] = true
+				}
+			})
 			if err == nil {
-				return inodes, !fresh, nil
+				if fresh {
+					return inodes, refused, ownDump, nil
+				}
+				return inodes, refused, sharedDump, nil
 			}
 			clear(inodes) // sock_diag unavailable: read /proc
 		}
@@ -147,20 +191,15 @@ func (p *listenProber) listeners(ctx context.Context, pids []int, maxAge time.Du
 			continue // exited meanwhile
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, nil, procNet, err
 		}
 		// tcp6 is absent when IPv6 is disabled.
 		if err := p.scan(fmt.Sprintf("%s/%d/net/tcp6", procRoot, pid), inodes); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, false, err
+			return nil, nil, procNet, err
 		}
-		return inodes, false, nil
+		return inodes, nil, procNet, nil
 	}
-	return nil, false, nil
-}
-
-// keep reports whether l is on the wanted port and address.
-func (p *listenProber) keep(l listener) bool {
-	return int(l.local.Port()) == p.port && p.addrMatches(l.local.Addr())
+	return nil, nil, want, nil
 }
 
 // scan adds to inodes the LISTEN entries of one /proc/net/tcp file that
@@ -188,17 +227,23 @@ func (p *listenProber) scan(path string, inodes map[uint64]listener) error {
 	return nil
 }
 
-// addrMatches reports whether a socket bound to a serves the wanted address.
-func (p *listenProber) addrMatches(a netip.Addr) bool {
+// keep reports whether l is on the wanted port and serves the address.
+func (p *listenProber) keep(l listener) bool {
+	return int(l.local.Port()) == p.port && p.addrMatches(l)
+}
+
+// addrMatches reports whether listener l serves the wanted address.
+func (p *listenProber) addrMatches(l listener) bool {
 	if !p.addr.IsValid() {
 		return true
 	}
-	a = a.Unmap()
+	a := l.local.Addr().Unmap()
 	if a == p.addr {
 		return true
 	}
-	// 0.0.0.0 serves every IPv4 address; :: (dual stack) serves both.
-	return a.IsUnspecified() && (a.Is6() || p.addr.Is4())
+	// 0.0.0.0 serves every IPv4 address; :: serves both unless v6only
+	// (which /proc/net/tcp6 does not show: there :: serves both).
+	return a.IsUnspecified() && (p.addr.Is4() && !l.v6only || a.Is6() && p.addr.Is6())
 }
 
 // tcpEntry is one line of /proc/net/tcp or /proc/net/tcp6.

@@ -6,17 +6,28 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // noSockDiag stands for a host where sock_diag cannot be used: the
 // netlink socket is refused.
 func noSockDiag(errno syscall.Errno) *listenDump {
+	d, _ := countedNoSockDiag(errno)
+	return d
+}
+
+// countedNoSockDiag is noSockDiag counting the sockets asked for.
+func countedNoSockDiag(errno syscall.Errno) (d *listenDump, calls *atomic.Int64) {
+	calls = new(atomic.Int64)
 	return &listenDump{dump: func(buf []byte, _ time.Time, _ func(listener)) ([]byte, error) {
+		calls.Add(1)
 		return buf, os.NewSyscallError("socket", errno)
-	}}
+	}}, calls
 }
 
 // listenWith is Listen reading its listeners through d.
@@ -27,17 +38,18 @@ func listenWith(d *listenDump, port int, address string, pids func() ([]int, err
 }
 
 // The same answers whether the listeners come from sock_diag or, where it
-// cannot be used, from /proc/net/tcp.
+// cannot be used, from /proc/net/tcp. sock_diag refused for good is asked
+// for once, not at every attempt.
 func TestListen(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		dump *listenDump
-	}{
-		{"sock_diag", &listenDump{}},
-		{"EPERM", noSockDiag(syscall.EPERM)},
-		{"EPROTONOSUPPORT", noSockDiag(syscall.EPROTONOSUPPORT)},
-	} {
-		t.Run(tc.name, func(t *testing.T) { testListen(t, tc.dump) })
+	t.Run("sock_diag", func(t *testing.T) { testListen(t, &listenDump{}) })
+	for _, errno := range []syscall.Errno{syscall.EPERM, syscall.EPROTONOSUPPORT} {
+		t.Run(unix.ErrnoName(errno), func(t *testing.T) {
+			d, calls := countedNoSockDiag(errno)
+			testListen(t, d)
+			if n := calls.Load(); n != 1 {
+				t.Errorf("%d netlink sockets asked for, want 1: %v is for good", n, errno)
+			}
+		})
 	}
 }
 
@@ -283,5 +295,107 @@ func TestListenOtherNetns(t *testing.T) {
 	}
 	if d.dumps != 0 {
 		t.Errorf("%d sock_diag dumps for a process of another namespace, want 0", d.dumps)
+	}
+}
+
+// A sock_diag dump can miss a listener that never went away (the kernel
+// resumes a dump of the listening hash by a count within a bucket, so a
+// close in the same bucket between two batches skips a socket): "not
+// listening" is confirmed in /proc/PID/net/tcp before it is reported.
+func TestListenConfirmedByProc(t *testing.T) {
+	port := backlogListener(t, 0)
+	self := func() ([]int, error) { return []int{os.Getpid()}, nil }
+	var dumps atomic.Int64
+	missed := &listenDump{dump: func(buf []byte, _ time.Time, _ func(listener)) ([]byte, error) {
+		dumps.Add(1)
+		return buf, nil // a complete-looking dump without the listener
+	}}
+	r := listenWith(missed, port, "127.0.0.1", self).Run(withTimeout(t, 30*time.Second))
+	if !r.OK {
+		t.Fatalf("a listener missing from the dump: OK = false (Detail %q, Err %v), want OK from /proc", r.Detail, r.Err)
+	}
+	if dumps.Load() == 0 {
+		t.Fatal("no dump made: the test did not go through sock_diag")
+	}
+	// /proc confirms a real absence.
+	r = listenWith(missed, closedPort(t), "127.0.0.1", self).Run(withTimeout(t, 30*time.Second))
+	if r.OK || !errors.Is(r.Err, ErrNotListening) {
+		t.Errorf("a closed port: OK=%v Err=%v, want ErrNotListening", r.OK, r.Err)
+	}
+}
+
+// listen6 listens on [::]:0 in this process with IPV6_V6ONLY set to
+// v6only and returns the port.
+func listen6(t *testing.T, v6only int) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, v6only); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet6{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 8); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet6).Port
+}
+
+// A [::] listener with IPV6_V6ONLY serves no IPv4 address; a dual-stack
+// one serves both. sock_diag tells them apart (INET_DIAG_SKV6ONLY).
+func TestListenV6Only(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	l.Close()
+	only, dual := listen6(t, 1), listen6(t, 0)
+	self := func() ([]int, error) { return []int{os.Getpid()}, nil }
+	for _, tc := range []struct {
+		name    string
+		port    int
+		address string
+		ok      bool
+	}{
+		{"v6only, an IPv4 address", only, "127.0.0.1", false},
+		{"v6only, a mapped IPv4 address", only, "::ffff:127.0.0.1", false},
+		{"v6only, an IPv6 address", only, "::1", true},
+		{"v6only, any address", only, "", true},
+		{"dual stack, an IPv4 address", dual, "127.0.0.1", true},
+		{"dual stack, an IPv6 address", dual, "::1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := listenWith(&listenDump{}, tc.port, tc.address, self).Run(withTimeout(t, 30*time.Second))
+			if r.OK != tc.ok {
+				t.Fatalf("OK = %v, want %v (Detail %q, Err %v)", r.OK, tc.ok, r.Detail, r.Err)
+			}
+			if !tc.ok && !errors.Is(r.Err, ErrNotListening) {
+				t.Errorf("Err = %v, want ErrNotListening", r.Err)
+			}
+		})
+	}
+}
+
+// sock_diag failing for a while (no descriptor, no memory) is tried again
+// at the next attempt; meanwhile /proc answers.
+func TestListenTransientDiagError(t *testing.T) {
+	port := backlogListener(t, 0)
+	self := func() ([]int, error) { return []int{os.Getpid()}, nil }
+	d, calls := countedNoSockDiag(syscall.EMFILE)
+	for i := range 2 {
+		if r := listenWith(d, port, "", self).Run(withTimeout(t, 30*time.Second)); !r.OK {
+			t.Fatalf("attempt %d: OK = false (Detail %q, Err %v)", i, r.Detail, r.Err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d netlink sockets asked for in 2 attempts, want 2: EMFILE passes", n)
 	}
 }
