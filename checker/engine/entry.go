@@ -718,12 +718,14 @@ func (e *entry) rearmAfter(d time.Duration) step {
 	}
 }
 
-// rearm ends a RetryOver: the retry count is cleared and saved, and the
-// process looked for during StartWait (restarted when not found).
+// rearm ends a RetryOver: the retry count is cleared and saved, the
+// restart backoff starts again at RestartDelay, and the process is looked
+// for during StartWait (restarted when not found).
 func (e *entry) rearm() step {
 	e.mu.Lock()
 	e.window.reset()
 	e.mu.Unlock()
+	e.delay = 0
 	e.persist(nil)
 	return e.find(StateDown, e.in.params().StartWait)
 }
@@ -735,6 +737,10 @@ func (e *entry) rearm() step {
 // never exceeds the scripts run.
 func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted bool, delay time.Duration) step {
 	return func(ctx context.Context) step {
+		// The reason shows in status from now on, through the delay.
+		e.mu.Lock()
+		e.lastReason = reason
+		e.mu.Unlock()
 		e.setState(StateRestarting, nil)
 		params := e.in.params()
 		p := e.config()
@@ -761,7 +767,6 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 			attempt++
 		}
 		e.restarts++
-		e.lastReason = reason
 		e.mu.Unlock()
 		if counted {
 			e.persist(attempts)
@@ -955,6 +960,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		case StateRetryOver:
 			return e.rearm()
 		case StatePaused:
+			e.delay = 0 // the operator's start: the backoff starts afresh
 			return e.find(StateDown, e.in.params().StartWait)
 		}
 		return nil
