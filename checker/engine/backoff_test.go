@@ -149,14 +149,16 @@ func TestRestartBackoffGrowsAndResets(t *testing.T) {
 
 // TestRestartDelayControls: during a long restart delay pause drops the
 // restart, stop ends the wait at once, and padmin restart does not wait:
-// the pending restart runs now, with its own reason, counted once.
+// the pending restart runs now, with its own reason, counted once. The
+// start after the pause is the operator's: the backoff starts again at
+// RestartDelay.
 func TestRestartDelayControls(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "ctl", "")
 	pid := f.start()
 	log := newRecorder()
 	p := f.process()
-	p.Backoff = pfile.Backoff{Delay: 60 * time.Second, Max: 60 * time.Second, Reset: time.Hour}
+	p.Backoff = pfile.Backoff{Delay: 20 * time.Second, Max: 60 * time.Second, Reset: time.Hour}
 	r := run(t, Options{File: testFile("x.pf", testParams(), p), Log: log})
 	log.wait(t, message.Up(bin, pid).Text, 1)
 
@@ -172,10 +174,13 @@ func TestRestartDelayControls(t *testing.T) {
 	if err := r.Resume(bin); err != nil {
 		t.Fatal(err)
 	}
-	// Not found within StartWait: Set pid fail and the next, longer wait
-	// (capped at 60 s); padmin restart ends it.
+	// Not found within StartWait: Set pid fail and a wait of RestartDelay
+	// again (the resume reset the backoff); padmin restart ends it.
 	log.wait(t, message.SetPidFail(bin).Text, 1)
 	waitFor(t, "the second restart delay", func() bool { return !r.state(bin).NextAttempt.IsZero() })
+	if got := delayedSeconds(t, log); len(got) != 2 || got[1] > 24.05 {
+		t.Fatalf("delays %v: want the second, after padmin start, RestartDelay 20 s +-20%%", got)
+	}
 	asked := time.Now()
 	if err := r.RestartNow(bin, false); err != nil {
 		t.Fatalf("padmin restart during the delay: %v", err)
@@ -252,5 +257,42 @@ func TestRetryOverRearm(t *testing.T) {
 	}
 	if st := r.state(bin); st.State != StateUp || st.RetriesUsed != 1 || !st.NextAttempt.IsZero() {
 		t.Fatalf("status after the re-arm %+v", st)
+	}
+}
+
+// TestRearmResetsBackoff: a re-arm starts the restart backoff afresh, the
+// timed one (RetryOverRearm) as padmin start of a RetryOver entry: each
+// first restart after it waits RestartDelay, not the doubled delay of the
+// failures before the retry over. Status shows the failure's reason as
+// soon as its restart delay begins.
+func TestRearmResetsBackoff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "rearmbo", ":")
+	log := newRecorder()
+	p := f.process()
+	p.Retry = 1
+	p.RetryOverRearm = 2 * time.Second
+	p.Backoff = pfile.Backoff{Delay: time.Second, Max: 8 * time.Second, Reset: time.Hour}
+	r := run(t, Options{File: testFile("x.pf", testParams(), p), Log: log})
+
+	var st ProcessStatus
+	waitFor(t, "the first restart delay", func() bool { st = r.state(bin); return !st.NextAttempt.IsZero() })
+	if st.State != StateRestarting || st.LastReason != ReasonPidFail {
+		t.Fatalf("status during the restart delay %+v: want Restarting, last reason pidfail", st)
+	}
+	over := message.RetryOver(bin, "continue").Text
+	log.wait(t, over, 1)
+	// The timed re-arm, its Set pid fail and restart, the retry over.
+	log.wait(t, message.RetryOverRearmed(bin).Text, 1)
+	log.wait(t, over, 2)
+	// padmin start of the RetryOver entry.
+	if err := r.Resume(bin); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the third restart delay", func() bool { return len(delayedSeconds(t, log)) == 3 })
+	for i, d := range delayedSeconds(t, log) {
+		if d < 0.75 || d > 1.25 {
+			t.Fatalf("delay %d is %.1f s, want RestartDelay 1 s +-20%% after each re-arm: %v", i+1, d, delayedSeconds(t, log))
+		}
 	}
 }

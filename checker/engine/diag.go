@@ -39,40 +39,98 @@ const (
 	diagOutLines  = 200
 	diagOutBytes  = 64 << 10
 	diagKeep      = 20
+	// diagScanWait bounds the /proc scan of the diagnostics.
+	diagScanWait = 2 * time.Second
 )
 
 // diagProcFiles are the files of /proc/PID saved for each process.
 var diagProcFiles = []string{"status", "stack", "wchan", "syscall"}
 
 // diagnose runs before the kill of a stall found by r when its block asks
-// for diagnostics: StallSignal to the watched processes and its wait
-// (controls are taken meanwhile), then the diagnostics file, logged with
-// its path. It returns the step a control moved the entry to, nil to go on
-// with the kill (and nil when ctx ends: the caller checks ctx).
-func (e *entry) diagnose(ctx context.Context, r stall.Result) step {
+// for diagnostics and there is a directory to save them in: StallSignal
+// to the watched processes and its wait (controls are taken meanwhile;
+// a death of a watched process ends it), then the diagnostics file of
+// what is left, logged with its path. It returns the step a control
+// moved the entry to, nil to go on with the kill (and nil when ctx ends:
+// the caller checks ctx), and the watched processes that died meanwhile:
+// marked killed for the stall, so that the kill leaves them alone.
+func (e *entry) diagnose(ctx context.Context, r stall.Result) (step, []death) {
 	cfg := r.Monitor().Config()
 	if !cfg.StallDiagnostics {
-		return nil
+		return nil, nil
 	}
 	ids := slices.DeleteFunc(e.watchedIDs(), func(id proc.ID) bool { return e.stallKilled[id] })
 	if len(ids) == 0 {
-		return nil // killed for another monitor's stall already
+		return nil, nil // killed for another monitor's stall already
 	}
+	d := e.diagDir(r.Monitor().Block())
+	if d == nil {
+		return nil, nil // nowhere to save them: no signal, no wait
+	}
+	defer d.Close()
+	var dead []death
 	if cfg.StallSignal != "" {
 		e.stallSignal(ids, cfg.StallSignal)
 		if cfg.StallSignalWait > 0 {
-			if next, ok := e.wait(ctx, cfg.StallSignalWait, false); !ok {
-				return next
+			next, died, ok := e.waitWatched(ctx, cfg.StallSignalWait, false, e.mailC)
+			if !ok && len(died) == 0 {
+				return next, nil
 			}
+			dead = died
 		}
 	}
-	path, err := e.saveDiagnostics(ctx, ids, r)
+	// A fresh scan of stat alone, bounded: the tree may be stuck in
+	// the kernel, where reading a command line can block.
+	sctx, cancel := context.WithTimeout(ctx, diagScanWait)
+	snap, scanErr := e.in.scans.stat.get(sctx, time.Now())
+	cancel()
+	if scanErr == nil {
+		// Died without an event yet (or without a watcher).
+		_, gone := checkPids(e.watchedIDs(), snap)
+		for id, reason := range gone {
+			if !slices.ContainsFunc(dead, func(d death) bool { return d.w.id == id }) {
+				dead = append(dead, death{w: e.watching[id.Pid], reason: reason})
+			}
+		}
+		slices.SortFunc(dead, func(a, b death) int { return a.w.id.Pid - b.w.id.Pid })
+	}
+	for _, dd := range dead {
+		if e.stallKilled == nil {
+			e.stallKilled = map[proc.ID]bool{}
+		}
+		e.stallKilled[dd.w.id] = true
+	}
+	ids = slices.DeleteFunc(ids, func(id proc.ID) bool { return e.stallKilled[id] })
+	if len(ids) == 0 {
+		return nil, dead // nothing left to save
+	}
+	path, err := e.saveDiagnostics(d, ids, r, snap, scanErr)
 	if err != nil {
 		e.log(message.Warning(fmt.Sprintf("('%s'): %s: stall diagnostics not saved: %v", e.name(), r.Monitor().Block(), err)))
-		return nil
+		return nil, dead
 	}
 	e.log(message.StallDiagnostics(e.name(), path))
-	return nil
+	return nil, dead
+}
+
+// diagDir opens <output dir>/diag for the diagnostics of a stall found by
+// block. When it cannot, a warning says why (once per entry when pcheck
+// has no state directory at all) and it returns nil: the kill goes on
+// without diagnostics.
+func (e *entry) diagDir(block string) *trust.WriteDir {
+	if e.in.outDir == "" {
+		if !e.noDiagWarned {
+			e.noDiagWarned = true
+			e.log(message.Warning(fmt.Sprintf("('%s'): %s: StallDiagnostics on, but pcheck has no state directory to save them in: no StallSignal is sent and stalls are killed at once; run pcheck with a writable --state-dir", e.name(), block)))
+		}
+		return nil
+	}
+	d, err := trust.MkWriteDir(filepath.Join(e.in.outDir, diagDir))
+	if err != nil {
+		e.log(message.Warning(fmt.Sprintf("('%s'): %s: stall diagnostics not saved, no StallSignal sent: %v", e.name(), block, err)))
+		return nil
+	}
+	return d
 }
 
 // stallSignal sends StallSignal name to the watched processes ids (never
@@ -94,21 +152,14 @@ func (e *entry) stallSignal(ids []proc.ID, name string) {
 }
 
 // saveDiagnostics writes the diagnostics of the stalled processes ids and
-// their descendants to a new file in <state-dir>/diag and removes the
-// entry's oldest files beyond diagKeep. It returns the file's path.
-func (e *entry) saveDiagnostics(ctx context.Context, ids []proc.ID, r stall.Result) (string, error) {
-	if e.in.outDir == "" {
-		return "", errors.New("pcheck has no state directory")
-	}
-	d, err := trust.MkWriteDir(filepath.Join(e.in.outDir, diagDir))
-	if err != nil {
-		return "", err
-	}
-	defer d.Close()
+// their descendants to a new file in d, <output dir>/diag, and removes the
+// entry's oldest files beyond diagKeep. It returns the file's path. snap
+// is a fresh stat scan, nil with its error scanErr.
+func (e *entry) saveDiagnostics(d *trust.WriteDir, ids []proc.ID, r stall.Result, snap *snapshot, scanErr error) (string, error) {
 	now := time.Now()
 	prefix := diagPrefix(e.in.Pfile(), e.getKey())
 	name := prefix + now.UTC().Format("20060102T150405.000000Z") + ".txt"
-	if err := d.WriteFile(name, e.diagnostics(ctx, ids, r, now), 0o600); err != nil {
+	if err := d.WriteFile(name, e.diagnostics(ids, r, now, snap, scanErr), 0o600); err != nil {
 		return "", err
 	}
 	pruneDiagnostics(d, prefix, diagKeep)
@@ -142,10 +193,12 @@ func pruneDiagnostics(d *trust.WriteDir, prefix string, keep int) {
 }
 
 // diagnostics is the text of a diagnostics file: a header, each process
-// of the tree (the watched ones first, then their descendants from a fresh
-// scan) with its /proc files, and the last lines of the script output;
-// at most diagMaxBytes.
-func (e *entry) diagnostics(ctx context.Context, ids []proc.ID, r stall.Result, now time.Time) []byte {
+// of the tree (the watched ones first, then their descendants: those in
+// snap, a fresh stat scan, and those recorded while they lived) with its
+// /proc files, and the last lines of the script output; at most
+// diagMaxBytes. Without snap (scanErr), the recorded descendants only,
+// none of them checked.
+func (e *entry) diagnostics(ids []proc.ID, r stall.Result, now time.Time, snap *snapshot, scanErr error) []byte {
 	var b bytes.Buffer
 	w := &capWriter{w: &b, left: diagMaxBytes}
 	m := r.Monitor()
@@ -154,17 +207,26 @@ func (e *entry) diagnostics(ctx context.Context, ids []proc.ID, r stall.Result, 
 	if r.Probe.Err != nil {
 		fmt.Fprintf(w, "last attempt: %v\n", r.Probe.Err)
 	}
+	if scanErr != nil {
+		fmt.Fprintf(w, "descendants: no fresh scan (%v): those recorded are listed, unchecked\n", scanErr)
+	}
 	tree := slices.Clone(ids)
-	if snap, err := e.in.scans.full.get(ctx, time.Now()); err == nil {
-		for _, id := range ids {
+	add := func(d proc.ID) {
+		if !slices.Contains(tree, d) {
+			tree = append(tree, d)
+		}
+	}
+	for _, id := range ids {
+		if snap != nil {
 			for _, d := range snap.descendants(id.Pid) {
-				if !slices.Contains(tree, d) {
-					tree = append(tree, d)
-				}
+				add(d)
 			}
 		}
-	} else {
-		fmt.Fprintf(w, "descendants: not read: %v\n", err)
+		if wd := e.watching[id.Pid]; wd != nil {
+			for _, d := range wd.desc {
+				add(d)
+			}
+		}
 	}
 	if len(tree) > diagMaxProcs {
 		fmt.Fprintf(w, "processes: %d, the first %d saved\n", len(tree), diagMaxProcs)
@@ -176,7 +238,7 @@ func (e *entry) diagnostics(ctx context.Context, ids []proc.ID, r stall.Result, 
 			role = "descendant"
 		}
 		fmt.Fprintf(w, "\n== pid %d (%s) ==\n", id.Pid, role)
-		if _, ok := proc.Current(id); !ok {
+		if p, ok := snapGet(snap, id); snap != nil && (!ok || p.Dead()) {
 			fmt.Fprintf(w, "gone\n")
 			continue
 		}
@@ -187,7 +249,7 @@ func (e *entry) diagnostics(ctx context.Context, ids []proc.ID, r stall.Result, 
 	}
 	if out := e.scriptOutput(); out != "" {
 		fmt.Fprintf(w, "\n== last output (%s) ==\n", out)
-		lines, _ := tailOutput(out, outMark{}, time.Time{}, diagOutLines, diagOutBytes)
+		lines := e.diagOutput(out, ids[0])
 		if len(lines) == 0 {
 			fmt.Fprintln(w, "(none)")
 		}
@@ -199,6 +261,32 @@ func (e *entry) diagnostics(ctx context.Context, ids []proc.ID, r stall.Result, 
 		b.WriteString("\n(cut at " + strconv.Itoa(diagMaxBytes>>10) + " KiB)\n")
 	}
 	return b.Bytes()
+}
+
+// snapGet returns the process id in snap (nil: none), when its pid still
+// has id's start time.
+func snapGet(snap *snapshot, id proc.ID) (*proc.Info, bool) {
+	if snap == nil {
+		return nil, false
+	}
+	p, ok := snap.get(id.Pid)
+	if !ok || p.Start != id.Start {
+		return nil, false
+	}
+	return p, true
+}
+
+// diagOutput returns the last lines of the script output file out, in
+// the bounds of the crash output (what was not logged yet, and what the
+// watched process id can have written), diagOutLines within diagOutBytes;
+// the mark of what was logged is left as it is, for the Down's lines.
+func (e *entry) diagOutput(out string, id proc.ID) []string {
+	var started time.Time
+	if w := e.watching[id.Pid]; w != nil {
+		started = startedAt(w.started)
+	}
+	lines, _ := tailOutput(out, e.outMark, started, diagOutLines, diagOutBytes)
+	return lines
 }
 
 // readProcFile reads /proc/PID/name, at most diagProcBytes; an error is

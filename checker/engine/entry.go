@@ -119,7 +119,10 @@ type entry struct {
 	// stallKilled are the watched processes a stall killed since they
 	// were found: however many monitors stall, each is killed once.
 	stallKilled map[proc.ID]bool
-	outMark     outMark // how far the script output file has been logged
+	// noDiagWarned: the entry warned that its stall diagnostics cannot
+	// be saved for want of a state directory (once).
+	noDiagWarned bool
+	outMark      outMark // how far the script output file has been logged
 	// delay is the restart backoff's last delay before jitter (0: the
 	// next is RestartDelay); upAt is when the process last came Up, zero
 	// after a failure, for RestartDelayReset.
@@ -462,18 +465,7 @@ func (e *entry) up(ctx context.Context) step {
 				return next
 			}
 		case <-e.mailC:
-			var dead []death
-			for _, ev := range e.takeMail() {
-				w := e.watching[ev.ID.Pid]
-				if w == nil || w.id != ev.ID {
-					continue // stale: no longer watched
-				}
-				// Every process is a zombie for an instant when it
-				// exits, so an event says "down"; a process that
-				// stays a zombie is found so by the re-check.
-				dead = append(dead, death{w: w, reason: ReasonDown})
-			}
-			if len(dead) > 0 {
+			if dead := e.deaths(); len(dead) > 0 {
 				return e.lost(ctx, dead)
 			}
 		case all := <-e.recheckC:
@@ -492,6 +484,22 @@ func (e *entry) up(ctx context.Context) step {
 			}
 		}
 	}
+}
+
+// deaths takes the watcher's events: the watched processes that died.
+func (e *entry) deaths() []death {
+	var dead []death
+	for _, ev := range e.takeMail() {
+		w := e.watching[ev.ID.Pid]
+		if w == nil || w.id != ev.ID {
+			continue // stale: no longer watched
+		}
+		// Every process is a zombie for an instant when it exits, so an
+		// event says "down"; a process that stays a zombie is found so
+		// by the re-check.
+		dead = append(dead, death{w: w, reason: ReasonDown})
+	}
+	return dead
 }
 
 // checkPids compares the watched processes with a /proc snapshot: a pid
@@ -653,21 +661,33 @@ func (e *entry) nextDelay(b pfile.Backoff) time.Duration {
 // or, with takeRestart, when padmin restart asked not to wait any longer;
 // false with the step a control moved the entry to, or nil when ctx ended.
 func (e *entry) wait(ctx context.Context, d time.Duration, takeRestart bool) (step, bool) {
+	next, _, ok := e.waitWatched(ctx, d, takeRestart, nil)
+	return next, ok
+}
+
+// waitWatched is wait that, given the entry's mailC as mail, also ends
+// at a death of a watched process: it then reports false with the deaths
+// and a nil step.
+func (e *entry) waitWatched(ctx context.Context, d time.Duration, takeRestart bool, mail <-chan struct{}) (step, []death, bool) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, false
+			return nil, nil, false
 		case <-timer.C:
-			return nil, true
+			return nil, nil, true
+		case <-mail:
+			if dead := e.deaths(); len(dead) > 0 {
+				return nil, dead, false
+			}
 		case c := <-e.ctl:
 			if takeRestart && c.kind == cmdRestart {
 				e.reply(c, nil)
-				return nil, true
+				return nil, nil, true
 			}
 			if next := e.handle(ctx, c); next != nil {
-				return next, false
+				return next, nil, false
 			}
 		}
 	}
@@ -718,12 +738,14 @@ func (e *entry) rearmAfter(d time.Duration) step {
 	}
 }
 
-// rearm ends a RetryOver: the retry count is cleared and saved, and the
-// process looked for during StartWait (restarted when not found).
+// rearm ends a RetryOver: the retry count is cleared and saved, the
+// restart backoff starts again at RestartDelay, and the process is looked
+// for during StartWait (restarted when not found).
 func (e *entry) rearm() step {
 	e.mu.Lock()
 	e.window.reset()
 	e.mu.Unlock()
+	e.delay = 0
 	e.persist(nil)
 	return e.find(StateDown, e.in.params().StartWait)
 }
@@ -735,6 +757,10 @@ func (e *entry) rearm() step {
 // never exceeds the scripts run.
 func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted bool, delay time.Duration) step {
 	return func(ctx context.Context) step {
+		// The reason shows in status from now on, through the delay.
+		e.mu.Lock()
+		e.lastReason = reason
+		e.mu.Unlock()
 		e.setState(StateRestarting, nil)
 		params := e.in.params()
 		p := e.config()
@@ -761,7 +787,6 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 			attempt++
 		}
 		e.restarts++
-		e.lastReason = reason
 		e.mu.Unlock()
 		if counted {
 			e.persist(attempts)
@@ -955,6 +980,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 		case StateRetryOver:
 			return e.rearm()
 		case StatePaused:
+			e.delay = 0 // the operator's start: the backoff starts afresh
 			return e.find(StateDown, e.in.params().StartWait)
 		}
 		return nil

@@ -104,15 +104,23 @@ func (e *entry) attempted(ctx context.Context) step {
 // stalled acts on a stall of one monitor: the find message, the
 // diagnostics when its block asks for them (diagnose), the kill of
 // every watched pid not killed for a stall already, then PS_ACTION error
-// when the kill fails.
+// when the kill fails. Watched processes that died during the
+// diagnostics (of StallSignal, usually) are not killed: they are lost
+// with reason stall, after the kill of the others.
 func (e *entry) stalled(ctx context.Context, r stall.Result) step {
 	m := r.Monitor()
 	e.log(m.FindMessage(r.Pid, r.Probe))
-	if next := e.diagnose(ctx, r); next != nil {
+	next, dead := e.diagnose(ctx, r)
+	if next != nil {
 		return next // a control during StallSignalWait: no kill
 	}
 	if ctx.Err() != nil {
 		return nil
+	}
+	if !r.Current() {
+		// A reload removed or changed the monitor during
+		// StallSignalWait: its stall is void, nothing is killed.
+		return e.lostStalled(ctx, dead)
 	}
 	killed := e.killStalled(ctx, m.Block())
 	if ctx.Err() != nil {
@@ -123,7 +131,17 @@ func (e *entry) stalled(ctx context.Context, r stall.Result) step {
 		e.announced = map[proc.ID]bool{}
 		return e.retryOver(ctx, e.config())
 	}
-	return nil
+	return e.lostStalled(ctx, dead)
+}
+
+// lostStalled handles the watched processes that died during a stall's
+// diagnostics as deaths for the stall; nil when none did.
+func (e *entry) lostStalled(ctx context.Context, dead []death) step {
+	if len(dead) == 0 {
+		return nil
+	}
+	e.killReason = ReasonStall
+	return e.lost(ctx, dead)
 }
 
 // killStalled kills the watched processes (SIGTERM, KillWait, SIGKILL)

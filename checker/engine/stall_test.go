@@ -551,3 +551,162 @@ func TestTLSExpiryFailRestartsOnce(t *testing.T) {
 		t.Fatalf("restart script calls %q, want one", calls)
 	}
 }
+
+// diagBlock is a _bi_webserv block on port (interval 1 s, failover 2 s)
+// with StallDiagnostics on and the given StallSignal and StallSignalWait.
+func diagBlock(port int, signal string, wait int) string {
+	opts := fmt.Sprintf("  StallDiagnostics on\n  StallSignal %s\n  StallSignalWait %d\n}\n", signal, wait)
+	return strings.Replace(block("webserv", fmt.Sprintf("-:1:0:3:2:%d:127.0.0.1", port), 1), "}\n", opts, 1)
+}
+
+// TestStallSignalDeathEndsWait: a StallSignal whose default action kills
+// (HUP: the service does not catch it) ends StallSignalWait 10 at once:
+// the Down comes a second or two after the find, not after the wait; no
+// Killed Process is logged for the dead server and no diagnostics file is
+// written (nothing is left to save); the restart has reason stall. The
+// block probes a port nobody listens on, so the server stalls while it
+// runs (not stopped: the signal acts at once).
+func TestStallSignalDeathEndsWait(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	closed, err := stalltest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	r := run(t, Options{File: s.pfile(diagBlock(closed, "HUP", 10)), Log: s.log, ScriptOutputDir: t.TempDir(), OnEvent: ev.add})
+	s.inst = r.Instance
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	find := ev.wait(t, "webserver-stall", 1)[0]
+	down := ev.wait(t, "down", 1)[0]
+	if gap := down.Time.Sub(find.Time); gap > 4*time.Second {
+		t.Fatalf("the Down came %s after the find, want at once (StallSignalWait is 10 s): %q", gap, s.log.texts())
+	}
+	newPid := waitPidTag(t, s.tag, pid)
+	s.log.wait(t, message.Up(bin, newPid).Text, 1)
+	if calls := readFile(s.calls); !strings.HasPrefix(calls, fmt.Sprintf("%s %d stall\n", bin, pid)) {
+		t.Fatalf("restart script calls %q, want the first with reason stall", calls)
+	}
+	for _, line := range s.log.texts() {
+		if line == message.Killed(pid).Text || line == message.CannotKill(pid).Text || strings.HasPrefix(line, "Stall diagnostics saved") {
+			t.Fatalf("%q logged for a server dead of its StallSignal: %q", line, s.log.texts())
+		}
+	}
+}
+
+// TestReloadDuringStallSignalWait: a reload that removes the stalled
+// monitor during StallSignalWait voids its stall: the diagnostics file is
+// still written (the signal was sent), but nothing is killed and the
+// entry stays Up.
+func TestReloadDuringStallSignalWait(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	ev := &events{}
+	r := run(t, Options{File: s.pfile(diagBlock(s.svc.Port, "QUIT", 3)), Log: s.log, ScriptOutputDir: t.TempDir(), OnEvent: ev.add})
+	s.inst = r.Instance
+	s.log.wait(t, message.Up(bin, pid).Text, 1)
+	waitFor(t, "an answered attempt", func() bool { return s.requests("HEAD /") >= 1 })
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	ev.wait(t, "webserver-stall", 1)
+	if err := s.inst.Apply(s.pfile()); err != nil {
+		t.Fatal(err)
+	}
+	ev.wait(t, "stall-diagnostics", 1)
+	// The entry takes the ping once it is done with the stall.
+	if err := s.inst.Alive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.log.count(message.Killed(pid).Text); n != 0 {
+		t.Fatalf("killed after a reload removed the stalled monitor: %q", s.log.texts())
+	}
+	if st := r.state(bin); st.State != StateUp || len(st.Pids) != 1 || st.Pids[0] != pid {
+		t.Fatalf("status %+v, want Up with pid %d", st, pid)
+	}
+}
+
+// TestStallDiagnosticsWithoutStateDir: without a state directory nothing
+// can be saved, so StallSignal is not sent and StallSignalWait not waited:
+// the kill follows the find at once, and a warning naming the fix comes
+// once per entry, not at every stall.
+func TestStallDiagnosticsWithoutStateDir(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "http", 200, 0)
+	pid := s.start()
+	ev := &events{}
+	r := run(t, Options{File: s.pfile(diagBlock(s.svc.Port, "QUIT", 10)), Log: s.log, OnEvent: ev.add})
+	s.inst = r.Instance
+	warned := func() int {
+		n := 0
+		for _, line := range s.log.texts() {
+			if strings.Contains(line, "no state directory") && strings.Contains(line, "--state-dir") {
+				n++
+			}
+		}
+		return n
+	}
+	for round := 1; round <= 2; round++ {
+		s.log.wait(t, message.Up(bin, pid).Text, 1)
+		before := s.requests("HEAD /")
+		waitFor(t, "an answered attempt", func() bool { return s.requests("HEAD /") > before })
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		find := ev.wait(t, "webserver-stall", round)[round-1]
+		s.log.wait(t, message.Killed(pid).Text, 1)
+		if gap := time.Since(find.Time); gap > 6*time.Second {
+			t.Fatalf("round %d: killed %s after the find, want no StallSignalWait (10 s)", round, gap)
+		}
+		if n := warned(); n != 1 {
+			t.Fatalf("round %d: %d warnings naming --state-dir, want 1: %q", round, n, s.log.texts())
+		}
+		pid = waitPidTag(t, s.tag, pid)
+	}
+}
+
+// TestDiagOutputBounds: the last output of the diagnostics is bounded as
+// the crash output is: in the file the entry's mark names, only what was
+// written past the mark; in another file, nothing when it was last
+// written before the watched process started. The mark is left as it is.
+func TestDiagOutputBounds(t *testing.T) {
+	f := newFixture(t, "diagout", ":")
+	in, err := New(Options{File: testFile("x.pf", testParams(), f.process()), Log: newRecorder(), ScriptOutputDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := in.entries[0]
+	out := e.scriptOutput()
+	if err := os.WriteFile(out, []byte("logged 1\nlogged 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	e.outMark = fileMark(fh, int64(len("logged 1\nlogged 2\n")))
+	fh.WriteString("new 1\nnew 2\n")
+	id := proc.ID{Pid: os.Getpid()}
+	e.watching[id.Pid] = &watched{id: id, started: bootClock()}
+	mark := e.outMark
+	if got := e.diagOutput(out, id); strings.Join(got, "|") != "new 1|new 2" || e.outMark != mark {
+		t.Fatalf("last output %q (mark %+v, was %+v): want the lines past the mark, the mark unchanged", got, e.outMark, mark)
+	}
+	// Another file, last written an hour before the process started.
+	if err := os.Rename(out, out+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte("before 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(out, hour, hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.diagOutput(out, id); len(got) != 0 {
+		t.Fatalf("last output %q of a file written before the process started", got)
+	}
+}

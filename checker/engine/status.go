@@ -57,7 +57,8 @@ type ProcessStatus struct {
 	RetriesAllowed int           `json:"retries_allowed"`
 	Grace          time.Duration `json:"grace"`
 	Action         string        `json:"action"`
-	// LastReason is the reason of the last restart ("" before any).
+	// LastReason is the reason of the last restart, from when its
+	// restart began (the restart delay included); "" before any.
 	LastReason string `json:"last_reason,omitempty"`
 	// NextAttempt is when the restart delay (RestartDelay) or the re-arm
 	// of a RetryOver (RetryOverRearm) ends; zero when it waits for
