@@ -567,3 +567,65 @@ func TestLookup(t *testing.T) {
 		t.Fatalf("List of a missing run directory: %+v %v", served, errs)
 	}
 }
+
+// serveAt serves a pfile at path through a socket in dir until the test
+// ends.
+func serveAt(t *testing.T, dir, path string) {
+	t.Helper()
+	tg := Target{Engine: &fakeEngine{file: newFile(path)}, Recorder: NewRecorder(RecorderOptions{})}
+	srv, err := Listen(SocketPath(dir, path), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+}
+
+// TestLookupShortNameUnsure: a short name is refused while a socket does
+// not answer, since its pcheck may serve a pfile of that name too; a path
+// is still found.
+func TestLookupShortNameUnsure(t *testing.T) {
+	f := serve(t, nil)
+	// A socket that takes connections into its backlog and never answers.
+	hung := filepath.Join(f.dir, "hung.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: hung, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = Lookup(f.dir, "web", 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "the pcheck on "+hung+" did not answer") ||
+		!strings.Contains(err.Error(), "name the pfile by its path") {
+		t.Fatalf("Lookup(web) beside a socket that does not answer: %v", err)
+	}
+	abs, _ := filepath.Abs("web.pf")
+	if sv, err := Lookup(f.dir, abs, 200*time.Millisecond); err != nil || sv.Socket != f.path {
+		t.Fatalf("Lookup by path beside a socket that does not answer: %+v, %v", sv, err)
+	}
+}
+
+// TestLookupPathAndStem: a bare name that is the path of one pfile (here
+// relative to the working directory) and the short name of another is
+// ambiguous; ./NAME is the path.
+func TestLookupPathAndStem(t *testing.T) {
+	f := serve(t, nil) // web.pf, relative to the working directory
+	other := filepath.Join(shortDir(t), "web.pf")
+	serveAt(t, f.dir, other)
+	for _, name := range []string{"web.pf", "web"} {
+		_, err := Lookup(f.dir, name, 5*time.Second)
+		abs, _ := filepath.Abs("web.pf")
+		if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), abs) {
+			t.Fatalf("Lookup(%s), the path of one pfile and the short name of another: %v, want ErrAmbiguous naming both", name, err)
+		}
+	}
+	if sv, err := Lookup(f.dir, "./web.pf", 5*time.Second); err != nil || sv.Socket != f.path {
+		t.Fatalf("Lookup(./web.pf): %+v, %v", sv, err)
+	}
+	if sv, err := Lookup(f.dir, other, 5*time.Second); err != nil || sv.Info.PfileAbs != other {
+		t.Fatalf("Lookup(%s): %+v, %v", other, sv, err)
+	}
+}
