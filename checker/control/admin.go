@@ -472,8 +472,9 @@ func what(process string) string {
 // itself when it is "", has a slash or is an entry's name or key as
 // written; else the name of the entries whose program has that base name
 // (httpd for /usr/sbin/httpd), when they are all one. Several programs of
-// that base name are ErrAmbiguous; none leaves process as it is, for
-// pcheck to refuse.
+// that base name, or an entry named process beside a program of that base
+// name, are ErrAmbiguous; none leaves process as it is, for pcheck to
+// refuse.
 func (a *Admin) processName(pfile, process string) (string, error) {
 	if process == "" || strings.Contains(process, "/") {
 		return process, nil
@@ -482,19 +483,26 @@ func (a *Admin) processName(pfile, process string) (string, error) {
 	if _, err := a.call(pfile, Request{Command: CmdStatus}, &st); err != nil {
 		return "", err
 	}
+	exact := false
 	var names []string
 	for _, p := range st.ProcessList {
 		if p.Name == process || p.Key == process {
-			return process, nil
+			exact = true
+			continue
 		}
 		if programBase(p.Name) == process && !slices.Contains(names, p.Name) {
 			names = append(names, p.Name)
 		}
 	}
-	switch len(names) {
-	case 0:
+	switch {
+	case exact && len(names) == 0:
 		return process, nil
-	case 1:
+	case exact:
+		return "", fmt.Errorf("process %s of %s: %w: it names the entry %s and %s; give the path, or the entry's key",
+			process, st.Pfile, ErrAmbiguous, process, strings.Join(names, ", "))
+	case len(names) == 0:
+		return process, nil
+	case len(names) == 1:
 		return names[0], nil
 	}
 	return "", fmt.Errorf("process %s of %s: %w: it names %s; give the path", process, st.Pfile, ErrAmbiguous, strings.Join(names, ", "))

@@ -25,6 +25,7 @@ type fakeEngine struct {
 	file    *pfile.File
 	calls   []string
 	restart error
+	procs   []engine.ProcessStatus // the entries Snapshot reports; nil: httpd and db
 }
 
 func (f *fakeEngine) record(c string) {
@@ -34,6 +35,9 @@ func (f *fakeEngine) record(c string) {
 }
 
 func (f *fakeEngine) Snapshot() engine.Status {
+	if f.procs != nil {
+		return engine.Status{Pfile: f.File().Path, Started: time.Now(), Processes: f.procs}
+	}
 	return engine.Status{Pfile: f.File().Path, Started: time.Now().Add(-time.Hour), Processes: []engine.ProcessStatus{
 		{Name: "httpd", Key: "httpd /r.sh", State: engine.StateUp, Pids: []int{os.Getpid()}, Since: time.Now(), RetriesAllowed: 3, Grace: time.Hour},
 		{Name: "db", Key: "db /r.sh", State: engine.StateRetryOver, RetriesUsed: 3, RetriesAllowed: 3},
@@ -627,5 +631,31 @@ func TestLookupPathAndStem(t *testing.T) {
 	}
 	if sv, err := Lookup(f.dir, other, 5*time.Second); err != nil || sv.Info.PfileAbs != other {
 		t.Fatalf("Lookup(%s): %+v, %v", other, sv, err)
+	}
+}
+
+// TestProcessNameExactAndBase: a name that is one entry's as written and
+// another's program base name is ambiguous, and nothing is done; the key
+// names the entry.
+func TestProcessNameExactAndBase(t *testing.T) {
+	f := serve(t, func(tg *Target) {
+		tg.Engine.(*fakeEngine).procs = []engine.ProcessStatus{
+			{Name: "httpd", Key: "httpd /r.sh", State: engine.StateUp},
+			{Name: "/usr/sbin/httpd -k", Key: "/usr/sbin/httpd -k /r2.sh", State: engine.StateUp},
+		}
+	})
+	var out strings.Builder
+	a := &Admin{RunDir: f.dir, Timeout: 5 * time.Second, Out: &out}
+	err := a.Stop("web.pf", "httpd")
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "/usr/sbin/httpd -k") {
+		t.Fatalf("stop httpd beside /usr/sbin/httpd: %v, want ErrAmbiguous naming both", err)
+	}
+	if err := a.Stop("web.pf", "httpd /r.sh"); err != nil {
+		t.Fatalf("stop by key: %v", err)
+	}
+	f.eng.mu.Lock()
+	defer f.eng.mu.Unlock()
+	if want := []string{"pause httpd /r.sh"}; fmt.Sprint(f.eng.calls) != fmt.Sprint(want) {
+		t.Fatalf("engine calls %q, want %q", f.eng.calls, want)
 	}
 }
