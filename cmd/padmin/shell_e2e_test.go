@@ -6,7 +6,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,5 +232,64 @@ source ../../rc/completion/_padmin`, filepath.Dir(padminBin))
 	}
 	if got := complete("padmin help re"); !slices.Equal(got, []string{"reload", "reset", "restart"}) {
 		t.Errorf("padmin help re<TAB>: %v", got)
+	}
+}
+
+// TestStatusSilentPcheck: padmin status over every pfile exits 4 when a
+// pcheck does not answer, whether it is silent from the start or answers
+// who it is and then not its status; the pchecks that answer are printed.
+func TestStatusSilentPcheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.service("web", "")
+	e.start(s)
+	e.writePfile("", s)
+	e.pcheck()
+	e.waitProcess(s.key(), "Up", isUp)
+	if r := e.padmin("status"); r.code != 0 {
+		t.Fatalf("status with every entry Up: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// A socket that takes connections and never answers.
+	silent := filepath.Join(e.run, "silent.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: silent, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := e.padmin("--timeout", "500ms", "status")
+	if r.code != 4 || !strings.HasPrefix(r.stdout, "pfile "+e.pfile+":") || !strings.Contains(r.stderr, silent) {
+		t.Fatalf("status beside a silent socket: exit %d, want 4\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	l.Close()
+
+	// One that says who it is, then does not answer the status.
+	half := filepath.Join(e.run, "half.sock")
+	l, err = net.ListenUnix("unix", &net.UnixAddr{Name: half, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	info, _ := json.Marshal(control.InfoResult{Pfile: "/nonexistent/half.pf", PfileAbs: "/nonexistent/half.pf"})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var req control.Request
+				if json.NewDecoder(c).Decode(&req) != nil || req.Command != control.CmdInfo {
+					io.Copy(io.Discard, c) // silent until padmin hangs up
+					return
+				}
+				json.NewEncoder(c).Encode(control.Response{OK: true, Pfile: "/nonexistent/half.pf", Result: info})
+			}()
+		}
+	}()
+	r = e.padmin("--timeout", "500ms", "status")
+	if r.code != 4 || !strings.HasPrefix(r.stdout, "pfile "+e.pfile+":") || !strings.Contains(r.stderr, half) {
+		t.Fatalf("status beside a pcheck that does not answer its status: exit %d, want 4\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
