@@ -163,24 +163,7 @@ func TestShell(t *testing.T) {
 	}
 
 	// bash completes them through rc/completion/padmin.bash.
-	complete := func(line string) []string {
-		t.Helper()
-		script := fmt.Sprintf(`source ../../rc/completion/padmin.bash
-PATH=%s:$PATH
-COMP_LINE=%q; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('') && COMP_CWORD=$((COMP_CWORD+1))
-_padmin padmin
-printf '%%s\n' "${COMPREPLY[@]}"`, filepath.Dir(padminBin), line, line)
-		cmd := exec.Command("bash", "--norc", "-c", script)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil || stderr.Len() > 0 {
-			t.Fatalf("bash completion of %q: %v\n%s", line, err, stderr.String())
-		}
-		got := strings.Fields(string(out))
-		slices.Sort(got)
-		return got
-	}
+	complete := func(line string) []string { t.Helper(); return bashComplete(t, "", line) }
 	run := "--run-dir " + e.run + " "
 	if got := complete("padmin st"); !slices.Equal(got, []string{"start", "stats", "status", "stop"}) {
 		t.Errorf("padmin st<TAB>: %v", got)
@@ -194,26 +177,7 @@ printf '%%s\n' "${COMPREPLY[@]}"`, filepath.Dir(padminBin), line, line)
 	// zsh through rc/completion/_padmin, compadd standing in for the
 	// completion system's.
 	if _, err := exec.LookPath("zsh"); err == nil {
-		zcomplete := func(line string) []string {
-			t.Helper()
-			script := fmt.Sprintf(`compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
-_call_program() { shift; "$@" }
-_directories() { print DIR }
-PATH=%s:$PATH
-words=(${=1}); [[ $1 == *' ' ]] && words+=('')
-CURRENT=${#words}
-source ../../rc/completion/_padmin`, filepath.Dir(padminBin))
-			cmd := exec.Command("zsh", "-f", "-c", script, "zsh", line)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil || stderr.Len() > 0 {
-				t.Fatalf("zsh completion of %q: %v\n%s", line, err, stderr.String())
-			}
-			got := strings.Fields(string(out))
-			slices.Sort(got)
-			return got
-		}
+		zcomplete := func(line string) []string { t.Helper(); return zshComplete(t, "", line) }
 		// compadd gets every candidate; zsh itself filters by the prefix.
 		if got := zcomplete("padmin "); !slices.Contains(got, "status") || !slices.Contains(got, "config") {
 			t.Errorf("zsh: padmin <TAB>: %v", got)
@@ -292,4 +256,102 @@ func TestStatusSilentPcheck(t *testing.T) {
 	if r.code != 4 || !strings.HasPrefix(r.stdout, "pfile "+e.pfile+":") || !strings.Contains(r.stderr, half) {
 		t.Fatalf("status beside a pcheck that does not answer its status: exit %d, want 4\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// bashComplete returns the words bash completes line to through
+// rc/completion/padmin.bash, sorted; it runs in dir ("" the test's).
+func bashComplete(t *testing.T, dir, line string) []string {
+	t.Helper()
+	script, err := filepath.Abs("../../rc/completion/padmin.bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := fmt.Sprintf(`source %q
+PATH=%s:$PATH
+COMP_LINE=%q; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('') && COMP_CWORD=$((COMP_CWORD+1))
+_padmin padmin
+printf '%%s\n' "${COMPREPLY[@]}"`, script, filepath.Dir(padminBin), line, line)
+	cmd := exec.Command("bash", "--norc", "-c", sh)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("bash completion of %q: %v\n%s", line, err, stderr.String())
+	}
+	return sortedLines(string(out))
+}
+
+// zshComplete returns the words zsh's rc/completion/_padmin offers for
+// line, sorted, compadd and _call_program (which evals its command, as
+// zsh's does) standing in for the completion system's; it runs in dir
+// ("" the test's).
+func zshComplete(t *testing.T, dir, line string) []string {
+	t.Helper()
+	script, err := filepath.Abs("../../rc/completion/_padmin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := fmt.Sprintf(`compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
+_call_program() { shift; eval "$*" }
+_directories() { print DIR }
+PATH=%s:$PATH
+words=(${=1}); [[ $1 == *' ' ]] && words+=('')
+CURRENT=${#words}
+source %q`, filepath.Dir(padminBin), script)
+	cmd := exec.Command("zsh", "-f", "-c", sh, "zsh", line)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("zsh completion of %q: %v\n%s", line, err, stderr.String())
+	}
+	return sortedLines(string(out))
+}
+
+// TestCompletionNoExpansion: the words the completions get from padmin
+// come from the pfiles served; a word with $(...) in it is offered (bash
+// quoting it for the line), never run.
+func TestCompletionNoExpansion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pfile = filepath.Join(e.dir, "$(touch pwned).pf")
+	s := e.service("web", "")
+	e.start(s)
+	e.writePfile("", s)
+	e.pcheck()
+	pwned := filepath.Join(e.dir, "pwned")
+	run := "--run-dir " + e.run + " "
+	got := bashComplete(t, e.dir, "padmin "+run+"status ")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("bash completion ran the $(...) in a pfile's name (offered %q)", got)
+	}
+	q := `\$\(touch\ pwned\)`
+	if want := []string{strings.ReplaceAll(e.pfile, "$(touch pwned)", q), q}; !slices.Equal(got, want) {
+		t.Errorf("bash: padmin status <TAB>: %q, want %q", got, want)
+	}
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Log("zsh is not installed: its completion is not checked")
+		return
+	}
+	got = zshComplete(t, e.dir, "padmin "+run+"status ")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("zsh completion ran the $(...) in a pfile's name (offered %q)", got)
+	}
+	if want := []string{"$(touch pwned)", e.pfile}; !slices.Equal(got, want) {
+		t.Errorf("zsh: padmin status <TAB>: %q, want %q", got, want)
+	}
+}
+
+// sortedLines returns the non-empty lines of out, sorted.
+func sortedLines(out string) []string {
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if l != "" {
+			got = append(got, l)
+		}
+	}
+	slices.Sort(got)
+	return got
 }
