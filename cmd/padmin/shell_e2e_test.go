@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcheck/pcheck/checker/control"
 )
@@ -224,6 +225,12 @@ func TestStatusSilentPcheck(t *testing.T) {
 	r := e.padmin("--timeout", "500ms", "status")
 	if r.code != 4 || !strings.HasPrefix(r.stdout, "pfile "+e.pfile+":") || !strings.Contains(r.stderr, silent) {
 		t.Fatalf("status beside a silent socket: exit %d, want 4\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Completion waits about a second for it, not padmin's 30 s.
+	start := time.Now()
+	out, err := exec.Command(padminBin, "__complete", "--run-dir", e.run, "pfiles").Output()
+	if took := time.Since(start); err != nil || !slices.Contains(sortedLines(string(out)), e.pfile) || took > 10*time.Second {
+		t.Fatalf("__complete pfiles beside a silent socket: %v after %s, words %q", err, took, out)
 	}
 	l.Close()
 
