@@ -154,7 +154,13 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/pcheck $(DESTDIR)$(DOCDIR)
 	-rmdir $(DESTDIR)/etc/pcheck 2>/dev/null
 
-# clean also stops the demo server make run started.
+# clean also stops the demo server make run started. It removes the files
+# make build and make run made, by name, and their directories when empty:
+# never a whole directory, as BIN and DEMO_DIR may be ones the operator chose.
+BUILT       = $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 clean:
-	@$(DEMO_ENV) ./testdata/demo/run.sh stop
-	rm -rf $(BIN) $(DEMO_DIR)
+	@$(DEMO_ENV) ./testdata/demo/run.sh clean
+	rm -f $(addprefix $(BIN)/,$(BUILT))
+	@if [ -d $(BIN) ] && ! rmdir $(BIN) 2>/dev/null; then \
+		echo "make clean: $(BIN) holds files make build did not make; left them there"; \
+	fi
