@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,6 +72,9 @@ func checkUninstall(t *testing.T, mk, root, dest, prefix, bin string, args ...st
 	if b, _ := os.ReadFile(edited); string(b) != "STOP_TIMEOUT=60\n" {
 		t.Errorf("make install overwrote an edited /etc/default/pcheck: %q", b)
 	}
+	// A file of the operator's among those make install put there.
+	own := prefix[1:] + "/share/pcheck/templates/mine.pfile"
+	writeFile(t, filepath.Join(dest, own), 0o644, "# the operator's\n")
 	uninstall := append([]string{"-C", root, "uninstall", "DESTDIR=" + dest, "PREFIX=" + prefix}, args...)
 	if out, err := exec.Command(mk, uninstall...).CombinedOutput(); err != nil {
 		t.Fatalf("make uninstall: %v\n%s", err, out)
@@ -82,10 +86,12 @@ func checkUninstall(t *testing.T, mk, root, dest, prefix, bin string, args ...st
 		}
 		return nil
 	})
-	if len(left) != 1 || left[0] != "etc/default/pcheck" {
-		t.Errorf("make uninstall PREFIX=%s left %v, want only the edited etc/default/pcheck", prefix, left)
+	slices.Sort(left)
+	if want := []string{"etc/default/pcheck", own}; !slices.Equal(left, want) {
+		t.Errorf("make uninstall PREFIX=%s left %v, want only the edited etc/default/pcheck and the operator's %s", prefix, left, own)
 	}
-	for _, d := range []string{"etc/pcheck", prefix[1:] + "/share/pcheck", prefix[1:] + "/share/doc/pcheck", "usr/lib/ocf/resource.d/pcheck"} {
+	for _, d := range []string{"etc/pcheck", prefix[1:] + "/share/pcheck/rc", prefix[1:] + "/share/pcheck/prometheus",
+		prefix[1:] + "/share/doc/pcheck", "usr/lib/ocf/resource.d/pcheck"} {
 		if _, err := os.Stat(filepath.Join(dest, d)); err == nil {
 			t.Errorf("make uninstall left the directory %s", d)
 		}
