@@ -323,7 +323,7 @@ source %q`, filepath.Dir(padminBin), script)
 func TestCompletionNoExpansion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.pfile = filepath.Join(e.dir, "$(touch pwned).pf")
+	e.pfile = filepath.Join(e.dir, "$(id>pwned).pf")
 	s := e.service("web", "")
 	e.start(s)
 	e.writePfile("", s)
@@ -334,8 +334,8 @@ func TestCompletionNoExpansion(t *testing.T) {
 	if _, err := os.Stat(pwned); err == nil {
 		t.Fatalf("bash completion ran the $(...) in a pfile's name (offered %q)", got)
 	}
-	q := `\$\(touch\ pwned\)`
-	if want := []string{strings.ReplaceAll(e.pfile, "$(touch pwned)", q), q}; !slices.Equal(got, want) {
+	q := `\$\(id\>pwned\)`
+	if want := []string{strings.ReplaceAll(e.pfile, "$(id>pwned)", q), q}; !slices.Equal(got, want) {
 		t.Errorf("bash: padmin status <TAB>: %q, want %q", got, want)
 	}
 	if _, err := exec.LookPath("zsh"); err != nil {
@@ -346,8 +346,17 @@ func TestCompletionNoExpansion(t *testing.T) {
 	if _, err := os.Stat(pwned); err == nil {
 		t.Fatalf("zsh completion ran the $(...) in a pfile's name (offered %q)", got)
 	}
-	if want := []string{"$(touch pwned)", e.pfile}; !slices.Equal(got, want) {
+	if want := []string{"$(id>pwned)", e.pfile}; !slices.Equal(got, want) {
 		t.Errorf("zsh: padmin status <TAB>: %q, want %q", got, want)
+	}
+	// The stem as compadd puts it on the line, quoted: the processes of
+	// that pfile, the name never run.
+	got = zshComplete(t, e.dir, "padmin "+run+"stop "+q+" ")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("zsh completion ran the $(...) in a pfile's name on the line (offered %q)", got)
+	}
+	if want := []string{self, filepath.Base(self)}; !slices.Equal(got, want) {
+		t.Errorf("zsh: padmin stop %s <TAB>: %q, want %q", q, got, want)
 	}
 }
 
