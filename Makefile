@@ -136,8 +136,13 @@ ifeq ($(INITSCRIPT),yes)
 endif
 
 # make uninstall [DESTDIR=...] [PREFIX=...]: removes what make install put
-# there. /etc/default/pcheck goes only when it is still the sample, and
-# /etc/pcheck only when empty: an operator's settings and pfiles stay.
+# there, file by file, and then each of its directories that is left empty.
+# /etc/default/pcheck goes only when it is still the sample, and /etc/pcheck
+# only when empty: an operator's settings, pfiles and files of their own
+# (under share/pcheck too) stay.
+SHAREFILES  = rc/pcheck.init rc/runlist.sample rc/pcheck.default prometheus/pcheck-rules.yml \
+	$(wildcard $(foreach t,$(TEMPLATES),templates/$(t)/*.pfile templates/$(t)/README.md templates/$(t)/*.sh))
+SHAREDIRS   = $(addprefix templates/,$(TEMPLATES)) templates rc prometheus .
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/sbin/,$(COMMANDS))
 	rm -f $(DESTDIR)$(UNITDIR)/pcheck@.service
@@ -151,10 +156,19 @@ uninstall:
 	if [ -f $(DESTDIR)/etc/init.d/pcheck ] && $(RCSED) rc/pcheck.init | cmp -s - $(DESTDIR)/etc/init.d/pcheck; then \
 		rm -f $(DESTDIR)/etc/init.d/pcheck; \
 	fi
-	rm -rf $(DESTDIR)$(PREFIX)/share/pcheck $(DESTDIR)$(DOCDIR)
-	-rmdir $(DESTDIR)/etc/pcheck 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/pcheck/,$(SHAREFILES))
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(DOCS))
+	for d in $(addprefix $(DESTDIR)$(PREFIX)/share/pcheck/,$(SHAREDIRS)) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)/etc/pcheck; do \
+		[ ! -d "$$d" ] || rmdir "$$d" 2>/dev/null || echo "make uninstall: $$d is not empty; left it"; \
+	done
 
-# clean also stops the demo server make run started.
+# clean also stops the demo server make run started. It removes the files
+# make build and make run made, by name, and their directories when empty:
+# never a whole directory, as BIN and DEMO_DIR may be ones the operator chose.
+BUILT       = $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 clean:
-	@$(DEMO_ENV) ./testdata/demo/run.sh stop
-	rm -rf $(BIN) $(DEMO_DIR)
+	@$(DEMO_ENV) ./testdata/demo/run.sh clean
+	rm -f $(addprefix $(BIN)/,$(BUILT))
+	@if [ -d $(BIN) ] && ! rmdir $(BIN) 2>/dev/null; then \
+		echo "make clean: $(BIN) holds files make build did not make; left them there"; \
+	fi

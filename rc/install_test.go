@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,6 +72,9 @@ func checkUninstall(t *testing.T, mk, root, dest, prefix, bin string, args ...st
 	if b, _ := os.ReadFile(edited); string(b) != "STOP_TIMEOUT=60\n" {
 		t.Errorf("make install overwrote an edited /etc/default/pcheck: %q", b)
 	}
+	// A file of the operator's among those make install put there.
+	own := prefix[1:] + "/share/pcheck/templates/mine.pfile"
+	writeFile(t, filepath.Join(dest, own), 0o644, "# the operator's\n")
 	uninstall := append([]string{"-C", root, "uninstall", "DESTDIR=" + dest, "PREFIX=" + prefix}, args...)
 	if out, err := exec.Command(mk, uninstall...).CombinedOutput(); err != nil {
 		t.Fatalf("make uninstall: %v\n%s", err, out)
@@ -82,10 +86,12 @@ func checkUninstall(t *testing.T, mk, root, dest, prefix, bin string, args ...st
 		}
 		return nil
 	})
-	if len(left) != 1 || left[0] != "etc/default/pcheck" {
-		t.Errorf("make uninstall PREFIX=%s left %v, want only the edited etc/default/pcheck", prefix, left)
+	slices.Sort(left)
+	if want := []string{"etc/default/pcheck", own}; !slices.Equal(left, want) {
+		t.Errorf("make uninstall PREFIX=%s left %v, want only the edited etc/default/pcheck and the operator's %s", prefix, left, own)
 	}
-	for _, d := range []string{"etc/pcheck", prefix[1:] + "/share/pcheck", prefix[1:] + "/share/doc/pcheck", "usr/lib/ocf/resource.d/pcheck"} {
+	for _, d := range []string{"etc/pcheck", prefix[1:] + "/share/pcheck/rc", prefix[1:] + "/share/pcheck/prometheus",
+		prefix[1:] + "/share/doc/pcheck", "usr/lib/ocf/resource.d/pcheck"} {
 		if _, err := os.Stat(filepath.Join(dest, d)); err == nil {
 			t.Errorf("make uninstall left the directory %s", d)
 		}
@@ -143,13 +149,41 @@ func TestDefaultsFile(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "default", "pcheck"), 0o644,
 		string(sample)+"PCHECK="+filepath.Join(dir, "no-pcheck")+"\nRUNLIST="+runlist+"\n")
 	script, _ := filepath.Abs("pcheck.init")
-	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" /etc/default && exec sh "$2" start`, "sh",
-		filepath.Join(dir, "default"), script)
-	// The environment names none of the settings: they come from the file.
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	out, err := cmd.CombinedOutput()
-	if exitCode(err) != 5 || !strings.Contains(string(out), filepath.Join(dir, "no-pcheck")+" is not installed") {
-		t.Fatalf("pcheck.init start with PCHECK set in /etc/default/pcheck: exit %d\n%s", exitCode(err), out)
+	start := func() (string, int) {
+		t.Helper()
+		cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" /etc/default && exec sh "$2" start`, "sh",
+			filepath.Join(dir, "default"), script)
+		// The environment names none of the settings: they come from the file.
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		out, err := cmd.CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	notInstalled := filepath.Join(dir, "no-pcheck") + " is not installed"
+	if out, code := start(); code != 5 || !strings.Contains(out, notInstalled) {
+		t.Fatalf("pcheck.init start with PCHECK set in /etc/default/pcheck: exit %d\n%s", code, out)
+	}
+
+	// A file others could change is not read as root: nothing starts,
+	// and the message names the file and the fix.
+	defaults := filepath.Join(dir, "default", "pcheck")
+	if err := os.Chmod(defaults, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	out, code := start()
+	if code != 6 || strings.Contains(out, notInstalled) ||
+		!strings.Contains(out, "/etc/default/pcheck is writable by group or other (mode 664): chmod go-w /etc/default/pcheck") {
+		t.Fatalf("pcheck.init start with a group-writable /etc/default/pcheck: exit %d, want 6 refusing it\n%s", code, out)
+	}
+	if err := os.Chmod(defaults, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(defaults, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	out, code = start()
+	if code != 6 || strings.Contains(out, notInstalled) ||
+		!strings.Contains(out, "/etc/default/pcheck is owned by uid 65534, not root: chown root /etc/default/pcheck") {
+		t.Fatalf("pcheck.init start with /etc/default/pcheck owned by nobody: exit %d, want 6 refusing it\n%s", code, out)
 	}
 }
 

@@ -40,8 +40,8 @@ type Admin struct {
 }
 
 // ErrNotHealthy is what Status returns, after printing the status in full,
-// when an entry is not Up or a monitor is Stalled or Unknown: padmin
-// status then exits 4, for scripts and cron.
+// when an entry is not Up, a monitor is Stalled or Unknown or a pcheck
+// does not answer: padmin status then exits 4, for scripts and cron.
 var ErrNotHealthy = errors.New("not every process is Up and every monitor healthy")
 
 // stateOrder is the order of the states in summaries.
@@ -66,38 +66,45 @@ func (a *Admin) call(pfile string, req Request, result any) (Response, error) {
 }
 
 // each sends req to every pcheck (pfile "") or to the one serving pfile,
-// calling fn with each answer.
-func (a *Admin) each(pfile string, req Request, fn func(Response) error) error {
+// calling fn with each answer. Over every pfile, a pcheck that does not
+// answer (a socket we may not open, a pcheck that does not answer in
+// time, one that refuses) does not stop the others: its error is in
+// failed. A pcheck gone since the sockets were listed is skipped, as List
+// skips it.
+func (a *Admin) each(pfile string, req Request, fn func(Response) error) (failed []error, err error) {
 	if pfile != "" {
 		resp, err := a.call(pfile, req, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return fn(resp)
+		return nil, fn(resp)
 	}
 	served, errs := List(a.RunDir, a.Timeout)
 	if len(served) == 0 {
 		if len(errs) > 0 {
-			return errs[0]
+			return nil, errs[0]
 		}
-		return fmt.Errorf("run directory %s: %w", a.RunDir, ErrNotServed)
+		return nil, fmt.Errorf("run directory %s: %w", a.RunDir, ErrNotServed)
 	}
-	a.warn(errs)
 	for _, sv := range served {
 		c, err := Dial(sv.Socket, a.Timeout)
-		if err != nil {
-			return err
+		if err == nil {
+			var resp Response
+			resp, err = c.Do(req)
+			c.Close()
+			if err == nil {
+				if err := fn(resp); err != nil {
+					return errs, err
+				}
+				continue
+			}
+			err = fmt.Errorf("%s %s: %w", req.Command, sv.Info.Pfile, err)
 		}
-		resp, err := c.Do(req)
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", req.Command, sv.Info.Pfile, err)
-		}
-		if err := fn(resp); err != nil {
-			return err
+		if !errors.Is(err, ErrNotServed) {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errs, nil
 }
 
 func (a *Admin) warn(errs []error) {
@@ -187,11 +194,11 @@ func (a *Admin) Rule(pfile string) error {
 
 // Status prints the state of every process and monitor of pfile (of
 // every pfile served for ""). It returns an error wrapping ErrNotHealthy,
-// naming each entry not Up and each monitor Stalled or Unknown, when there
-// are any.
+// naming each entry not Up, each monitor Stalled or Unknown and each
+// pcheck that did not answer, when there are any.
 func (a *Admin) Status(pfile string) error {
 	var all []StatusResult
-	err := a.each(pfile, Request{Command: CmdStatus}, func(resp Response) error {
+	failed, err := a.each(pfile, Request{Command: CmdStatus}, func(resp Response) error {
 		var st StatusResult
 		if err := json.Unmarshal(resp.Result, &st); err != nil {
 			return fmt.Errorf("status of %s: %w", resp.Pfile, err)
@@ -221,13 +228,17 @@ func (a *Admin) Status(pfile string) error {
 	if err != nil {
 		return err
 	}
-	return unhealthy(all)
+	return unhealthy(all, failed)
 }
 
 // unhealthy returns an error wrapping ErrNotHealthy that names every entry
-// not Up and every monitor Stalled or Unknown, nil when there is none.
-func unhealthy(all []StatusResult) error {
+// not Up, every monitor Stalled or Unknown and every pcheck whose status
+// failed, nil when there is none.
+func unhealthy(all []StatusResult, failed []error) error {
 	var bad []string
+	for _, err := range failed {
+		bad = append(bad, "no status: "+err.Error())
+	}
 	for _, st := range all {
 		for _, p := range st.ProcessList {
 			if p.State != states.Up.String() {
@@ -472,8 +483,9 @@ func what(process string) string {
 // itself when it is "", has a slash or is an entry's name or key as
 // written; else the name of the entries whose program has that base name
 // (httpd for /usr/sbin/httpd), when they are all one. Several programs of
-// that base name are ErrAmbiguous; none leaves process as it is, for
-// pcheck to refuse.
+// that base name, or an entry named process beside a program of that base
+// name, are ErrAmbiguous; none leaves process as it is, for pcheck to
+// refuse.
 func (a *Admin) processName(pfile, process string) (string, error) {
 	if process == "" || strings.Contains(process, "/") {
 		return process, nil
@@ -482,19 +494,26 @@ func (a *Admin) processName(pfile, process string) (string, error) {
 	if _, err := a.call(pfile, Request{Command: CmdStatus}, &st); err != nil {
 		return "", err
 	}
+	exact := false
 	var names []string
 	for _, p := range st.ProcessList {
 		if p.Name == process || p.Key == process {
-			return process, nil
+			exact = true
+			continue
 		}
 		if programBase(p.Name) == process && !slices.Contains(names, p.Name) {
 			names = append(names, p.Name)
 		}
 	}
-	switch len(names) {
-	case 0:
+	switch {
+	case exact && len(names) == 0:
 		return process, nil
-	case 1:
+	case exact:
+		return "", fmt.Errorf("process %s of %s: %w: it names the entry %s and %s; give the path, or the entry's key",
+			process, st.Pfile, ErrAmbiguous, process, strings.Join(names, ", "))
+	case len(names) == 0:
+		return process, nil
+	case len(names) == 1:
 		return names[0], nil
 	}
 	return "", fmt.Errorf("process %s of %s: %w: it names %s; give the path", process, st.Pfile, ErrAmbiguous, strings.Join(names, ", "))
@@ -651,7 +670,7 @@ func (a *Admin) Config(pfile string, c Config) error {
 // or of every pfile merged for "", newest first.
 func (a *Admin) Events(pfile string, n int) error {
 	var all []Event
-	err := a.each(pfile, Request{Command: CmdEvents, N: n}, func(resp Response) error {
+	failed, err := a.each(pfile, Request{Command: CmdEvents, N: n}, func(resp Response) error {
 		var evs []Event
 		if err := json.Unmarshal(resp.Result, &evs); err != nil {
 			return fmt.Errorf("events of %s: %w", resp.Pfile, err)
@@ -659,6 +678,7 @@ func (a *Admin) Events(pfile string, n int) error {
 		all = append(all, evs...)
 		return nil
 	})
+	a.warn(failed)
 	if err != nil {
 		return err
 	}
@@ -693,7 +713,7 @@ func (a *Admin) Stats(pfile string) error {
 		StatsResult
 	}
 	var all []named
-	err := a.each(pfile, Request{Command: CmdStats}, func(resp Response) error {
+	failed, err := a.each(pfile, Request{Command: CmdStats}, func(resp Response) error {
 		var st StatsResult
 		if err := json.Unmarshal(resp.Result, &st); err != nil {
 			return fmt.Errorf("stats of %s: %w", resp.Pfile, err)
@@ -701,6 +721,7 @@ func (a *Admin) Stats(pfile string) error {
 		all = append(all, named{resp.Pfile, st})
 		return nil
 	})
+	a.warn(failed)
 	if err != nil {
 		return err
 	}

@@ -170,8 +170,10 @@ func List(runDir string, timeout time.Duration) (served []Served, errs []error) 
 // socket named after pfile is tried first, then every socket. A pfile
 // without a slash also matches the file name (apache.pfile) or the stem
 // (apache, as the unit pcheck@apache names /etc/pcheck/apache.pfile) of
-// one pfile served, when no path matches; one that fits several is
-// ErrAmbiguous. It is ErrNotServed when none matches.
+// every pfile served: one that fits several, by path or short name, is
+// ErrAmbiguous, and a short name is refused while a socket does not
+// answer (it may be the one that fits too). It is ErrNotServed when none
+// matches.
 func Lookup(runDir, pfile string, timeout time.Duration) (Served, error) {
 	abs, err := filepath.Abs(pfile)
 	if err != nil {
@@ -180,48 +182,59 @@ func Lookup(runDir, pfile string, timeout time.Duration) (Served, error) {
 	match := func(sv Served) bool {
 		return sv.Info.Pfile == pfile || sv.Info.PfileAbs == abs || sv.Info.Pfile == abs
 	}
+	bare := !strings.Contains(pfile, "/")
 	direct := SocketPath(runDir, pfile)
-	sv, err := Query(direct, timeout)
-	if err == nil && match(sv) {
-		return sv, nil
+	directSv, err := Query(direct, timeout)
+	if err == nil && match(directSv) && !bare {
+		return directSv, nil
 	}
 	if err != nil && !errors.Is(err, ErrNotServed) {
 		return Served{}, err
 	}
+	directOK := err == nil
 	socks, err := Sockets(runDir)
 	if err != nil {
 		return Served{}, err
 	}
 	var firstErr error
-	var short []Served
+	var firstSock string // whose pcheck firstErr is
+	var fits []Served    // by path, then (bare names only) by short name
+	short := false
 	for _, s := range socks {
-		if s == direct {
-			continue
+		sv, err := directSv, error(nil)
+		if s != direct || !directOK {
+			sv, err = Query(s, timeout)
 		}
-		sv, err := Query(s, timeout)
 		if err != nil {
 			if !errors.Is(err, ErrNotServed) && firstErr == nil {
-				firstErr = err
+				firstErr, firstSock = err, s
 			}
 			continue
 		}
-		if match(sv) {
+		switch {
+		case match(sv) && !bare:
 			return sv, nil
-		}
-		if !strings.Contains(pfile, "/") && slices.Contains(ShortNames(sv.Info.PfileAbs), pfile) {
-			short = append(short, sv)
+		case match(sv):
+			fits = append(fits, sv)
+		case bare && slices.Contains(ShortNames(sv.Info.PfileAbs), pfile):
+			fits = append(fits, sv)
+			short = true
 		}
 	}
 	switch {
-	case len(short) == 1:
-		return short[0], nil
-	case len(short) > 1:
-		paths := make([]string, len(short))
-		for i, sv := range short {
+	case len(fits) > 1:
+		paths := make([]string, len(fits))
+		for i, sv := range fits {
 			paths[i] = sv.Info.PfileAbs
 		}
 		sort.Strings(paths)
 		return Served{}, fmt.Errorf("pfile %s: %w: it names %s; give the path", pfile, ErrAmbiguous, strings.Join(paths, ", "))
+	case len(fits) == 1 && short && firstErr != nil:
+		// The pcheck that did not answer may serve a pfile of that
+		// name too.
+		return Served{}, fmt.Errorf("pfile %s: the pcheck on %s did not answer (%w); name the pfile by its path", pfile, firstSock, firstErr)
+	case len(fits) == 1:
+		return fits[0], nil
 	case firstErr != nil:
 		// A socket we could not ask may be the one: say why.
 		return Served{}, fmt.Errorf("pfile %s: not among the sockets that answered: %w", pfile, firstErr)

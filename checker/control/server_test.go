@@ -25,6 +25,7 @@ type fakeEngine struct {
 	file    *pfile.File
 	calls   []string
 	restart error
+	procs   []engine.ProcessStatus // the entries Snapshot reports; nil: httpd and db
 }
 
 func (f *fakeEngine) record(c string) {
@@ -34,6 +35,9 @@ func (f *fakeEngine) record(c string) {
 }
 
 func (f *fakeEngine) Snapshot() engine.Status {
+	if f.procs != nil {
+		return engine.Status{Pfile: f.File().Path, Started: time.Now(), Processes: f.procs}
+	}
 	return engine.Status{Pfile: f.File().Path, Started: time.Now().Add(-time.Hour), Processes: []engine.ProcessStatus{
 		{Name: "httpd", Key: "httpd /r.sh", State: engine.StateUp, Pids: []int{os.Getpid()}, Since: time.Now(), RetriesAllowed: 3, Grace: time.Hour},
 		{Name: "db", Key: "db /r.sh", State: engine.StateRetryOver, RetriesUsed: 3, RetriesAllowed: 3},
@@ -565,5 +569,93 @@ func TestLookup(t *testing.T) {
 	if len(served) != 0 || len(errs) != 1 || !errors.Is(errs[0], ErrNotServed) ||
 		!strings.Contains(errs[0].Error(), "run directory "+missing+" does not exist") {
 		t.Fatalf("List of a missing run directory: %+v %v", served, errs)
+	}
+}
+
+// serveAt serves a pfile at path through a socket in dir until the test
+// ends.
+func serveAt(t *testing.T, dir, path string) {
+	t.Helper()
+	tg := Target{Engine: &fakeEngine{file: newFile(path)}, Recorder: NewRecorder(RecorderOptions{})}
+	srv, err := Listen(SocketPath(dir, path), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+}
+
+// TestLookupShortNameUnsure: a short name is refused while a socket does
+// not answer, since its pcheck may serve a pfile of that name too; a path
+// is still found.
+func TestLookupShortNameUnsure(t *testing.T) {
+	f := serve(t, nil)
+	// A socket that takes connections into its backlog and never answers.
+	hung := filepath.Join(f.dir, "hung.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: hung, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = Lookup(f.dir, "web", 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "the pcheck on "+hung+" did not answer") ||
+		!strings.Contains(err.Error(), "name the pfile by its path") {
+		t.Fatalf("Lookup(web) beside a socket that does not answer: %v", err)
+	}
+	abs, _ := filepath.Abs("web.pf")
+	if sv, err := Lookup(f.dir, abs, 200*time.Millisecond); err != nil || sv.Socket != f.path {
+		t.Fatalf("Lookup by path beside a socket that does not answer: %+v, %v", sv, err)
+	}
+}
+
+// TestLookupPathAndStem: a bare name that is the path of one pfile (here
+// relative to the working directory) and the short name of another is
+// ambiguous; ./NAME is the path.
+func TestLookupPathAndStem(t *testing.T) {
+	f := serve(t, nil) // web.pf, relative to the working directory
+	other := filepath.Join(shortDir(t), "web.pf")
+	serveAt(t, f.dir, other)
+	for _, name := range []string{"web.pf", "web"} {
+		_, err := Lookup(f.dir, name, 5*time.Second)
+		abs, _ := filepath.Abs("web.pf")
+		if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), abs) {
+			t.Fatalf("Lookup(%s), the path of one pfile and the short name of another: %v, want ErrAmbiguous naming both", name, err)
+		}
+	}
+	if sv, err := Lookup(f.dir, "./web.pf", 5*time.Second); err != nil || sv.Socket != f.path {
+		t.Fatalf("Lookup(./web.pf): %+v, %v", sv, err)
+	}
+	if sv, err := Lookup(f.dir, other, 5*time.Second); err != nil || sv.Info.PfileAbs != other {
+		t.Fatalf("Lookup(%s): %+v, %v", other, sv, err)
+	}
+}
+
+// TestProcessNameExactAndBase: a name that is one entry's as written and
+// another's program base name is ambiguous, and nothing is done; the key
+// names the entry.
+func TestProcessNameExactAndBase(t *testing.T) {
+	f := serve(t, func(tg *Target) {
+		tg.Engine.(*fakeEngine).procs = []engine.ProcessStatus{
+			{Name: "httpd", Key: "httpd /r.sh", State: engine.StateUp},
+			{Name: "/usr/sbin/httpd -k", Key: "/usr/sbin/httpd -k /r2.sh", State: engine.StateUp},
+		}
+	})
+	var out strings.Builder
+	a := &Admin{RunDir: f.dir, Timeout: 5 * time.Second, Out: &out}
+	err := a.Stop("web.pf", "httpd")
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "/usr/sbin/httpd -k") {
+		t.Fatalf("stop httpd beside /usr/sbin/httpd: %v, want ErrAmbiguous naming both", err)
+	}
+	if err := a.Stop("web.pf", "httpd /r.sh"); err != nil {
+		t.Fatalf("stop by key: %v", err)
+	}
+	f.eng.mu.Lock()
+	defer f.eng.mu.Unlock()
+	if want := []string{"pause httpd /r.sh"}; fmt.Sprint(f.eng.calls) != fmt.Sprint(want) {
+		t.Fatalf("engine calls %q, want %q", f.eng.calls, want)
 	}
 }

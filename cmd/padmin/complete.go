@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/pcheck/pcheck/checker/control"
 )
@@ -17,6 +18,10 @@ import (
 // running), and exits 0 unless it was called wrongly.
 const completeCommand = "__complete"
 
+// completeTimeout bounds each request of a completion: a pcheck that does
+// not answer must not hold the shell up for padmin's 30 s.
+const completeTimeout = time.Second
+
 func complete(argv []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("padmin "+completeCommand, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -26,7 +31,7 @@ func complete(argv []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	var words []string
-	a := &control.Admin{RunDir: *runDir, Timeout: control.DefaultTimeout}
+	a := &control.Admin{RunDir: *runDir, Timeout: completeTimeout}
 	switch what := fs.Arg(0); {
 	case what == "commands" && fs.NArg() == 1:
 		for _, c := range commandList {

@@ -28,7 +28,7 @@ const (
 	exitFailed    = 1 // refused or failed, the reason on stderr
 	exitUsage     = 2
 	exitNotServed = 3 // no pcheck serves that pfile
-	exitUnhealthy = 4 // status: an entry is not Up or a monitor is Stalled or Unknown
+	exitUnhealthy = 4 // status: an entry is not Up, a monitor is Stalled or Unknown, a pcheck silent
 )
 
 // command is one padmin command: its arguments, its own flags and its
@@ -52,8 +52,9 @@ var commandList = []command{
 			"entry, and the stall monitors, of PFILE (of every pfile served without it).\n" +
 			"  -l  every column: start, CPU time, threads, fds, children, grace,\n" +
 			"      action, last reason; attempts and failures of the monitors\n" +
-			"exit status 4 when an entry is not Up or a monitor is Stalled or Unknown\n" +
-			"(the table is printed all the same, the entries at fault named on stderr)."},
+			"exit status 4 when an entry is not Up, a monitor is Stalled or Unknown or a\n" +
+			"pcheck does not answer (the table is printed all the same, the entries at\n" +
+			"fault named on stderr)."},
 	{"stop", "PFILE [PROC]", 1, 2, nil, "pause monitoring; processes keep running",
 		"Pauses monitoring of PROC (of every process without it)."},
 	{"start", "PFILE [PROC]", 1, 2, nil, "resume monitoring; re-arms RetryOver",
@@ -118,7 +119,7 @@ var usage = func() string {
 	}
 	b.WriteString("\n" + names + "\n" + optionsHelp)
 	b.WriteString("\nexit status: 0 done; 1 refused or failed; 2 usage; 3 no pcheck serves that\n" +
-		"pfile; 4 status found an entry not Up or a monitor Stalled or Unknown\n")
+		"pfile; 4 status found an entry not Up, a monitor Stalled or Unknown, or a\npcheck that did not answer\n")
 	return b.String()
 }()
 

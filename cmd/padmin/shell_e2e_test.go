@@ -6,7 +6,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcheck/pcheck/checker/control"
 )
@@ -160,24 +164,7 @@ func TestShell(t *testing.T) {
 	}
 
 	// bash completes them through rc/completion/padmin.bash.
-	complete := func(line string) []string {
-		t.Helper()
-		script := fmt.Sprintf(`source ../../rc/completion/padmin.bash
-PATH=%s:$PATH
-COMP_LINE=%q; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('') && COMP_CWORD=$((COMP_CWORD+1))
-_padmin padmin
-printf '%%s\n' "${COMPREPLY[@]}"`, filepath.Dir(padminBin), line, line)
-		cmd := exec.Command("bash", "--norc", "-c", script)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil || stderr.Len() > 0 {
-			t.Fatalf("bash completion of %q: %v\n%s", line, err, stderr.String())
-		}
-		got := strings.Fields(string(out))
-		slices.Sort(got)
-		return got
-	}
+	complete := func(line string) []string { t.Helper(); return bashComplete(t, "", line) }
 	run := "--run-dir " + e.run + " "
 	if got := complete("padmin st"); !slices.Equal(got, []string{"start", "stats", "status", "stop"}) {
 		t.Errorf("padmin st<TAB>: %v", got)
@@ -191,26 +178,7 @@ printf '%%s\n' "${COMPREPLY[@]}"`, filepath.Dir(padminBin), line, line)
 	// zsh through rc/completion/_padmin, compadd standing in for the
 	// completion system's.
 	if _, err := exec.LookPath("zsh"); err == nil {
-		zcomplete := func(line string) []string {
-			t.Helper()
-			script := fmt.Sprintf(`compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
-_call_program() { shift; "$@" }
-_directories() { print DIR }
-PATH=%s:$PATH
-words=(${=1}); [[ $1 == *' ' ]] && words+=('')
-CURRENT=${#words}
-source ../../rc/completion/_padmin`, filepath.Dir(padminBin))
-			cmd := exec.Command("zsh", "-f", "-c", script, "zsh", line)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil || stderr.Len() > 0 {
-				t.Fatalf("zsh completion of %q: %v\n%s", line, err, stderr.String())
-			}
-			got := strings.Fields(string(out))
-			slices.Sort(got)
-			return got
-		}
+		zcomplete := func(line string) []string { t.Helper(); return zshComplete(t, "", line) }
 		// compadd gets every candidate; zsh itself filters by the prefix.
 		if got := zcomplete("padmin "); !slices.Contains(got, "status") || !slices.Contains(got, "config") {
 			t.Errorf("zsh: padmin <TAB>: %v", got)
@@ -230,4 +198,176 @@ source ../../rc/completion/_padmin`, filepath.Dir(padminBin))
 	if got := complete("padmin help re"); !slices.Equal(got, []string{"reload", "reset", "restart"}) {
 		t.Errorf("padmin help re<TAB>: %v", got)
 	}
+}
+
+// TestStatusSilentPcheck: padmin status over every pfile exits 4 when a
+// pcheck does not answer, whether it is silent from the start or answers
+// who it is and then not its status; the pchecks that answer are printed.
+func TestStatusSilentPcheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.service("web", "")
+	e.start(s)
+	e.writePfile("", s)
+	e.pcheck()
+	e.waitProcess(s.key(), "Up", isUp)
+	if r := e.padmin("status"); r.code != 0 {
+		t.Fatalf("status with every entry Up: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// A socket that takes connections and never answers.
+	silent := filepath.Join(e.run, "silent.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: silent, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := e.padmin("--timeout", "500ms", "status")
+	if r.code != 4 || !strings.HasPrefix(r.stdout, "pfile "+e.pfile+":") || !strings.Contains(r.stderr, silent) {
+		t.Fatalf("status beside a silent socket: exit %d, want 4\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Completion waits about a second for it, not padmin's 30 s.
+	start := time.Now()
+	out, err := exec.Command(padminBin, "__complete", "--run-dir", e.run, "pfiles").Output()
+	if took := time.Since(start); err != nil || !slices.Contains(sortedLines(string(out)), e.pfile) || took > 10*time.Second {
+		t.Fatalf("__complete pfiles beside a silent socket: %v after %s, words %q", err, took, out)
+	}
+	l.Close()
+
+	// One that says who it is, then does not answer the status.
+	half := filepath.Join(e.run, "half.sock")
+	l, err = net.ListenUnix("unix", &net.UnixAddr{Name: half, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	info, _ := json.Marshal(control.InfoResult{Pfile: "/nonexistent/half.pf", PfileAbs: "/nonexistent/half.pf"})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var req control.Request
+				if json.NewDecoder(c).Decode(&req) != nil || req.Command != control.CmdInfo {
+					io.Copy(io.Discard, c) // silent until padmin hangs up
+					return
+				}
+				json.NewEncoder(c).Encode(control.Response{OK: true, Pfile: "/nonexistent/half.pf", Result: info})
+			}()
+		}
+	}()
+	r = e.padmin("--timeout", "500ms", "status")
+	if r.code != 4 || !strings.HasPrefix(r.stdout, "pfile "+e.pfile+":") || !strings.Contains(r.stderr, half) {
+		t.Fatalf("status beside a pcheck that does not answer its status: exit %d, want 4\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// bashComplete returns the words bash completes line to through
+// rc/completion/padmin.bash, sorted; it runs in dir ("" the test's).
+func bashComplete(t *testing.T, dir, line string) []string {
+	t.Helper()
+	script, err := filepath.Abs("../../rc/completion/padmin.bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := fmt.Sprintf(`source %q
+PATH=%s:$PATH
+COMP_LINE=%q; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('') && COMP_CWORD=$((COMP_CWORD+1))
+_padmin padmin
+printf '%%s\n' "${COMPREPLY[@]}"`, script, filepath.Dir(padminBin), line, line)
+	cmd := exec.Command("bash", "--norc", "-c", sh)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("bash completion of %q: %v\n%s", line, err, stderr.String())
+	}
+	return sortedLines(string(out))
+}
+
+// zshComplete returns the words zsh's rc/completion/_padmin offers for
+// line, sorted, compadd and _call_program (which evals its command, as
+// zsh's does) standing in for the completion system's; it runs in dir
+// ("" the test's).
+func zshComplete(t *testing.T, dir, line string) []string {
+	t.Helper()
+	script, err := filepath.Abs("../../rc/completion/_padmin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := fmt.Sprintf(`compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
+_call_program() { shift; eval "$*" }
+_directories() { print DIR }
+PATH=%s:$PATH
+words=(${=1}); [[ $1 == *' ' ]] && words+=('')
+CURRENT=${#words}
+source %q`, filepath.Dir(padminBin), script)
+	cmd := exec.Command("zsh", "-f", "-c", sh, "zsh", line)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("zsh completion of %q: %v\n%s", line, err, stderr.String())
+	}
+	return sortedLines(string(out))
+}
+
+// TestCompletionNoExpansion: the words the completions get from padmin
+// come from the pfiles served; a word with $(...) in it is offered (bash
+// quoting it for the line), never run.
+func TestCompletionNoExpansion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pfile = filepath.Join(e.dir, "$(id>pwned).pf")
+	s := e.service("web", "")
+	e.start(s)
+	e.writePfile("", s)
+	e.pcheck()
+	pwned := filepath.Join(e.dir, "pwned")
+	run := "--run-dir " + e.run + " "
+	got := bashComplete(t, e.dir, "padmin "+run+"status ")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("bash completion ran the $(...) in a pfile's name (offered %q)", got)
+	}
+	q := `\$\(id\>pwned\)`
+	if want := []string{strings.ReplaceAll(e.pfile, "$(id>pwned)", q), q}; !slices.Equal(got, want) {
+		t.Errorf("bash: padmin status <TAB>: %q, want %q", got, want)
+	}
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Log("zsh is not installed: its completion is not checked")
+		return
+	}
+	got = zshComplete(t, e.dir, "padmin "+run+"status ")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("zsh completion ran the $(...) in a pfile's name (offered %q)", got)
+	}
+	if want := []string{"$(id>pwned)", e.pfile}; !slices.Equal(got, want) {
+		t.Errorf("zsh: padmin status <TAB>: %q, want %q", got, want)
+	}
+	// The stem as compadd puts it on the line, quoted: the processes of
+	// that pfile, the name never run.
+	got = zshComplete(t, e.dir, "padmin "+run+"stop "+q+" ")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("zsh completion ran the $(...) in a pfile's name on the line (offered %q)", got)
+	}
+	if want := []string{self, filepath.Base(self)}; !slices.Equal(got, want) {
+		t.Errorf("zsh: padmin stop %s <TAB>: %q, want %q", q, got, want)
+	}
+}
+
+// sortedLines returns the non-empty lines of out, sorted.
+func sortedLines(out string) []string {
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if l != "" {
+			got = append(got, l)
+		}
+	}
+	slices.Sort(got)
+	return got
 }

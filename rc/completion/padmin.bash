@@ -47,7 +47,15 @@ _padmin() {
 		words=$("$padmin" __complete "${run[@]}" processes "${args[1]}" 2>/dev/null)
 		;;
 	esac
-	[ -n "$words" ] && COMPREPLY=($(compgen -W "$words" -- "$cur"))
+	# The words come from the pfiles and processes pcheck serves: filter
+	# them by hand, as compgen -W would expand $(...) in them, and quote
+	# them for the line.
+	local w q
+	while IFS= read -r w; do
+		[ -n "$w" ] || continue
+		printf -v q '%q' "$w"
+		[[ $q == "$cur"* ]] && COMPREPLY+=("$q")
+	done <<<"$words"
 	return 0
 }
 complete -F _padmin padmin
