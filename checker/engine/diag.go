@@ -72,7 +72,7 @@ func (e *entry) diagnose(ctx context.Context, r stall.Result) (step, []death) {
 	if cfg.StallSignal != "" {
 		e.stallSignal(ids, cfg.StallSignal)
 		if cfg.StallSignalWait > 0 {
-			next, died, ok := e.waitWatched(ctx, cfg.StallSignalWait, false, e.mailC)
+			next, died, ok := e.waitWatched(ctx, cfg.StallSignalWait, false, e.died.ready)
 			if !ok && len(died) == 0 {
 				return next, nil
 			}

@@ -84,11 +84,8 @@ type entry struct {
 	looked   func()         // tells the Instance the first look for the process is over; nil after
 	recheckC chan *snapshot // latest snapshot, buffer 1
 
-	mailMu  sync.Mutex
-	mail    []proc.Event
-	mailC   chan struct{} // buffer 1: mail is waiting
-	results []stall.Result
-	resultC chan struct{} // buffer 1: results are waiting
+	died    mailbox[proc.Event]   // deaths, from the watcher
+	results mailbox[stall.Result] // from the stall monitors
 
 	// raised, buffer 1: a reload raised count=; an Up entry with fewer
 	// processes looks for the rest at once.
@@ -138,8 +135,8 @@ func newEntry(in *Instance, key string, p *pfile.Process, uid int, monitors []*s
 		ctl:       make(chan command),
 		done:      make(chan struct{}),
 		recheckC:  make(chan *snapshot, 1),
-		mailC:     make(chan struct{}, 1),
-		resultC:   make(chan struct{}, 1),
+		died:      newMailbox[proc.Event](),
+		results:   newMailbox[stall.Result](),
 		raised:    make(chan struct{}, 1),
 		monitors:  monitors,
 		cfg:       p,
@@ -292,23 +289,7 @@ func (e *entry) offerRecheck(all *snapshot) {
 }
 
 // deliver is the watcher's callback: it queues the event and returns.
-func (e *entry) deliver(ev proc.Event) {
-	e.mailMu.Lock()
-	e.mail = append(e.mail, ev)
-	e.mailMu.Unlock()
-	select {
-	case e.mailC <- struct{}{}:
-	default:
-	}
-}
-
-func (e *entry) takeMail() []proc.Event {
-	e.mailMu.Lock()
-	defer e.mailMu.Unlock()
-	m := e.mail
-	e.mail = nil
-	return m
-}
+func (e *entry) deliver(ev proc.Event) { e.died.put(ev) }
 
 // run is the entry's goroutine.
 func (e *entry) run(ctx context.Context) {
@@ -464,7 +445,7 @@ func (e *entry) up(ctx context.Context) step {
 			if next := e.handle(ctx, c); next != nil {
 				return next
 			}
-		case <-e.mailC:
+		case <-e.died.ready:
 			if dead := e.deaths(); len(dead) > 0 {
 				return e.lost(ctx, dead)
 			}
@@ -472,7 +453,7 @@ func (e *entry) up(ctx context.Context) step {
 			if next := e.recheck(ctx, all); next != nil {
 				return next
 			}
-		case <-e.resultC:
+		case <-e.results.ready:
 			if next := e.attempted(ctx); next != nil {
 				return next
 			}
@@ -489,7 +470,7 @@ func (e *entry) up(ctx context.Context) step {
 // deaths takes the watcher's events: the watched processes that died.
 func (e *entry) deaths() []death {
 	var dead []death
-	for _, ev := range e.takeMail() {
+	for _, ev := range e.died.take() {
 		w := e.watching[ev.ID.Pid]
 		if w == nil || w.id != ev.ID {
 			continue // stale: no longer watched
@@ -665,7 +646,7 @@ func (e *entry) wait(ctx context.Context, d time.Duration, takeRestart bool) (st
 	return next, ok
 }
 
-// waitWatched is wait that, given the entry's mailC as mail, also ends
+// waitWatched is wait that, given the entry's died.ready as mail, also ends
 // at a death of a watched process: it then reports false with the deaths
 // and a nil step.
 func (e *entry) waitWatched(ctx context.Context, d time.Duration, takeRestart bool, mail <-chan struct{}) (step, []death, bool) {

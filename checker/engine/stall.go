@@ -53,28 +53,12 @@ func (e *entry) stopMonitors() {
 
 // deliverAttempt is the monitors' delivery: it queues the result and
 // returns.
-func (e *entry) deliverAttempt(r stall.Result) {
-	e.mailMu.Lock()
-	e.results = append(e.results, r)
-	e.mailMu.Unlock()
-	select {
-	case e.resultC <- struct{}{}:
-	default:
-	}
-}
-
-func (e *entry) takeResults() []stall.Result {
-	e.mailMu.Lock()
-	defer e.mailMu.Unlock()
-	r := e.results
-	e.results = nil
-	return r
-}
+func (e *entry) deliverAttempt(r stall.Result) { e.results.put(r) }
 
 // attempted handles the results of attempts while Up; it returns the
 // step to move to, nil to stay.
 func (e *entry) attempted(ctx context.Context) step {
-	for _, r := range e.takeResults() {
+	for _, r := range e.results.take() {
 		if ctx.Err() != nil {
 			return nil // stopping, or removed by a reload: left alone
 		}
