@@ -845,7 +845,7 @@ func (in *Instance) Protected(all []proc.Info) []int {
 	var pids []int
 	for _, e := range entries {
 		e.mu.Lock()
-		pids = append(pids, e.pids...)
+		pids = append(pids, pidsOf(e.ids)...)
 		e.mu.Unlock()
 		for _, p := range e.matcher().Match(all) {
 			pids = append(pids, p.Pid)

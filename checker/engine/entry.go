@@ -97,7 +97,6 @@ type entry struct {
 	cfg        *pfile.Process
 	state      State
 	since      time.Time
-	pids       []int
 	ids        []proc.ID // the watched processes while Up
 	monitors   []*stall.Monitor
 	restarts   int
@@ -186,10 +185,6 @@ func (e *entry) setState(s State, pids []proc.ID) {
 	changed := e.state != s || s == StateUp
 	e.state = s
 	e.since = e.in.clock.Now()
-	e.pids = e.pids[:0]
-	for _, id := range pids {
-		e.pids = append(e.pids, id.Pid)
-	}
 	e.ids = slices.Clone(pids)
 	if changed {
 		for _, m := range e.monitors {
@@ -224,7 +219,7 @@ func (e *entry) status(now time.Time) (ProcessStatus, []proc.ID) {
 		Name:           e.cfg.Name,
 		Key:            e.key,
 		State:          e.state,
-		Pids:           slices.Clone(e.pids),
+		Pids:           pidsOf(e.ids),
 		Since:          e.since,
 		Restarts:       e.restarts,
 		RetriesUsed:    e.window.used(now, e.cfg.Grace),
@@ -1060,4 +1055,13 @@ func (e *entry) running(ctx context.Context) []proc.ID {
 		ids = append(ids, p.ID)
 	}
 	return ids
+}
+
+// pidsOf returns the pids of ids, nil for none.
+func pidsOf(ids []proc.ID) []int {
+	var out []int
+	for _, id := range ids {
+		out = append(out, id.Pid)
+	}
+	return out
 }
