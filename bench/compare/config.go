@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,6 +32,47 @@ const (
 	CheckHTTP              // W2: HTTP every second, stalled after 5 s
 	CheckTCP               // W3: TCP connect every second
 )
+
+// String names the check as the report and the -w3-checks flag do.
+func (c Check) String() string {
+	switch c {
+	case CheckHTTP:
+		return "http"
+	case CheckTCP:
+		return "tcp"
+	default:
+		return "none"
+	}
+}
+
+// probe is pcheck's probe for the check, as the report names it.
+func (c Check) probe() string {
+	switch c {
+	case CheckHTTP:
+		return "_bi_webserv HEAD"
+	case CheckTCP:
+		return "_bi_socket TCP connect"
+	default:
+		return "no check"
+	}
+}
+
+// ParseChecks reads the comma-separated checks of the -w3-checks flag
+// ("tcp,http").
+func ParseChecks(s string) ([]Check, error) {
+	var out []Check
+	for f := range strings.SplitSeq(s, ",") {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "tcp":
+			out = append(out, CheckTCP)
+		case "http":
+			out = append(out, CheckHTTP)
+		default:
+			return nil, fmt.Errorf("W3 check %q: want tcp or http", f)
+		}
+	}
+	return out, nil
+}
 
 // The settings every monitor is given: the fastest each supports.
 const (
@@ -196,6 +238,24 @@ set httpd unixsocket %s/monit.sock
 		}
 	}
 	return b.String()
+}
+
+// floorArgs is the floor's command line (cmd/floor) for targets with
+// check: it connects to consecutive ports, which targets must be on.
+func floorArgs(targets []*Target, check Check) ([]string, error) {
+	if check != CheckTCP && check != CheckHTTP {
+		return nil, fmt.Errorf("floor: no %s check", check)
+	}
+	if len(targets) == 0 {
+		return nil, errors.New("floor: no targets")
+	}
+	for i, t := range targets {
+		if t.Port != targets[0].Port+i {
+			return nil, fmt.Errorf("floor: target %s on port %d, not %d: the ports are not consecutive", t.ID, t.Port, targets[0].Port+i)
+		}
+	}
+	return []string{"-check=" + check.String(), fmt.Sprintf("-port=%d", targets[0].Port), fmt.Sprintf("-n=%d", len(targets)),
+		fmt.Sprintf("-timeout=%ds", attemptTimeout)}, nil
 }
 
 // supervisordConf is the configuration of a supervisord run: its own

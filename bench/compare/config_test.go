@@ -139,3 +139,33 @@ Process 's1'
 		t.Errorf("parseMonitSummary = %q", sum)
 	}
 }
+
+// The floor is told the first port and the count, so the targets must be
+// on consecutive ports; it has no check of its own to do without one.
+func TestFloorArgs(t *testing.T) {
+	l, targets := testLayout(t)
+	args, err := floorArgs(targets, CheckHTTP)
+	if want := "-check=http -port=20000 -n=2 -timeout=1s"; err != nil || strings.Join(args, " ") != want {
+		t.Errorf("floorArgs = %q, %v; want %q", args, err, want)
+	}
+	if _, err := floorArgs(targets, CheckNone); err == nil {
+		t.Error("floorArgs accepted no check")
+	}
+	gap, err := l.NewTarget("w3-0002", 20005)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := floorArgs(append(targets, gap), CheckTCP); err == nil || !strings.Contains(err.Error(), "w3-0002 on port 20005, not 20002") {
+		t.Errorf("floorArgs on a gap = %v, want an error naming w3-0002 and the ports", err)
+	}
+}
+
+func TestParseChecks(t *testing.T) {
+	got, err := ParseChecks("tcp, HTTP")
+	if err != nil || len(got) != 2 || got[0] != CheckTCP || got[1] != CheckHTTP {
+		t.Errorf("ParseChecks(\"tcp, HTTP\") = %v, %v; want [tcp http]", got, err)
+	}
+	if _, err := ParseChecks("tcp,udp"); err == nil || !strings.Contains(err.Error(), `"udp"`) {
+		t.Errorf("ParseChecks(\"tcp,udp\") = %v, want an error naming udp", err)
+	}
+}

@@ -9,8 +9,12 @@
 //   - W2 stall: SIGSTOP the target under an HTTP check every second that
 //     declares a stall after 5 s; time hang -> kill and hang -> serving.
 //   - W3 overhead: 200 and 1,000 targets, each with a process check and a
-//     TCP check every second; the monitor's CPU over a window after
-//     warm-up (children included) and its peak RSS.
+//     TCP check (_bi_socket) every second, then the same with an HTTP HEAD
+//     check (_bi_webserv); the monitor's CPU over a window after warm-up
+//     (children included) and its peak RSS. The floor (cmd/floor), a bare
+//     loop doing the same checks and nothing else, is measured the same
+//     way in the same run, and every monitor's CPU is also shown as a
+//     multiple of it.
 //   - W4 start-up: start the monitor on 200 running targets; time until it
 //     reports them all running.
 //
@@ -42,6 +46,7 @@ import (
 type Options struct {
 	PcheckBin      string // pcheck binary (required)
 	TargetBin      string // cmd/target binary (required)
+	FloorBin       string // cmd/floor binary; none: no floor rows
 	MonitBin       string // default "monit"
 	SupervisordBin string // default "supervisord"
 	Out            string // the report; default docs/benchmarks.md
@@ -54,6 +59,9 @@ type Options struct {
 	Large  int           // W3 large set; default 1000
 	Warmup time.Duration // W3 warm-up; default 10 s
 	Window time.Duration // W3 measurement window; default 60 s
+	// Checks are the W3 health checks, each run at Small and Large;
+	// default CheckTCP and CheckHTTP.
+	Checks []Check
 
 	// Only, when not empty, restricts the run to these monitors.
 	Only []string
@@ -80,6 +88,9 @@ func (o *Options) defaults() {
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
+	}
+	if len(o.Checks) == 0 {
+		o.Checks = []Check{CheckTCP, CheckHTTP}
 	}
 	if o.MonitBin == "" {
 		o.MonitBin = "monit"
@@ -125,7 +136,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.PcheckBin == "" || o.TargetBin == "" {
 		return errors.New("compare: the pcheck and target binaries are required")
 	}
-	for _, p := range []*string{&o.PcheckBin, &o.TargetBin} {
+	for _, p := range []*string{&o.PcheckBin, &o.TargetBin, &o.FloorBin} {
+		if *p == "" {
+			continue
+		}
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
@@ -261,7 +275,13 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		targets[i] = t
 	}
 	small := targets[:min(h.o.Small, len(targets))]
+	// The floor first at each size and check, then the monitors that
+	// watch the harness's targets; supervisord, which does no check, last
+	// on its own copies.
 	var ours []monitor
+	if h.o.FloorBin != "" && wants(h.o.Only, Floor) {
+		ours = append(ours, &floorMon{h: h})
+	}
 	for _, m := range mons {
 		if !m.ownsChildren() {
 			ours = append(ours, m)
@@ -273,8 +293,10 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range ours {
-			rep.Load = append(rep.Load, h.load(ctx, m, small))
+		for _, c := range h.o.Checks {
+			for _, m := range ours {
+				rep.Load = append(rep.Load, h.load(ctx, m, small, c))
+			}
 		}
 		if large {
 			more, err := h.startTargets(ctx, targets[len(small):])
@@ -282,17 +304,19 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 				return nil, err
 			}
 			kids = append(kids, more...)
-			for _, m := range ours {
-				rep.Load = append(rep.Load, h.load(ctx, m, targets))
+			for _, c := range h.o.Checks {
+				for _, m := range ours {
+					rep.Load = append(rep.Load, h.load(ctx, m, targets, c))
+				}
 			}
 		}
 		h.killTargets(kids)
 	}
 	for _, m := range mons {
 		if m.ownsChildren() {
-			rep.Load = append(rep.Load, h.load(ctx, m, small))
+			rep.Load = append(rep.Load, h.load(ctx, m, small, CheckNone))
 			if large {
-				rep.Load = append(rep.Load, h.load(ctx, m, targets))
+				rep.Load = append(rep.Load, h.load(ctx, m, targets, CheckNone))
 			}
 		}
 	}

@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// targetBin is the real target program, built once for the tests.
-var targetBin string
+// targetBin and floorBin are the real target and floor programs, built
+// once for the tests.
+var targetBin, floorBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -23,13 +24,15 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	targetBin = filepath.Join(dir, "target")
+	targetBin, floorBin = filepath.Join(dir, "target"), filepath.Join(dir, "floor")
 	// Built before any test makes this process a subreaper: the reaper
 	// would steal the exit status that exec waits for.
-	out, err := exec.Command("go", "build", "-o", targetBin, "./cmd/target").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building the target: %v\n%s", err, out)
-		return 1
+	for bin, pkg := range map[string]string{targetBin: "./cmd/target", floorBin: "./cmd/floor"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			return 1
+		}
 	}
 	return m.Run()
 }
@@ -38,7 +41,7 @@ func run(m *testing.M) int {
 // killed, reaper stopped) at the end of the test.
 func newTestHarness(t *testing.T) *harness {
 	t.Helper()
-	h, err := newHarness(Options{PcheckBin: "/nonexistent/pcheck", TargetBin: targetBin, WorkDir: t.TempDir()})
+	h, err := newHarness(Options{PcheckBin: "/nonexistent/pcheck", TargetBin: targetBin, FloorBin: floorBin, WorkDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,4 +59,31 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freePorts returns the first of n consecutive loopback ports nothing
+// listens on now.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+next:
+	for try := 0; try < 100; try++ {
+		first := freePort(t)
+		var held []net.Listener
+		for i := 1; i < n; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+i))
+			if err != nil {
+				for _, l := range held {
+					l.Close()
+				}
+				continue next
+			}
+			held = append(held, ln)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		return first
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }

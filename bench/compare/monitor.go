@@ -2,6 +2,7 @@ package compare
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,9 @@ const (
 	Pcheck      = "pcheck"
 	Monit       = "monit"
 	Supervisord = "supervisord"
+	// Floor is not a monitor: the bare loop of W3's checks (cmd/floor),
+	// driven as one so that it is measured the same way.
+	Floor = "floor"
 )
 
 // monitor is one monitor under test, driven the same way in every
@@ -376,4 +380,44 @@ func (m *supervisorMon) allUp(ctx context.Context, targets []*Target) (time.Time
 		return time.Time{}, fmt.Errorf("supervisord: %d of %d RUNNING: %w", len(running), len(want), err)
 	}
 	return ln.At, nil
+}
+
+// floorMon runs the floor (cmd/floor) as W3 runs a monitor: the same
+// checks of the same targets over the same window, and nothing else. It
+// takes part in W3 only.
+type floorMon struct {
+	h    *harness
+	runs int
+	p    *monProc
+}
+
+func (m *floorMon) name() string       { return Floor }
+func (m *floorMon) ownsChildren() bool { return false }
+func (m *floorMon) proc() *monProc     { return m.p }
+
+func (m *floorMon) start(_ context.Context, targets []*Target, check Check) error {
+	args, err := floorArgs(targets, check)
+	if err != nil {
+		return err
+	}
+	m.runs++
+	dir := filepath.Join(m.h.l.Dir, "floor", fmt.Sprintf("run%d", m.runs))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("floor directory: %w", err)
+	}
+	m.p, err = m.h.startProc(filepath.Join(dir, "console.log"), NewLineLog(), m.h.o.FloorBin, args...)
+	return err
+}
+
+func (m *floorMon) watching(context.Context, *Target, int) error {
+	return errors.New("floor: it watches no process (W3 only)")
+}
+
+// allUp returns at once: the floor checks from its start and reports
+// nothing (its W4 is not measured).
+func (m *floorMon) allUp(context.Context, []*Target) (time.Time, error) {
+	if err := m.p.exited(); err != nil {
+		return time.Time{}, err
+	}
+	return m.p.started, nil
 }

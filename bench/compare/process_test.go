@@ -274,3 +274,74 @@ func TestChildErrNamesSignal(t *testing.T) {
 		t.Error("signalling a reaped child succeeded")
 	}
 }
+
+// The floor checks every target, TCP connects and HTTP HEAD requests
+// alike, until SIGTERM; it then exits 0 and says how many checks it did
+// and how many failed. A check of a port nobody serves fails, and says why.
+func TestFloorChecksTargets(t *testing.T) {
+	h := newTestHarness(t)
+	ctx := testCtx(t, 60*time.Second)
+	first := freePorts(t, 3)
+	var targets []*Target
+	for i := range 3 {
+		tg, err := h.l.NewTarget(fmt.Sprintf("t-%04d", 20+i), first+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, tg)
+	}
+	kids, err := h.startTargets(ctx, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.killTargets(kids)
+	for _, c := range []Check{CheckTCP, CheckHTTP} {
+		before := make([]int, len(targets))
+		for i, tg := range targets {
+			if before[i], err = askConns(tg.Port); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := &floorMon{h: h}
+		if err := m.start(ctx, targets, c); err != nil {
+			t.Fatal(err)
+		}
+		// Two checks of every target, beyond the asking connections.
+		for i, tg := range targets {
+			asked := 1
+			err := pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
+				n, err := askConns(tg.Port)
+				asked++
+				return n-before[i]-asked >= 2, err
+			})
+			if err != nil {
+				t.Fatalf("%s floor: %s saw no checks: %v", c, tg.ID, err)
+			}
+		}
+		if err := m.p.stop(); err != nil {
+			t.Fatalf("%s floor at SIGTERM: %v, want exit status 0", c, err)
+		}
+		want := fmt.Sprintf("floor: %s to 3 targets: ", c)
+		ln, _, err := m.p.log.WaitFor(ctx, 0, func(s string) bool { return strings.HasPrefix(s, want) })
+		if err != nil {
+			t.Fatalf("%s floor: no summary line: %v (%q)", c, err, m.p.log.Since(0))
+		}
+		if !strings.Contains(ln.Text, " 0 failed ") || strings.Contains(ln.Text, ": 0 checks") {
+			t.Errorf("%s floor: summary %q, want checks and none failed", c, ln.Text)
+		}
+	}
+
+	// A target that is gone: its checks fail, with the reason.
+	dead := []*Target{{ID: "t-dead", Port: freePort(t)}}
+	m := &floorMon{h: h}
+	if err := m.start(ctx, dead, CheckTCP); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("floor: port %d: connect: connection refused", dead[0].Port)
+	if _, _, err := m.p.log.WaitFor(ctx, 0, func(s string) bool { return s == want }); err != nil {
+		t.Errorf("floor on a dead port: %v; want %q in %q", err, want, m.p.log.Since(0))
+	}
+	if err := m.p.stop(); err != nil {
+		t.Errorf("floor at SIGTERM: %v", err)
+	}
+}

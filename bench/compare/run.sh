@@ -2,7 +2,7 @@
 # make bench-compare: pcheck against monit and supervisord, side by side.
 # Installs monit and supervisor from Debian when missing (idempotent), makes
 # sure no system monit or supervisord is left running by the packages,
-# builds pcheck, the target program and the harness, and runs every
+# builds pcheck, the target program, the floor and the harness, and runs every
 # workload once; the harness rewrites docs/benchmarks.md. Extra arguments
 # go to the harness (see `go run ./bench/compare/cmd/compare -h`).
 set -euo pipefail
@@ -43,5 +43,6 @@ trap 'rm -rf "$bin"' EXIT
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 go build -ldflags "-X main.version=$version" -o "$bin/pcheck" ./cmd/pcheck
 go build -o "$bin/target" ./bench/compare/cmd/target
+go build -o "$bin/floor" ./bench/compare/cmd/floor
 go build -o "$bin/compare" ./bench/compare/cmd/compare
-"$bin/compare" -pcheck "$bin/pcheck" -target "$bin/target" -out docs/benchmarks.md "$@"
+"$bin/compare" -pcheck "$bin/pcheck" -target "$bin/target" -floor "$bin/floor" -out docs/benchmarks.md "$@"

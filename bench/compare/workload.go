@@ -44,7 +44,11 @@ type StallResult struct {
 type LoadResult struct {
 	Monitor string
 	Targets int
-	// UpTime is monitor start -> every target reported running (W4).
+	// Check is the health check on every target: CheckNone for
+	// supervisord, which has none.
+	Check Check
+	// UpTime is monitor start -> every target reported running (W4); 0
+	// for the floor, which reports nothing.
 	UpTime time.Duration
 	// CPU is the monitor's CPU, children included, over Window.
 	CPU, Window time.Duration
@@ -53,8 +57,9 @@ type LoadResult struct {
 	// logged during the window: 0 unless something went wrong.
 	Restarts int
 	// Checks is the connections each target accepted per second over the
-	// window, the harness's own excluded: the monitor's TCP checks as the
-	// targets saw them (about 1 at a 1 s cycle; 0 without TCP checks).
+	// window, the harness's own excluded: the monitor's checks (TCP
+	// connects or HTTP requests) as the targets saw them (about 1 at a 1 s
+	// cycle; 0 without checks).
 	Checks float64
 	Err    error
 }
@@ -66,6 +71,8 @@ func restartMark(m monitor) string {
 		return "Try to restart ("
 	case Monit:
 		return "trying to restart"
+	case Floor:
+		return "" // it restarts nothing
 	default:
 		return "exited: "
 	}
@@ -272,17 +279,18 @@ func (h *harness) stall(ctx context.Context, m monitor, port int) (res StallResu
 	return res
 }
 
-// load is W3 and W4 for one set of targets: start m on them, time until
-// all are reported running, warm up, then measure its CPU over the window.
-func (h *harness) load(ctx context.Context, m monitor, targets []*Target) (res LoadResult) {
-	res.Monitor, res.Targets = m.name(), len(targets)
-	h.progress("W3/W4 %s: %d targets", m.name(), len(targets))
+// load is W3 and W4 for one set of targets with check: start m on them,
+// time until all are reported running, warm up, then measure its CPU over
+// the window.
+func (h *harness) load(ctx context.Context, m monitor, targets []*Target, check Check) (res LoadResult) {
+	res.Monitor, res.Targets, res.Check = m.name(), len(targets), check
+	h.progress("W3/W4 %s: %d targets, %s checks", m.name(), len(targets), check)
 	defer func() {
 		if res.Err != nil {
-			h.progress("W3 %s %d: %v", m.name(), len(targets), res.Err)
+			h.progress("W3 %s %d %s: %v", m.name(), len(targets), check, res.Err)
 		}
 	}()
-	if err := m.start(ctx, targets, CheckTCP); err != nil {
+	if err := m.start(ctx, targets, check); err != nil {
 		res.Err = fmt.Errorf("start %s: %w", m.name(), err)
 		return res
 	}
@@ -341,9 +349,10 @@ func (h *harness) load(ctx context.Context, m monitor, targets []*Target) (res L
 	}
 	n := len(targets)
 	res.Checks = float64(conns1-conns0-n) / float64(n) / at1.Sub(at0).Seconds()
-	mark := restartMark(m)
-	res.Restarts = p.log.Count(from, func(s string) bool { return strings.Contains(s, mark) })
-	h.progress("W3 %s %d: CPU %.2f s in %v, peak RSS %d MiB, restarts %d, %.2f TCP checks/target/s", m.name(), len(targets),
+	if mark := restartMark(m); mark != "" {
+		res.Restarts = p.log.Count(from, func(s string) bool { return strings.Contains(s, mark) })
+	}
+	h.progress("W3 %s %d %s: CPU %.2f s in %v, peak RSS %d MiB, restarts %d, %.2f checks/target/s", m.name(), len(targets), check,
 		res.CPU.Seconds(), res.Window.Round(time.Second), res.PeakRSS>>20, res.Restarts, res.Checks)
 	return res
 }

@@ -20,9 +20,10 @@ import (
 
 func main() {
 	var o compare.Options
-	var only, workloads string
+	var only, workloads, checks string
 	flag.StringVar(&o.PcheckBin, "pcheck", "", "pcheck binary")
 	flag.StringVar(&o.TargetBin, "target", "", "target binary (bench/compare/cmd/target)")
+	flag.StringVar(&o.FloorBin, "floor", "", "floor binary (bench/compare/cmd/floor); none: no W3 floor rows")
 	flag.StringVar(&o.MonitBin, "monit", "monit", "monit binary")
 	flag.StringVar(&o.SupervisordBin, "supervisord", "supervisord", "supervisord binary")
 	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "the report to write")
@@ -34,12 +35,18 @@ func main() {
 	flag.IntVar(&o.Large, "large", 1000, "W3: the large set of targets")
 	flag.DurationVar(&o.Warmup, "warmup", compare.DefaultWarmup, "W3: warm-up before the window")
 	flag.DurationVar(&o.Window, "window", compare.DefaultWindow, "W3: the measurement window")
-	flag.StringVar(&only, "only", "", "comma-separated monitors to run (default all: pcheck,monit,supervisord)")
+	flag.StringVar(&checks, "w3-checks", "tcp,http", "W3: comma-separated checks, each run at -small and -large targets (tcp: _bi_socket, http: _bi_webserv)")
+	flag.StringVar(&only, "only", "", "comma-separated monitors to run (default all: floor,pcheck,monit,supervisord)")
 	flag.StringVar(&workloads, "workloads", "", "comma-separated workloads to run (default all: W1,W2,W3; W4 comes with W3)")
 	flag.Parse()
 	if flag.NArg() > 0 || o.PcheckBin == "" || o.TargetBin == "" {
 		fmt.Fprintln(os.Stderr, "usage: compare -pcheck BIN -target BIN [flags]")
 		flag.PrintDefaults()
+		os.Exit(2)
+	}
+	var err error
+	if o.Checks, err = compare.ParseChecks(checks); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(2)
 	}
 	if only != "" {
