@@ -46,7 +46,7 @@ chaos:
 	CHAOS_TIME=$(CHAOS_TIME) CHAOS_SEED=$(CHAOS_SEED) $(BIN)/chaos
 
 # pcheck against monit and supervisord on the same targets (installs both
-# from Debian when missing; about 12 minutes); rewrites docs/benchmarks.md.
+# from Debian when missing; about 25 minutes); rewrites docs/benchmarks.md.
 .PHONY: bench-compare
 bench-compare:
 	./bench/compare/run.sh
