@@ -106,7 +106,8 @@ func startProfiles() (stop func()) {
 		}
 		f, err := os.Create(prefix + ".heap")
 		if err == nil {
-			err = pprof.Lookup("heap").WriteTo(f, 0)
+			// debug 1: text, with runtime.MemStats at its end.
+			err = pprof.Lookup("heap").WriteTo(f, 1)
 			f.Close()
 		}
 		if err != nil {
