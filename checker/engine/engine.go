@@ -760,6 +760,19 @@ func (in *Instance) Snapshot() Status {
 	return st
 }
 
+// States returns the state of every process entry, in pfile order: the
+// Snapshot without its /proc reads, for callers that follow states alone.
+func (in *Instance) States() []State {
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	states := make([]State, len(entries))
+	for i, e := range entries {
+		states[i] = e.getState()
+	}
+	return states
+}
+
 // Monitors returns the state of every stall monitor, in pfile order.
 func (in *Instance) Monitors() []stall.MonitorStatus {
 	in.mu.Lock()
