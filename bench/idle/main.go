@@ -44,12 +44,12 @@ func main() {
 	if os.Getenv(asPcheck) == "1" {
 		args := os.Args[1:]
 		network, addr, _ := strings.Cut(args[2], ":")
-		stop := startProfiles()
+		wait := startProfiles()
 		code := daemon.Run(context.Background(), daemon.Options{
 			StateDir: args[0], RunDir: args[1], SyslogNetwork: network, SyslogAddr: addr,
 			Pfiles: args[3:], Stderr: discard{},
 		})
-		stop()
+		wait()
 		os.Exit(code)
 	}
 	n := flag.Int("n", 1000, "process entries (sleep processes)")
@@ -71,18 +71,20 @@ var profile string
 const profileEnv = "PCHECK_IDLE_BENCH_PROFILE"
 
 // startProfiles, in the copy playing pcheck with a profile prefix, starts
-// the CPU profile at SIGUSR2 (sent once every process is Up, so the
-// profile covers the idle window alone); the returned func stops it and
-// writes the heap profile.
-func startProfiles() (stop func()) {
+// the CPU profile at the first SIGUSR2 (sent once every process is Up)
+// and at the second (sent at the end of the idle window) stops it and
+// writes the heap profile, so that both show the idle pcheck alone. The
+// returned func waits for the profiles to be written.
+func startProfiles() (wait func()) {
 	prefix := os.Getenv(profileEnv)
 	if prefix == "" {
 		return func() {}
 	}
-	usr2 := make(chan os.Signal, 1)
+	usr2 := make(chan os.Signal, 2)
 	signal.Notify(usr2, syscall.SIGUSR2)
-	started := make(chan bool, 1)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		<-usr2
 		f, err := os.Create(prefix + ".cpu")
 		if err == nil {
@@ -91,27 +93,24 @@ func startProfiles() (stop func()) {
 			runtime.SetCPUProfileRate(1000)
 			err = pprof.StartCPUProfile(f)
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "idle: cpu profile:", err)
+		<-usr2
+		if err == nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			if f, err = os.Create(prefix + ".heap"); err == nil {
+				// debug 1: text, with runtime.MemStats at its end.
+				err = pprof.Lookup("heap").WriteTo(f, 1)
+				f.Close()
+			}
 		}
-		started <- err == nil
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "idle: profile:", err)
+		}
 	}()
 	return func() {
 		select {
-		case ok := <-started:
-			if ok {
-				pprof.StopCPUProfile()
-			}
-		default:
-		}
-		f, err := os.Create(prefix + ".heap")
-		if err == nil {
-			// debug 1: text, with runtime.MemStats at its end.
-			err = pprof.Lookup("heap").WriteTo(f, 1)
-			f.Close()
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "idle: heap profile:", err)
+		case <-done:
+		case <-time.After(10 * time.Second):
 		}
 	}
 }
@@ -221,6 +220,9 @@ func run(n int, dur time.Duration, interval int, pcheckBin string) error {
 	hwm, rss, threads, err := memory(pid)
 	if err != nil {
 		return err
+	}
+	if profile != "" {
+		cmd.Process.Signal(syscall.SIGUSR2) // stop the CPU profile, write the heap's
 	}
 	fmt.Printf("entries             %d (MonitorInterval %d s)\n", n, interval)
 	fmt.Printf("all Up after        %v (CPU %.2f s)\n", allUp.Round(time.Millisecond), cpuStart.Seconds())
