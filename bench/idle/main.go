@@ -21,7 +21,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -41,19 +44,74 @@ func main() {
 	if os.Getenv(asPcheck) == "1" {
 		args := os.Args[1:]
 		network, addr, _ := strings.Cut(args[2], ":")
-		os.Exit(daemon.Run(context.Background(), daemon.Options{
+		wait := startProfiles()
+		code := daemon.Run(context.Background(), daemon.Options{
 			StateDir: args[0], RunDir: args[1], SyslogNetwork: network, SyslogAddr: addr,
 			Pfiles: args[3:], Stderr: discard{},
-		}))
+		})
+		wait()
+		os.Exit(code)
 	}
 	n := flag.Int("n", 1000, "process entries (sleep processes)")
 	dur := flag.Duration("duration", 60*time.Second, "how long pcheck idles while measured")
 	interval := flag.Int("interval", 10, "MonitorInterval of the pfile, seconds")
 	pcheck := flag.String("pcheck", "", "pcheck binary to measure (default: this program as pcheck)")
+	flag.StringVar(&profile, "profile", "", "without -pcheck: write pcheck's CPU profile of the idle window to `prefix`.cpu and its heap profile at the end to prefix.heap")
 	flag.Parse()
 	if err := run(*n, *dur, *interval, *pcheck); err != nil {
 		fmt.Fprintln(os.Stderr, "idle:", err)
 		os.Exit(1)
+	}
+}
+
+// profile is the -profile prefix, passed to the copy playing pcheck in
+// profileEnv.
+var profile string
+
+const profileEnv = "PCHECK_IDLE_BENCH_PROFILE"
+
+// startProfiles, in the copy playing pcheck with a profile prefix, starts
+// the CPU profile at the first SIGUSR2 (sent once every process is Up)
+// and at the second (sent at the end of the idle window) stops it and
+// writes the heap profile, so that both show the idle pcheck alone. The
+// returned func waits for the profiles to be written.
+func startProfiles() (wait func()) {
+	prefix := os.Getenv(profileEnv)
+	if prefix == "" {
+		return func() {}
+	}
+	usr2 := make(chan os.Signal, 2)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-usr2
+		f, err := os.Create(prefix + ".cpu")
+		if err == nil {
+			// 1 kHz, not pprof's 100 Hz: an idle window has few samples.
+			// (StartCPUProfile then warns that the rate is set already.)
+			runtime.SetCPUProfileRate(1000)
+			err = pprof.StartCPUProfile(f)
+		}
+		<-usr2
+		if err == nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			if f, err = os.Create(prefix + ".heap"); err == nil {
+				// debug 1: text, with runtime.MemStats at its end.
+				err = pprof.Lookup("heap").WriteTo(f, 1)
+				f.Close()
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "idle: profile:", err)
+		}
+	}()
+	return func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
 	}
 }
 
@@ -128,7 +186,7 @@ func run(n int, dur time.Duration, interval int, pcheckBin string) error {
 			return err
 		}
 		cmd = exec.Command(self, stateDir, runDir, "unixgram:"+sock, pfPath)
-		cmd.Env = append(os.Environ(), asPcheck+"=1")
+		cmd.Env = append(os.Environ(), asPcheck+"=1", profileEnv+"="+profile)
 	}
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -151,6 +209,9 @@ func run(n int, dur time.Duration, interval int, pcheckBin string) error {
 	if err != nil {
 		return err
 	}
+	if profile != "" {
+		cmd.Process.Signal(syscall.SIGUSR2) // start the CPU profile
+	}
 	time.Sleep(dur)
 	cpuEnd, err := cpuTime(pid)
 	if err != nil {
@@ -159,6 +220,9 @@ func run(n int, dur time.Duration, interval int, pcheckBin string) error {
 	hwm, rss, threads, err := memory(pid)
 	if err != nil {
 		return err
+	}
+	if profile != "" {
+		cmd.Process.Signal(syscall.SIGUSR2) // stop the CPU profile, write the heap's
 	}
 	fmt.Printf("entries             %d (MonitorInterval %d s)\n", n, interval)
 	fmt.Printf("all Up after        %v (CPU %.2f s)\n", allUp.Round(time.Millisecond), cpuStart.Seconds())

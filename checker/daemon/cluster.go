@@ -21,14 +21,8 @@ func newCluster(p *runningPfile, f *pfile.File) *cluster.Cluster {
 			}
 			return p.inst.File().Params
 		},
-		States: func() []engine.State {
-			var states []engine.State
-			for _, ps := range p.inst.Snapshot().Processes {
-				states = append(states, ps.State)
-			}
-			return states
-		},
-		Log: p.log,
+		States: func() []engine.State { return p.inst.States() },
+		Log:    p.log,
 	})
 }
 

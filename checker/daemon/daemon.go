@@ -297,6 +297,7 @@ func (d *daemon) run(ctx context.Context) int {
 
 	d.report.ok()
 	notifier := d.notify(ctx)
+	go d.settleMemory(ctx)
 	if d.o.Watch {
 		if err := d.watchFiles(ctx); err != nil {
 			d.main.Log(message.Err(fmt.Sprintf("--watch: %v", err)))

@@ -529,11 +529,14 @@ func (in *Instance) end(r Result) {
 func (in *Instance) recheck(ctx context.Context) {
 	in.mu.Lock()
 	entries := slices.Clone(in.entries)
-	in.mu.Unlock()
 	// Re-checks of entries that follow processes already found need
-	// /proc/PID/stat only (proc.ScanStat).
+	// /proc/PID/stat only (proc.ScanStat). The entries' settings are the
+	// file's processes (a reload commits both at once): reading them
+	// there spares a lock of every entry.
+	pidFile := slices.ContainsFunc(in.file.Processes, func(p *pfile.Process) bool { return p.PidFile != "" })
+	in.mu.Unlock()
 	sc := &in.scans.stat
-	if slices.ContainsFunc(entries, func(e *entry) bool { return e.config().PidFile != "" }) {
+	if pidFile {
 		sc = &in.scans.full
 	}
 	snap, err := sc.get(ctx, time.Now())
@@ -544,6 +547,10 @@ func (in *Instance) recheck(ctx context.Context) {
 		return
 	}
 	for _, e := range entries {
+		if e.recheckIdle(snap) {
+			e.dropRecheck()
+			continue
+		}
 		e.offerRecheck(snap)
 	}
 }
@@ -751,6 +758,19 @@ func (in *Instance) Snapshot() Status {
 		st.Processes = append(st.Processes, ps)
 	}
 	return st
+}
+
+// States returns the state of every process entry, in pfile order: the
+// Snapshot without its /proc reads, for callers that follow states alone.
+func (in *Instance) States() []State {
+	in.mu.Lock()
+	entries := slices.Clone(in.entries)
+	in.mu.Unlock()
+	states := make([]State, len(entries))
+	for i, e := range entries {
+		states[i] = e.getState()
+	}
+	return states
 }
 
 // Monitors returns the state of every stall monitor, in pfile order.

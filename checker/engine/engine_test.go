@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -909,5 +910,47 @@ func TestApplyCarriesOverNewKey(t *testing.T) {
 	// A second commit of the same preparation finds the rules changed.
 	if err := rl.Commit(); !errors.Is(err, ErrChanged) {
 		t.Fatalf("second Commit: %v, want ErrChanged", err)
+	}
+}
+
+// TestRecheckIdle: the re-check leaves an entry's goroutine asleep only
+// when its own re-check would find nothing: Up, no pid file, every watched
+// process in the snapshot alive with its start time and without children.
+func TestRecheckIdle(t *testing.T) {
+	ids := []proc.ID{{Pid: 10, Start: 100}, {Pid: 11, Start: 110}}
+	quiet := []proc.Info{
+		{ID: ids[0], PPid: 1, State: 'S'},
+		{ID: ids[1], PPid: 1, State: 'S'},
+		{ID: proc.ID{Pid: 20, Start: 200}, PPid: 1, State: 'S'},
+	}
+	with := func(change func(all []proc.Info) []proc.Info) *snapshot {
+		return newSnapshot(change(slices.Clone(quiet)))
+	}
+	p := &pfile.Process{Name: "/bin/x", Count: 2, Retry: 3, Grace: time.Hour, Action: pfile.ActionContinue}
+	in, err := New(Options{File: testFile("x.pf", testParams(), p), Log: newRecorder()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := in.entries[0]
+	if e.recheckIdle(newSnapshot(quiet)) {
+		t.Fatal("an entry not Up yet is idle for the re-check")
+	}
+	e.setState(StateUp, ids)
+	if !e.recheckIdle(newSnapshot(quiet)) {
+		t.Fatal("Up with both processes alive and childless: not idle")
+	}
+	for name, snap := range map[string]*snapshot{
+		"gone":   with(func(all []proc.Info) []proc.Info { return all[1:] }),
+		"reused": with(func(all []proc.Info) []proc.Info { all[1].Start = 999; return all }),
+		"zombie": with(func(all []proc.Info) []proc.Info { all[0].State = 'Z'; return all }),
+		"child":  with(func(all []proc.Info) []proc.Info { all[2].PPid = ids[1].Pid; return all }),
+	} {
+		if e.recheckIdle(snap) {
+			t.Errorf("%s: idle, but the entry's re-check has work", name)
+		}
+	}
+	p.PidFile = "/run/x.pid"
+	if e.recheckIdle(newSnapshot(quiet)) {
+		t.Error("an entry with a pid file is idle: its re-check reads the file")
 	}
 }

@@ -283,6 +283,37 @@ func (e *entry) offerRecheck(all *snapshot) {
 	}
 }
 
+// recheckIdle reports whether the entry's re-check of snap would change
+// nothing: it is Up, without a pid file, and every process it watches is
+// in snap with its start time, not a zombie and without children (no
+// descendants to remember). Such a snapshot is not handed to the entry: a
+// re-check of a thousand idle entries costs the Instance a thousand map
+// lookups, not a thousand goroutine wake-ups. Run's goroutine calls it.
+func (e *entry) recheckIdle(snap *snapshot) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != StateUp || e.cfg.PidFile != "" || len(e.ids) == 0 {
+		return false
+	}
+	for _, id := range e.ids {
+		p, ok := snap.get(id.Pid)
+		if !ok || p.Start != id.Start || p.Dead() || len(snap.children[id.Pid]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// dropRecheck takes back a snapshot offered earlier and not yet taken, as
+// offerRecheck does when it replaces it: the entry would otherwise re-check
+// an older snapshot than the latest, which recheckIdle found idle.
+func (e *entry) dropRecheck() {
+	select {
+	case <-e.recheckC:
+	default:
+	}
+}
+
 // deliver is the watcher's callback: it queues the event and returns.
 func (e *entry) deliver(ev proc.Event) { e.died.put(ev) }
 

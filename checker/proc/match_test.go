@@ -194,3 +194,27 @@ func TestDescendants(t *testing.T) {
 		t.Errorf("Descendants in a loop = %v, want [6]", got)
 	}
 }
+
+// TestMatchArgsAllocations: the Args test joins each candidate's argv in
+// one buffer kept for the whole Match, not in a new string per process:
+// a thousand entries matched against the same thousand processes at start
+// cost a thousand Matches, not a million allocations.
+func TestMatchArgsAllocations(t *testing.T) {
+	all := make([]Info, 1000)
+	for i := range all {
+		all[i] = Info{ID: ID{Pid: 1000 + i}, PPid: 1, UID: 0, State: 'S', Exe: "/usr/bin/sleep",
+			Argv: []string{"/usr/bin/sleep", strconv.Itoa(3000000+i) + "s"}}
+	}
+	m := Matcher{Target: "/usr/bin/sleep", Args: "3000042s", UID: -1}
+	if got := m.Match(all); len(got) != 1 || got[0].Pid != 1042 {
+		t.Fatalf("Match = %v, want pid 1042 alone", got)
+	}
+	// A space in Args spans two arguments of the joined command line.
+	if got := (Matcher{Target: "/usr/bin/sleep", Args: "sleep 3000042s", UID: -1}).Match(all); len(got) != 1 || got[0].Pid != 1042 {
+		t.Fatalf("Match across arguments = %v, want pid 1042 alone", got)
+	}
+	allocs := testing.AllocsPerRun(10, func() { m.Match(all) })
+	if allocs > 20 {
+		t.Errorf("Match of %d processes with Args: %.0f allocations, want at most 20 (none per process)", len(all), allocs)
+	}
+}
