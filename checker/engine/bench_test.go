@@ -1,6 +1,11 @@
 package engine
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"syscall"
@@ -10,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pcheck/pcheck/checker/proc"
+	"github.com/pcheck/pcheck/pfile"
 )
 
 // BenchmarkDeathToRestart measures the time from SIGKILL of a process
@@ -117,4 +123,60 @@ func benchDeathToRestart(b *testing.B, reap bool) {
 	b.ReportMetric(float64(lat[p99].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkIdleEntryStack reports the goroutine stack an idle Up entry
+// costs once the garbage collector has shrunk it (stack-B/entry): the
+// entry goroutines' stacks are most of what 1,000 idle entries cost, and
+// they shrink to 4 KiB only while the frames of run and of the step an
+// entry is parked in stay small (entry.go). Each iteration starts 200
+// entries, waits for them Up, collects and measures.
+func BenchmarkIdleEntryStack(b *testing.B) {
+	const n = 200
+	var perEntry float64
+	for range b.N {
+		f := newFixture(b, "stack", "")
+		procs := make([]*pfile.Process, n)
+		for i := range procs {
+			tag := fmt.Sprintf("%s-%d", f.tag, i)
+			cmd := exec.Command(bin, "helper", tag)
+			cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			go cmd.Wait()
+			p := f.process()
+			p.Args = tag
+			procs[i] = p
+		}
+		before := stackBytes()
+		up := make(chan struct{}, n)
+		r := run(b, Options{File: testFile("stack.pf", testParams(), procs...), Log: newRecorder(),
+			onState: func(s stateChange) {
+				if s.State == StateUp {
+					up <- struct{}{}
+				}
+			}})
+		for range n {
+			select {
+			case <-up:
+			case <-time.After(30 * time.Second):
+				b.Fatal("entries not Up")
+			}
+		}
+		for range 4 { // each collection halves a stack at most
+			runtime.GC()
+		}
+		perEntry = float64(stackBytes()-before) / n
+		r.stop(b)
+		killTagged(f.tag)
+	}
+	b.ReportMetric(perEntry, "stack-B/entry")
+}
+
+// stackBytes is the memory of every goroutine stack of the process.
+func stackBytes() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }

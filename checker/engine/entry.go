@@ -318,19 +318,42 @@ func (e *entry) dropRecheck() {
 func (e *entry) deliver(ev proc.Event) { e.died.put(ev) }
 
 // run is the entry's goroutine.
+//
+// The goroutine spends its life parked in the select of a step, and its
+// stack is what a thousand idle entries cost: run and the steps keep small
+// frames (the work of a case is done by a method of its own, whose frame
+// is gone once it returns), so that the garbage collector can shrink an
+// idle entry's stack to 4 KiB.
 func (e *entry) run(ctx context.Context) {
 	defer close(e.done)
 	defer e.stopMonitors()
 	defer e.unwatchAll()
 	defer e.lookedOnce()
-	next := e.find(StateDown, e.in.params().StartWait)
-	if rec, script, dir, ok := e.orphan(); ok {
-		e.lookedOnce() // a script of a previous pcheck is running: nothing to adopt
-		next = e.awaitOrphan(rec, script, dir)
-	}
-	for next != nil && ctx.Err() == nil {
+	for next := e.first(); next != nil && ctx.Err() == nil; {
 		next = next(ctx)
 	}
+}
+
+// first returns the entry's first step: the look for its process, or the
+// wait for a previous pcheck's restart script still running. Not inlined:
+// its frame, with orphan's results, must not stay in run's.
+//
+//go:noinline
+func (e *entry) first() step {
+	if rec, script, dir, ok := e.orphan(); ok {
+		e.lookedOnce() // a script of a previous pcheck is running: nothing to adopt
+		return e.awaitOrphan(rec, script, dir)
+	}
+	return e.lookFor(StateDown)
+}
+
+// lookFor returns the step that looks for the process for StartWait,
+// showing state s meanwhile. Not inlined: the copy of the parameters must
+// not stay in the frame of the step that calls it.
+//
+//go:noinline
+func (e *entry) lookFor(s State) step {
+	return e.find(s, e.in.params().StartWait)
 }
 
 // lookedOnce reports the end of the entry's first look for its process
@@ -487,7 +510,7 @@ func (e *entry) up(ctx context.Context) step {
 			if len(e.watching) < e.config().Count {
 				// As at start: the processes are looked for during
 				// StartWait, then Set pid fail and a restart.
-				return e.find(StateDown, e.in.params().StartWait)
+				return e.lookFor(StateDown)
 			}
 		}
 	}
@@ -754,7 +777,7 @@ func (e *entry) rearm() step {
 	e.mu.Unlock()
 	e.delay = 0
 	e.persist(nil)
-	return e.find(StateDown, e.in.params().StartWait)
+	return e.lookFor(StateDown)
 }
 
 // restart runs the restart sequence: kill the leftovers, the restart
@@ -841,7 +864,7 @@ func (e *entry) restart(reason string, oldPid int, leftovers []proc.ID, counted 
 				// attempt like one whose process did not come up, and
 				// paced the same: the next attempt comes after
 				// StartWait, not at once.
-				return e.find(StateRestarting, e.in.params().StartWait)
+				return e.lookFor(StateRestarting)
 			}
 		}
 	}
@@ -988,7 +1011,7 @@ func (e *entry) handle(ctx context.Context, c command) step {
 			return e.rearm()
 		case StatePaused:
 			e.delay = 0 // the operator's start: the backoff starts afresh
-			return e.find(StateDown, e.in.params().StartWait)
+			return e.lookFor(StateDown)
 		}
 		return nil
 
