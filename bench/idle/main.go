@@ -45,6 +45,7 @@ func main() {
 		args := os.Args[1:]
 		network, addr, _ := strings.Cut(args[2], ":")
 		wait := startProfiles()
+		daemon.TuneGC()
 		code := daemon.Run(context.Background(), daemon.Options{
 			StateDir: args[0], RunDir: args[1], SyslogNetwork: network, SyslogAddr: addr,
 			Pfiles: args[3:], Stderr: discard{},

@@ -21,6 +21,7 @@ func serve(o *options, stderr io.Writer) int {
 			return daemon.ExitInvalid
 		}
 	}
+	daemon.TuneGC()
 	return daemon.Run(context.Background(), daemon.Options{
 		Pfiles:        o.pfiles,
 		Daemonize:     o.daemon,
