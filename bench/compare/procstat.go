@@ -64,6 +64,20 @@ func PeakRSS(pid int) (int64, error) {
 	return parseStatusKB(b, "VmHWM")
 }
 
+// SplitRSS is a process's resident set now, split into anonymous memory
+// (RssAnon) and file-backed pages (RssFile), in bytes.
+func SplitRSS(pid int) (anon, file int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("RSS of pid %d: %w", pid, err)
+	}
+	if anon, err = parseStatusKB(b, "RssAnon"); err != nil {
+		return 0, 0, err
+	}
+	file, err = parseStatusKB(b, "RssFile")
+	return anon, file, err
+}
+
 // parseStatusKB returns the "Key: N kB" value of a /proc/PID/status text in
 // bytes.
 func parseStatusKB(b []byte, key string) (int64, error) {

@@ -72,10 +72,24 @@ func MachineInfo() Machine {
 
 // The brief's targets.
 const (
-	deathSpeedup = 50   // W1: pcheck's median at least 50 times monit's
-	cpuShare     = 0.2  // W3: pcheck's CPU at most a fifth of monit's
-	floorTimes   = 1.25 // W3: pcheck's CPU at most 1.25 times the floor's
+	deathSpeedup = 50                    // W1: pcheck's median at least 50 times monit's
+	cpuShare     = 0.2                   // W3: pcheck's CPU at most a fifth of monit's
+	floorTimes   = 1.25                  // W3: pcheck's CPU at most 1.25 times the floor's
+	deathMedian  = 10 * time.Millisecond // W1: pcheck's median kill -> script, no regression
+	minCadence   = 0.99                  // W3: checks per target per second, at least
 )
+
+// rssLimit is the W3 peak RSS target for pcheck at n targets, 0 where
+// the brief sets none.
+func rssLimit(n int) int64 {
+	switch n {
+	case 200:
+		return 10 << 20
+	case 1000:
+		return 14 << 20
+	}
+	return 0
+}
 
 func (r *Report) death(name string) *DeathResult {
 	for i := range r.Death {
@@ -163,6 +177,15 @@ func (r *Report) targets(p printer) {
 	} else {
 		p("| W1: pcheck's median kill → restart script at least %d× faster than monit's | incomplete | not measured |", deathSpeedup)
 	}
+	if pc != nil && pc.Script.N > 0 {
+		p("| W1: pcheck's median kill → restart script at most %v | %s | %s |", deathMedian, ms(pc.Script.Median),
+			verdict(deathMedian.Seconds()/pc.Script.Median.Seconds()))
+	}
+	if ps := r.stall(Pcheck); ps != nil && ps.Err == nil && ps.Pending == "" {
+		within := time.Duration(stallAfter+checkInterval) * time.Second
+		p("| W2: pcheck's hang → kill within failover + interval (%v) | median %s, max %s | %s |",
+			within, ms(ps.Kill.Median), ms(ps.Kill.Max), verdict(within.Seconds()/ps.Kill.Max.Seconds()))
+	}
 	limit := time.Duration(stallAfter+checkInterval+attemptTimeout) * time.Second
 	w2 := fmt.Sprintf("W2: pcheck's hang → kill within failover + interval + attempt timeout (%v)", limit)
 	switch ps := r.stall(Pcheck); {
@@ -183,6 +206,14 @@ func (r *Report) targets(p printer) {
 					w3, floorTimes, pl.CPU.Seconds(), fl.CPU.Seconds(), x, verdict(floorTimes/x))
 			} else {
 				p("| %s: pcheck's CPU at most %.2f× the floor's | incomplete | not measured |", w3, floorTimes)
+			}
+			if ok(pl) {
+				p("| %s: pcheck's cadence at least %.2f checks per target per second | %.2f | %s |",
+					w3, minCadence, pl.Checks, verdict(pl.Checks/minCadence))
+				if limit := rssLimit(n); limit > 0 {
+					p("| %s: pcheck's peak RSS at most %s | %s (at the end: %s anonymous, %s file-backed) | %s |",
+						w3, mib(limit), mib(pl.PeakRSS), mib(pl.AnonRSS), mib(pl.FileRSS), verdict(float64(limit)/float64(pl.PeakRSS)))
+				}
 			}
 			if !ok(pl) || !ok(ml) {
 				p("| %s: pcheck's CPU at most 1/5 of monit's, RSS no more | incomplete | not measured |", w3)
@@ -334,7 +365,9 @@ func (r *Report) loadTables(p printer, o Options) {
 	p("## W3 overhead and W4 start-up")
 	p("")
 	p("CPU is utime+stime+cutime+cstime of the monitor's /proc/PID/stat over the %v window", o.Window)
-	p("(the share of one CPU in brackets); peak RSS is VmHWM at the end of the window. W4 (start-up)")
+	p("(the share of one CPU in brackets); peak RSS is VmHWM at the end of the window, and beside it")
+	p("the resident set at the end split into anonymous memory (heap, stacks) and file-backed pages")
+	p("(the program's own code and read-only data, shared page cache). W4 (start-up)")
 	p("is monitor start → every target reported running: pcheck's `Up` lines, `monit summary` all")
 	p("`OK` (polled every 50 ms), supervisord's `entered RUNNING state` log lines. \"Checks seen\"")
 	p("counts the connections the targets accepted during the window, the harness's own excluded:")
@@ -356,8 +389,8 @@ func (r *Report) loadTables(p printer, o Options) {
 			p("W3 figures cover death and process checks only, monit's cover process and %s checks.", up)
 			p("")
 		}
-		p("| monitor | targets | CPU s / window | CPU × floor | peak RSS | start → all running (W4) | checks seen / target / s | restarts in window |")
-		p("|---|---|---|---|---|---|---|---|")
+		p("| monitor | targets | CPU s / window | CPU × floor | peak RSS | RSS at the end: anon + file | start → all running (W4) | checks seen / target / s | restarts in window |")
+		p("|---|---|---|---|---|---|---|---|---|")
 		for i := range r.Load {
 			l := &r.Load[i]
 			if l.Check != c && l.Check != CheckNone {
@@ -368,7 +401,7 @@ func (r *Report) loadTables(p printer, o Options) {
 				name += " (no check)"
 			}
 			if l.Err != nil {
-				p("| %s | %d | failed: %s ||||||", name, l.Targets, oneLine(l.Err))
+				p("| %s | %d | failed: %s |||||||", name, l.Targets, oneLine(l.Err))
 				continue
 			}
 			share := 100 * l.CPU.Seconds() / l.Window.Seconds()
@@ -376,8 +409,8 @@ func (r *Report) loadTables(p printer, o Options) {
 			if l.Monitor == Floor {
 				up, restarts = "—", "—"
 			}
-			p("| %s | %d | %.2f s (%.2f%%) | %s | %s | %s | %.2f | %s |", name, l.Targets, l.CPU.Seconds(), share,
-				r.timesFloor(l, c), mib(l.PeakRSS), up, l.Checks, restarts)
+			p("| %s | %d | %.2f s (%.2f%%) | %s | %s | %s + %s | %s | %.2f | %s |", name, l.Targets, l.CPU.Seconds(), share,
+				r.timesFloor(l, c), mib(l.PeakRSS), mib(l.AnonRSS), mib(l.FileRSS), up, l.Checks, restarts)
 		}
 		p("")
 		p("| ratio | targets | CPU | peak RSS | start → all running |")

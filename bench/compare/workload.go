@@ -53,6 +53,10 @@ type LoadResult struct {
 	// CPU is the monitor's CPU, children included, over Window.
 	CPU, Window time.Duration
 	PeakRSS     int64
+	// AnonRSS and FileRSS split the resident set at the end of the
+	// window: anonymous memory (heap, stacks) and file-backed pages (the
+	// program's code and read-only data, shared page cache).
+	AnonRSS, FileRSS int64
 	// Restarts counts restarts (or exits, for supervisord) the monitor
 	// logged during the window: 0 unless something went wrong.
 	Restarts int
@@ -333,6 +337,9 @@ func (h *harness) load(ctx context.Context, m monitor, targets []*Target, check 
 	res.Window = time.Since(w0)
 	if err == nil {
 		res.PeakRSS, err = PeakRSS(p.Child.Pid)
+	}
+	if err == nil {
+		res.AnonRSS, res.FileRSS, err = SplitRSS(p.Child.Pid)
 	}
 	if err == nil {
 		err = p.exited()
