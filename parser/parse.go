@@ -33,11 +33,13 @@ func Load(path string) (*pfile.File, pfile.Diagnostics) {
 
 // LoadBytes parses and validates data as the pfile named path.
 func LoadBytes(path string, data []byte) (*pfile.File, pfile.Diagnostics) {
-	src, diags := Parse(path, data)
-	if src == nil {
+	tree, diags := parse(path, data)
+	if tree == nil {
 		return nil, diags
 	}
-	f, more := pfile.Build(src)
+	b := pfile.NewBuilder(path)
+	diags = append(diags, convert(path, tree, b)...)
+	f, more := b.File()
 	diags = append(diags, more...)
 	pfile.Sort(diags)
 	if diags.HasErrors() {
@@ -54,15 +56,16 @@ func readError(err error) string {
 	return "cannot read pfile: " + err.Error()
 }
 
-// Parse reads the syntax of a pfile. Every syntax error is reported: after
+// parse reads the syntax of a pfile. Every syntax error is reported: after
 // an error the offending line is blanked out and the file parsed again, so
-// the following lines are still checked. The Source holds the statements
-// of the last, error-free pass; it is nil when the errors left nothing
-// that could be read (an unclosed block, too many errors).
-func Parse(path string, data []byte) (*pfile.Source, pfile.Diagnostics) {
+// the following lines are still checked. The tree is the last, error-free
+// pass; it is nil when the errors left nothing that could be read (an
+// unclosed block, too many errors).
+func parse(path string, data []byte) (*ast, pfile.Diagnostics) {
 	text := bytes.TrimPrefix(data, bom)
-	// One copy of the text, which the Source's words share; a byte copy
-	// (work) is made only when an error needs a line blanked out.
+	// One copy of the text, which the tree's tokens and the File's strings
+	// share; a byte copy (work) is made only when an error needs a line
+	// blanked out.
 	var b strings.Builder
 	b.Grow(len(text) + 1)
 	b.Write(text)
@@ -75,8 +78,7 @@ func Parse(path string, data []byte) (*pfile.Source, pfile.Diagnostics) {
 	for ; ; input = string(work) {
 		tree, err := grammar.ParseString(path, input)
 		if err == nil {
-			src, more := convert(path, tree)
-			return src, append(diags, more...)
+			return tree, diags
 		}
 		if work == nil {
 			work = []byte(input)
@@ -197,12 +199,14 @@ func lineOf(text []byte, n int) string {
 	return string(text)
 }
 
-// convert turns the grammar's tree into a Source, resolving quotes and
-// splitting entry field lists into positioned fields. A line's first token
+// convert gives the grammar's tree to b statement by statement, resolving
+// quotes and splitting entry field lists into positioned fields; it
+// returns the errors of statements that the grammar accepts but no
+// statement form does (those are not given to b). A line's first token
 // says what it is: a Path or String starts a process entry, a Word a
 // parameter; a Word followed by '{' names a block.
-func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
-	c := converter{path: path, src: &pfile.Source{Path: path}}
+func convert(path string, tree *ast, b *pfile.Builder) pfile.Diagnostics {
+	c := converter{path: path, b: b}
 	for i := range tree.Body.Stmts {
 		s := &tree.Body.Stmts[i]
 		switch {
@@ -214,13 +218,22 @@ func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
 			c.param(s)
 		}
 	}
-	return c.src, c.diags
+	return c.diags
 }
 
+// converter holds the statement being given to the Builder. The Builder
+// keeps none of it, so one set of statements and slices serves the whole
+// file.
 type converter struct {
 	path  string
-	src   *pfile.Source
+	b     *pfile.Builder
 	diags pfile.Diagnostics
+
+	paramSt   pfile.ParamStmt
+	processSt pfile.ProcessStmt
+	blockSt   pfile.BlockStmt
+	script    pfile.Word
+	words     []pfile.Word // values and fields of the statement
 }
 
 func (c *converter) errorf(t token, format string, args ...any) {
@@ -236,6 +249,9 @@ func isTarget(text string) bool {
 	return strings.HasPrefix(text, "/") || strings.HasPrefix(text, `"`)
 }
 
+// values returns the words appended to c.words since start.
+func (c *converter) values(start int) []pfile.Word { return c.words[start:len(c.words):len(c.words)] }
+
 func (c *converter) block(s *stmt) {
 	name := s.First.Key
 	if s.First.Value != nil || isTarget(name.Text) {
@@ -246,28 +262,34 @@ func (c *converter) block(s *stmt) {
 		c.errorf(s.Tail.Rest[0].Key, "unexpected %q after '}': a block ends with '}' on a line of its own", s.Tail.Rest[0].Key.Text)
 		return
 	}
-	b := &pfile.BlockStmt{Name: c.word(name), Lines: make([]pfile.BlockLine, 0, len(s.Tail.Block.Lines))}
+	b := &c.blockSt
+	b.Name, b.Lines = c.word(name), b.Lines[:0]
+	c.words = c.words[:0]
 	for _, l := range s.Tail.Block.Lines {
 		first := &l.Items[0]
 		rest := l.Items[1:]
-		bl := pfile.BlockLine{Key: c.word(first.Key), Values: make([]pfile.Word, 0, len(rest)+1)}
+		bl := pfile.BlockLine{Key: c.word(first.Key)}
+		start := len(c.words)
 		if first.Value != nil {
 			// Option = value.
-			bl.Values = append(bl.Values, c.word(*first.Value))
+			c.words = append(c.words, c.word(*first.Value))
 		}
 		for _, it := range rest {
 			if it.Value != nil {
 				c.errorf(it.Key, "unexpected '=' in a block line: a block entry is PS_<kind> <type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv>...")
 				return
 			}
-			bl.Values = append(bl.Values, c.word(it.Key))
+			c.words = append(c.words, c.word(it.Key))
 		}
+		bl.Values = c.values(start)
 		if first.Value == nil && len(bl.Values) > 0 && !bl.Values[0].Quoted {
-			bl.Fields = splitFields(c.path, rest[0].Key.pos(), rest[0].Key.Text)
+			start = len(c.words)
+			c.words = splitFields(c.words, c.path, rest[0].Key.pos(), rest[0].Key.Text)
+			bl.Fields = c.values(start)
 		}
 		b.Lines = append(b.Lines, bl)
 	}
-	c.src.Statements = append(c.src.Statements, pfile.Statement{Block: b})
+	c.b.Add(pfile.Statement{Block: b})
 }
 
 func (c *converter) process(s *stmt) {
@@ -276,11 +298,12 @@ func (c *converter) process(s *stmt) {
 		c.errorf(*s.First.Value, "unexpected '=' after the process: %s", form)
 		return
 	}
-	p := &pfile.ProcessStmt{Target: c.word(s.First.Key)}
+	p := &c.processSt
+	p.Target, p.Script, p.Options = c.word(s.First.Key), nil, p.Options[:0]
 	rest := s.Tail.Rest
 	if len(rest) > 0 && rest[0].Value == nil {
-		w := c.word(rest[0].Key)
-		p.Script = &w
+		c.script = c.word(rest[0].Key)
+		p.Script = &c.script
 		rest = rest[1:]
 	}
 	for _, it := range rest {
@@ -294,12 +317,13 @@ func (c *converter) process(s *stmt) {
 		}
 		p.Options = append(p.Options, pfile.Option{Name: c.word(it.Key), Value: c.word(*it.Value)})
 	}
-	c.src.Statements = append(c.src.Statements, pfile.Statement{Process: p})
+	c.b.Add(pfile.Statement{Process: p})
 }
 
 func (c *converter) param(s *stmt) {
 	const form = "a parameter is Key Value or Key = Value"
-	p := &pfile.ParamStmt{Key: c.word(s.First.Key)}
+	p := &c.paramSt
+	p.Key, p.Values = c.word(s.First.Key), p.Values[:0]
 	if s.First.Value != nil {
 		p.Values = append(p.Values, c.word(*s.First.Value))
 	}
@@ -310,7 +334,7 @@ func (c *converter) param(s *stmt) {
 		}
 		p.Values = append(p.Values, c.word(it.Key))
 	}
-	c.src.Statements = append(c.src.Statements, pfile.Statement{Param: p})
+	c.b.Add(pfile.Statement{Param: p})
 }
 
 func word(path string, pos lexer.Position, text string) pfile.Word {
@@ -339,12 +363,12 @@ func unquote(s string) string {
 	return b.String()
 }
 
-// splitFields splits an entry's field list on ':' and gives each field the
-// position of its first character. A field list may span lines (a line
-// ending in ':' continues); the break and its indentation belong to no
-// field. Inside [...] (an IPv6 literal) ':' does not split.
-func splitFields(path string, start lexer.Position, text string) []pfile.Word {
-	fields := make([]pfile.Word, 0, strings.Count(text, ":")+1)
+// splitFields splits an entry's field list on ':', gives each field the
+// position of its first character and appends the fields to fields. A
+// field list may span lines (a line ending in ':' continues); the break
+// and its indentation belong to no field. Inside [...] (an IPv6 literal)
+// ':' does not split.
+func splitFields(fields []pfile.Word, path string, start lexer.Position, text string) []pfile.Word {
 	line, col := start.Line, start.Column
 	from := 0 // start of the current field in text
 	fromPos := pfile.Pos{File: path, Line: line, Col: col}
