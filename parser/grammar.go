@@ -147,7 +147,7 @@ func (b *blockBody) Parse(lex *lexer.PeekingLexer) error {
 
 // tokens gives one token of lookahead over a lexer.
 type tokens struct {
-	lex    *pfileLexer
+	lex    pfileLexer
 	ahead  lexer.Token
 	peeked bool
 	err    error
