@@ -557,7 +557,7 @@ func (b *Builder) fillBackoff(pb *procBuild) {
 // checkDuplicates rejects two entries that would watch the same processes.
 func (b *Builder) checkDuplicates(procs []*procBuild) {
 	type key struct{ name, args, user, pidfile string }
-	first := map[key]Pos{}
+	first := make(map[key]Pos, len(procs))
 	for _, pb := range procs {
 		p := pb.p
 		k := key{p.Name, p.Args, p.User, p.PidFile}
@@ -614,6 +614,15 @@ func (b *Builder) block(st *BlockStmt) *Block {
 		b.errorf(st.Name.Pos, "unknown block %s: block names start with _bi_ (_bi_webserv, _bi_webservs, _bi_socket, ...)", st.Name.Text)
 		return nil
 	}
+	// Entries has room for every entry line, so that byKind's pointers
+	// into it stay valid.
+	n := 0
+	for i := range st.Lines {
+		if isEntryKind(EntryKind(strings.ToUpper(st.Lines[i].Key.Text))) {
+			n++
+		}
+	}
+	blk.Entries = make([]Entry, 0, n)
 	byKind := map[EntryKind]*Entry{}
 	ok := true
 	var tlsVerify, tlsCA *Word
@@ -622,9 +631,7 @@ func (b *Builder) block(st *BlockStmt) *Block {
 	for i := range st.Lines {
 		l := &st.Lines[i]
 		kind := EntryKind(strings.ToUpper(l.Key.Text))
-		switch kind {
-		case EntryInit, EntryExec, EntryAction, EntryQuit:
-		default:
+		if !isEntryKind(kind) {
 			switch strings.ToLower(l.Key.Text) {
 			case "tlsverify":
 				tlsVerify = b.blockOption(l)
@@ -655,13 +662,14 @@ func (b *Builder) block(st *BlockStmt) *Block {
 			ok = false
 			continue
 		}
-		e := b.entry(kind, l)
-		if e == nil {
+		blk.Entries = append(blk.Entries, Entry{})
+		e := &blk.Entries[len(blk.Entries)-1]
+		if !b.entry(e, kind, l) {
+			blk.Entries = blk.Entries[:len(blk.Entries)-1]
 			ok = false
 			continue
 		}
 		byKind[kind] = e
-		blk.Entries = append(blk.Entries, e)
 	}
 	exec := byKind[EntryExec]
 	if exec == nil {
@@ -684,7 +692,8 @@ func (b *Builder) block(st *BlockStmt) *Block {
 		lib = blockLib
 		blk.Monitor.Kind = lib.kind
 	}
-	for _, e := range blk.Entries {
+	for i := range blk.Entries {
+		e := &blk.Entries[i]
 		if strings.EqualFold(e.Type, "CMD") {
 			if e.Kind == EntryExec {
 				continue
@@ -841,7 +850,7 @@ func (b *Builder) blockOption(l *BlockLine) *Word {
 // isDefault reports whether a field means "default": "-" or empty.
 func isDefault(s string) bool { return s == "" || s == "-" }
 
-// entry reads one block entry by the rule documented in docs/pfile.md:
+// entry reads one block entry into e by the rule documented in docs/pfile.md:
 //
 //	<type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv0>:...
 //
@@ -851,40 +860,41 @@ func isDefault(s string) bool { return s == "" || s == "-" }
 // default fields ("-" or empty) before them are ignored. A field "--" is
 // two default fields whose colon was lost (the guide's _bi_socket sample).
 // This reads the guide's PS_ACTION "DIRECT:-::-:1:0" as error 1, argc 0,
-// as its table says, and "DIRECT:-:--:1:0" as the same entry.
-func (b *Builder) entry(kind EntryKind, l *BlockLine) *Entry {
-	e := &Entry{Pos: l.Key.Pos, Kind: kind, Error: -1}
+// as its table says, and "DIRECT:-:--:1:0" as the same entry. It reports
+// whether the entry is valid.
+func (b *Builder) entry(e *Entry, kind EntryKind, l *BlockLine) bool {
+	*e = Entry{Pos: l.Key.Pos, Kind: kind, Error: -1}
 	if len(l.Values) == 0 {
 		b.errorf(l.Key.Pos, "%s has no fields: %s <type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv>...", kind, kind)
-		return nil
+		return false
 	}
 	if len(l.Values) > 1 {
 		b.errorf(l.Values[1].Pos, "unexpected %q after the fields of %s: fields are separated by ':' with no spaces", l.Values[1].Text, kind)
-		return nil
+		return false
 	}
 	if l.Values[0].Quoted {
 		b.errorf(l.Values[0].Pos, "the fields of %s are not quoted", kind)
-		return nil
+		return false
 	}
 	f := l.Fields
 	if len(f) < 4 {
 		b.errorf(l.Values[0].Pos, "%s needs at least <type>:<file>:<call>:<timeout>, found %d field(s)", kind, len(f))
-		return nil
+		return false
 	}
 	e.Type = strings.ToUpper(f[0].Text)
 	if e.Type != "DLL" && e.Type != "CMD" {
 		b.errorf(f[0].Pos, "unknown entry type %q (DLL or CMD)", f[0].Text)
-		return nil
+		return false
 	}
 	e.File, e.FilePos = f[1].Text, f[1].Pos
 	if !strings.HasPrefix(e.File, "/") {
 		b.errorf(f[1].Pos, "%s file must be an absolute path, not %q", kind, e.File)
-		return nil
+		return false
 	}
 	e.Call = strings.ToUpper(f[2].Text)
 	if !isDefault(e.Call) && e.Call != "DIRECT" {
 		b.errorf(f[2].Pos, "unknown call %q (DIRECT)", f[2].Text)
-		return nil
+		return false
 	}
 	e.Call = "DIRECT"
 	tail := f[3:]
@@ -893,7 +903,7 @@ func (b *Builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		head, rest := b.expandHead(tail, 4)
 		if len(head) < 4 {
 			b.errorf(tail[len(tail)-1].Pos, "PS_EXEC needs <timeout>:<interval>:<error>:<argc> after %s", f[2].Text)
-			return nil
+			return false
 		}
 		timeout, interval, errF, argc = &head[0], &head[1], &head[2], &head[3]
 		e.Argv = make([]string, len(rest))
@@ -907,7 +917,7 @@ func (b *Builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		n := len(all)
 		if n < 2 {
 			b.errorf(tail[0].Pos, "%s needs <error>:<argc> at its end", kind)
-			return nil
+			return false
 		}
 		argc, errF = &all[n-1], &all[n-2]
 		if n >= 3 {
@@ -919,7 +929,7 @@ func (b *Builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		for i := 0; i < n-4; i++ {
 			if !isDefault(all[i].Text) {
 				b.errorf(all[i].Pos, "unexpected field %q in %s: it takes no arguments", all[i].Text, kind)
-				return nil
+				return false
 			}
 		}
 	}
@@ -951,9 +961,13 @@ func (b *Builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		}
 	}
 	if !good {
-		return nil
+		return false
 	}
-	return e
+	return true
+}
+
+func isEntryKind(k EntryKind) bool {
+	return k == EntryInit || k == EntryExec || k == EntryAction || k == EntryQuit
 }
 
 // String returns the entry kind as written in a pfile.

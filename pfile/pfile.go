@@ -202,9 +202,9 @@ type Process struct {
 type Block struct {
 	Pos Pos `json:"pos"`
 	// Name is the block name as written (e.g. _bi_webserv).
-	Name    string   `json:"name"`
-	Entries []*Entry `json:"entries"`
-	Monitor Monitor  `json:"monitor"`
+	Name    string  `json:"name"`
+	Entries []Entry `json:"entries"`
+	Monitor Monitor `json:"monitor"`
 	// TLSCAFilePos is where TLSCAFile's value starts (zero without
 	// one). Positions stay out of Monitor: a reload compares Monitors
 	// to keep the unchanged ones, and a moved line changes nothing.
