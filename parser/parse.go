@@ -33,7 +33,26 @@ func Load(path string) (*pfile.File, pfile.Diagnostics) {
 
 // LoadBytes parses and validates data as the pfile named path.
 func LoadBytes(path string, data []byte) (*pfile.File, pfile.Diagnostics) {
-	tree, diags := parse(path, data)
+	return load(path, text(data))
+}
+
+// text is the one copy of data that the tree's tokens share: without its
+// byte order mark, ending in a newline.
+func text(data []byte) string {
+	data = bytes.TrimPrefix(data, bom)
+	var b strings.Builder
+	b.Grow(len(data) + 1)
+	b.Write(data)
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// load parses and validates input, the text of the pfile named path. The
+// File keeps no slice of input.
+func load(path, input string) (*pfile.File, pfile.Diagnostics) {
+	tree, diags := parse(path, input)
 	if tree == nil {
 		return nil, diags
 	}
@@ -61,18 +80,9 @@ func readError(err error) string {
 // the following lines are still checked. The tree is the last, error-free
 // pass; it is nil when the errors left nothing that could be read (an
 // unclosed block, too many errors).
-func parse(path string, data []byte) (*ast, pfile.Diagnostics) {
-	text := bytes.TrimPrefix(data, bom)
-	// One copy of the text, which the tree's tokens and the File's strings
-	// share; a byte copy (work) is made only when an error needs a line
+func parse(path, input string) (*ast, pfile.Diagnostics) {
+	// A byte copy of input (work) is made only when an error needs a line
 	// blanked out.
-	var b strings.Builder
-	b.Grow(len(text) + 1)
-	b.Write(text)
-	if len(text) == 0 || text[len(text)-1] != '\n' {
-		b.WriteByte('\n')
-	}
-	input := b.String()
 	var work []byte
 	var diags pfile.Diagnostics
 	for ; ; input = string(work) {
@@ -206,7 +216,7 @@ func lineOf(text []byte, n int) string {
 // says what it is: a Path or String starts a process entry, a Word a
 // parameter; a Word followed by '{' names a block.
 func convert(path string, tree *ast, b *pfile.Builder) pfile.Diagnostics {
-	c := converter{path: path, b: b}
+	c := converter{path: path, b: b, texts: make(map[string]string, 2*len(tree.Body.Stmts))}
 	for i := range tree.Body.Stmts {
 		s := &tree.Body.Stmts[i]
 		switch {
@@ -234,6 +244,21 @@ type converter struct {
 	blockSt   pfile.BlockStmt
 	script    pfile.Word
 	words     []pfile.Word // values and fields of the statement
+
+	// texts holds one copy of each text that words have had: a File
+	// keeps many of them, and they must not be slices of the input (that
+	// would keep all of it for as long as the File lives).
+	texts map[string]string
+}
+
+// keep returns the copy of text held in c.texts.
+func (c *converter) keep(text string) string {
+	if t, ok := c.texts[text]; ok {
+		return t
+	}
+	t := strings.Clone(text)
+	c.texts[t] = t
+	return t
 }
 
 func (c *converter) errorf(t token, format string, args ...any) {
@@ -243,7 +268,11 @@ func (c *converter) errorf(t token, format string, args ...any) {
 	})
 }
 
-func (c *converter) word(t token) pfile.Word { return word(c.path, t.pos(), t.Text) }
+func (c *converter) word(t token) pfile.Word {
+	w := word(c.path, t.pos(), t.Text)
+	w.Text = c.keep(w.Text)
+	return w
+}
 
 func isTarget(text string) bool {
 	return strings.HasPrefix(text, "/") || strings.HasPrefix(text, `"`)
@@ -284,7 +313,8 @@ func (c *converter) block(s *stmt) {
 		bl.Values = c.values(start)
 		if first.Value == nil && len(bl.Values) > 0 && !bl.Values[0].Quoted {
 			start = len(c.words)
-			c.words = splitFields(c.words, c.path, rest[0].Key.pos(), rest[0].Key.Text)
+			// The fields are slices of the kept text of the list.
+			c.words = splitFields(c.words, c.path, rest[0].Key.pos(), bl.Values[0].Text)
 			bl.Fields = c.values(start)
 		}
 		b.Lines = append(b.Lines, bl)
