@@ -1,6 +1,7 @@
 // Package parser reads pfile text into the pfile model. The grammar is a
-// participle grammar (grammar.go); Parse reports every syntax error of a
-// file, not only the first, and Load adds the checks of pfile.Build.
+// participle grammar (grammar.go); Load reports every syntax error of a
+// file, not only the first, and gives the statements to a pfile.Builder,
+// which adds its checks.
 package parser
 
 import (
