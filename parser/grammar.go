@@ -1,6 +1,8 @@
 package parser
 
 import (
+	"strings"
+
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 )
@@ -38,6 +40,7 @@ func (b *body) Parse(lex *lexer.PeekingLexer) error {
 		}
 	}
 	skipEOL()
+	b.Stmts = make([]stmt, 0, countAhead(lex, func(t *lexer.Token) bool { return t.Type == tokEOL }))
 	for isValue(lex.Peek().Type) {
 		var s stmt
 		if err := s.First.parse(peeking{lex}); err != nil {
@@ -56,6 +59,21 @@ func (b *body) Parse(lex *lexer.PeekingLexer) error {
 		return &participle.UnexpectedTokenError{Unexpected: *t}
 	}
 	return nil
+}
+
+// countAhead counts the tokens from the cursor to the end of the file for
+// which match is true, without moving the cursor: it sizes a slice that
+// would otherwise grow many times.
+func countAhead(lex *lexer.PeekingLexer, match func(*lexer.Token) bool) int {
+	cp := lex.MakeCheckpoint()
+	n := 0
+	for t := lex.Next(); !t.EOF(); t = lex.Next() {
+		if match(t) {
+			n++
+		}
+	}
+	lex.LoadCheckpoint(cp)
+	return n
 }
 
 type stmt struct {
@@ -79,6 +97,9 @@ func (t *tail) Parse(lex *lexer.PeekingLexer) error {
 			return err
 		}
 	}
+	if isValue(lex.Peek().Type) {
+		t.Rest = make([]item, 0, valuesAhead(lex))
+	}
 	for isValue(lex.Peek().Type) {
 		var it item
 		if err := it.parse(peeking{lex}); err != nil {
@@ -87,6 +108,22 @@ func (t *tail) Parse(lex *lexer.PeekingLexer) error {
 		t.Rest = append(t.Rest, it)
 	}
 	return nil
+}
+
+// valuesAhead counts the values from the cursor to the next token that is
+// neither a value nor '=', without moving the cursor: at least as many as
+// the items there.
+func valuesAhead(lex *lexer.PeekingLexer) int {
+	cp := lex.MakeCheckpoint()
+	n := 0
+	for t := lex.Peek(); isValue(t.Type) || t.Type == tokEq; t = lex.Peek() {
+		if isValue(t.Type) {
+			n++
+		}
+		lex.Next()
+	}
+	lex.LoadCheckpoint(cp)
+	return n
 }
 
 // blockBody is a block: the Block token from '{' to '}', whose inside is
@@ -108,6 +145,8 @@ func (b *blockBody) Parse(lex *lexer.PeekingLexer) error {
 		return participle.NextMatch
 	}
 	lex.Next()
+	// A block has no more lines than line ends.
+	b.Lines = make([]blockLine, 0, strings.Count(t.Value, "\n")+1)
 	in := &tokens{lex: blockLexer(t.Value, lexer.Position{Filename: t.Pos.Filename, Line: t.Pos.Line, Column: t.Pos.Column})}
 	for {
 		t, err := in.peek()
@@ -147,7 +186,7 @@ func (b *blockBody) Parse(lex *lexer.PeekingLexer) error {
 
 // tokens gives one token of lookahead over a lexer.
 type tokens struct {
-	lex    *pfileLexer
+	lex    pfileLexer
 	ahead  lexer.Token
 	peeked bool
 	err    error

@@ -85,17 +85,23 @@ type pfileLexer struct {
 // advance moves the position over n bytes.
 func (l *pfileLexer) advance(n int) {
 	s := l.src[l.pos.Offset : l.pos.Offset+n]
+	line, col := l.pos.Line, l.pos.Column
 	for i := 0; i < len(s); {
-		if s[i] == '\n' {
-			l.pos.Line++
-			l.pos.Column = 1
+		switch c := s[i]; {
+		case c == '\n':
+			line++
+			col = 1
 			i++
-			continue
+		case c < utf8.RuneSelf:
+			col++
+			i++
+		default:
+			_, size := utf8.DecodeRuneInString(s[i:])
+			col++
+			i += size
 		}
-		_, size := utf8.DecodeRuneInString(s[i:])
-		l.pos.Column++
-		i += size
 	}
+	l.pos.Line, l.pos.Column = line, col
 	l.pos.Offset += n
 }
 
@@ -140,11 +146,13 @@ func (l *pfileLexer) Next() (lexer.Token, error) {
 			}
 			return l.token(tokString, n), nil
 		case c == '{' && !l.inBlock:
-			n, err := l.blockLen()
+			end, err := l.blockEnd()
 			if err != nil {
 				return lexer.Token{}, err
 			}
-			return l.token(tokBlock, n), nil
+			tok := lexer.Token{Type: tokBlock, Value: l.src[l.pos.Offset:end.Offset], Pos: l.pos}
+			l.pos = end
+			return tok, nil
 		case c == '{':
 			return l.token(tokOpen, 1), nil
 		case c == '}':
@@ -161,27 +169,27 @@ func (l *pfileLexer) Next() (lexer.Token, error) {
 	}
 }
 
-// blockLen is the length of the block that starts at the '{' under the
-// cursor, up to and including its '}'.
-func (l *pfileLexer) blockLen() (int, error) {
+// blockEnd is the position just after the '}' of the block that starts
+// at the '{' under the cursor.
+func (l *pfileLexer) blockEnd() (lexer.Position, error) {
 	in := blockLexer(l.src, l.pos)
 	for {
 		t, err := in.Next()
 		switch {
 		case err != nil:
-			return 0, err
+			return lexer.Position{}, err
 		case t.EOF():
-			return 0, &unclosedBlockError{pos: l.pos}
+			return lexer.Position{}, &unclosedBlockError{pos: l.pos}
 		case t.Type == tokClose:
-			return in.pos.Offset - l.pos.Offset, nil
+			return in.pos, nil
 		}
 	}
 }
 
 // blockLexer returns a lexer for the inside of the block whose '{' is at
 // pos in src; it returns Close at the block's '}'.
-func blockLexer(src string, pos lexer.Position) *pfileLexer {
-	l := &pfileLexer{src: src, pos: pos, inBlock: true}
+func blockLexer(src string, pos lexer.Position) pfileLexer {
+	l := pfileLexer{src: src, pos: pos, inBlock: true}
 	l.advance(1)
 	return l
 }

@@ -1,6 +1,7 @@
 // Package parser reads pfile text into the pfile model. The grammar is a
-// participle grammar (grammar.go); Parse reports every syntax error of a
-// file, not only the first, and Load adds the checks of pfile.Build.
+// participle grammar (grammar.go); Load reports every syntax error of a
+// file, not only the first, and gives the statements to a pfile.Builder,
+// which adds its checks.
 package parser
 
 import (
@@ -33,11 +34,32 @@ func Load(path string) (*pfile.File, pfile.Diagnostics) {
 
 // LoadBytes parses and validates data as the pfile named path.
 func LoadBytes(path string, data []byte) (*pfile.File, pfile.Diagnostics) {
-	src, diags := Parse(path, data)
-	if src == nil {
+	return load(path, text(data))
+}
+
+// text is the one copy of data that the tree's tokens share: without its
+// byte order mark, ending in a newline.
+func text(data []byte) string {
+	data = bytes.TrimPrefix(data, bom)
+	var b strings.Builder
+	b.Grow(len(data) + 1)
+	b.Write(data)
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// load parses and validates input, the text of the pfile named path. The
+// File keeps no slice of input.
+func load(path, input string) (*pfile.File, pfile.Diagnostics) {
+	tree, diags := parse(path, input)
+	if tree == nil {
 		return nil, diags
 	}
-	f, more := pfile.Build(src)
+	b := pfile.NewBuilder(path)
+	diags = append(diags, convert(path, tree, b)...)
+	f, more := b.File()
 	diags = append(diags, more...)
 	pfile.Sort(diags)
 	if diags.HasErrors() {
@@ -54,29 +76,20 @@ func readError(err error) string {
 	return "cannot read pfile: " + err.Error()
 }
 
-// Parse reads the syntax of a pfile. Every syntax error is reported: after
+// parse reads the syntax of a pfile. Every syntax error is reported: after
 // an error the offending line is blanked out and the file parsed again, so
-// the following lines are still checked. The Source holds the statements
-// of the last, error-free pass; it is nil when the errors left nothing
-// that could be read (an unclosed block, too many errors).
-func Parse(path string, data []byte) (*pfile.Source, pfile.Diagnostics) {
-	text := bytes.TrimPrefix(data, bom)
-	// One copy of the text, which the Source's words share; a byte copy
-	// (work) is made only when an error needs a line blanked out.
-	var b strings.Builder
-	b.Grow(len(text) + 1)
-	b.Write(text)
-	if len(text) == 0 || text[len(text)-1] != '\n' {
-		b.WriteByte('\n')
-	}
-	input := b.String()
+// the following lines are still checked. The tree is the last, error-free
+// pass; it is nil when the errors left nothing that could be read (an
+// unclosed block, too many errors).
+func parse(path, input string) (*ast, pfile.Diagnostics) {
+	// A byte copy of input (work) is made only when an error needs a line
+	// blanked out.
 	var work []byte
 	var diags pfile.Diagnostics
 	for ; ; input = string(work) {
 		tree, err := grammar.ParseString(path, input)
 		if err == nil {
-			src, more := convert(path, tree)
-			return src, append(diags, more...)
+			return tree, diags
 		}
 		if work == nil {
 			work = []byte(input)
@@ -197,12 +210,14 @@ func lineOf(text []byte, n int) string {
 	return string(text)
 }
 
-// convert turns the grammar's tree into a Source, resolving quotes and
-// splitting entry field lists into positioned fields. A line's first token
+// convert gives the grammar's tree to b statement by statement, resolving
+// quotes and splitting entry field lists into positioned fields; it
+// returns the errors of statements that the grammar accepts but no
+// statement form does (those are not given to b). A line's first token
 // says what it is: a Path or String starts a process entry, a Word a
 // parameter; a Word followed by '{' names a block.
-func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
-	c := converter{path: path, src: &pfile.Source{Path: path}}
+func convert(path string, tree *ast, b *pfile.Builder) pfile.Diagnostics {
+	c := converter{path: path, b: b, texts: make(map[string]string, 2*len(tree.Body.Stmts))}
 	for i := range tree.Body.Stmts {
 		s := &tree.Body.Stmts[i]
 		switch {
@@ -214,13 +229,37 @@ func convert(path string, tree *ast) (*pfile.Source, pfile.Diagnostics) {
 			c.param(s)
 		}
 	}
-	return c.src, c.diags
+	return c.diags
 }
 
+// converter holds the statement being given to the Builder. The Builder
+// keeps none of it, so one set of statements and slices serves the whole
+// file.
 type converter struct {
 	path  string
-	src   *pfile.Source
+	b     *pfile.Builder
 	diags pfile.Diagnostics
+
+	paramSt   pfile.ParamStmt
+	processSt pfile.ProcessStmt
+	blockSt   pfile.BlockStmt
+	script    pfile.Word
+	words     []pfile.Word // values and fields of the statement
+
+	// texts holds one copy of each text that words have had: a File
+	// keeps many of them, and they must not be slices of the input (that
+	// would keep all of it for as long as the File lives).
+	texts map[string]string
+}
+
+// keep returns the copy of text held in c.texts.
+func (c *converter) keep(text string) string {
+	if t, ok := c.texts[text]; ok {
+		return t
+	}
+	t := strings.Clone(text)
+	c.texts[t] = t
+	return t
 }
 
 func (c *converter) errorf(t token, format string, args ...any) {
@@ -230,11 +269,18 @@ func (c *converter) errorf(t token, format string, args ...any) {
 	})
 }
 
-func (c *converter) word(t token) pfile.Word { return word(c.path, t.pos(), t.Text) }
+func (c *converter) word(t token) pfile.Word {
+	w := word(c.path, t.pos(), t.Text)
+	w.Text = c.keep(w.Text)
+	return w
+}
 
 func isTarget(text string) bool {
 	return strings.HasPrefix(text, "/") || strings.HasPrefix(text, `"`)
 }
+
+// values returns the words appended to c.words since start.
+func (c *converter) values(start int) []pfile.Word { return c.words[start:len(c.words):len(c.words)] }
 
 func (c *converter) block(s *stmt) {
 	name := s.First.Key
@@ -246,28 +292,35 @@ func (c *converter) block(s *stmt) {
 		c.errorf(s.Tail.Rest[0].Key, "unexpected %q after '}': a block ends with '}' on a line of its own", s.Tail.Rest[0].Key.Text)
 		return
 	}
-	b := &pfile.BlockStmt{Name: c.word(name), Lines: make([]pfile.BlockLine, 0, len(s.Tail.Block.Lines))}
+	b := &c.blockSt
+	b.Name, b.Lines = c.word(name), b.Lines[:0]
+	c.words = c.words[:0]
 	for _, l := range s.Tail.Block.Lines {
 		first := &l.Items[0]
 		rest := l.Items[1:]
-		bl := pfile.BlockLine{Key: c.word(first.Key), Values: make([]pfile.Word, 0, len(rest)+1)}
+		bl := pfile.BlockLine{Key: c.word(first.Key)}
+		start := len(c.words)
 		if first.Value != nil {
 			// Option = value.
-			bl.Values = append(bl.Values, c.word(*first.Value))
+			c.words = append(c.words, c.word(*first.Value))
 		}
 		for _, it := range rest {
 			if it.Value != nil {
 				c.errorf(it.Key, "unexpected '=' in a block line: a block entry is PS_<kind> <type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv>...")
 				return
 			}
-			bl.Values = append(bl.Values, c.word(it.Key))
+			c.words = append(c.words, c.word(it.Key))
 		}
+		bl.Values = c.values(start)
 		if first.Value == nil && len(bl.Values) > 0 && !bl.Values[0].Quoted {
-			bl.Fields = splitFields(c.path, rest[0].Key.pos(), rest[0].Key.Text)
+			start = len(c.words)
+			// The fields are slices of the kept text of the list.
+			c.words = splitFields(c.words, c.path, rest[0].Key.pos(), bl.Values[0].Text)
+			bl.Fields = c.values(start)
 		}
 		b.Lines = append(b.Lines, bl)
 	}
-	c.src.Statements = append(c.src.Statements, pfile.Statement{Block: b})
+	c.b.Add(pfile.Statement{Block: b})
 }
 
 func (c *converter) process(s *stmt) {
@@ -276,11 +329,12 @@ func (c *converter) process(s *stmt) {
 		c.errorf(*s.First.Value, "unexpected '=' after the process: %s", form)
 		return
 	}
-	p := &pfile.ProcessStmt{Target: c.word(s.First.Key)}
+	p := &c.processSt
+	p.Target, p.Script, p.Options = c.word(s.First.Key), nil, p.Options[:0]
 	rest := s.Tail.Rest
 	if len(rest) > 0 && rest[0].Value == nil {
-		w := c.word(rest[0].Key)
-		p.Script = &w
+		c.script = c.word(rest[0].Key)
+		p.Script = &c.script
 		rest = rest[1:]
 	}
 	for _, it := range rest {
@@ -294,12 +348,13 @@ func (c *converter) process(s *stmt) {
 		}
 		p.Options = append(p.Options, pfile.Option{Name: c.word(it.Key), Value: c.word(*it.Value)})
 	}
-	c.src.Statements = append(c.src.Statements, pfile.Statement{Process: p})
+	c.b.Add(pfile.Statement{Process: p})
 }
 
 func (c *converter) param(s *stmt) {
 	const form = "a parameter is Key Value or Key = Value"
-	p := &pfile.ParamStmt{Key: c.word(s.First.Key)}
+	p := &c.paramSt
+	p.Key, p.Values = c.word(s.First.Key), p.Values[:0]
 	if s.First.Value != nil {
 		p.Values = append(p.Values, c.word(*s.First.Value))
 	}
@@ -310,7 +365,7 @@ func (c *converter) param(s *stmt) {
 		}
 		p.Values = append(p.Values, c.word(it.Key))
 	}
-	c.src.Statements = append(c.src.Statements, pfile.Statement{Param: p})
+	c.b.Add(pfile.Statement{Param: p})
 }
 
 func word(path string, pos lexer.Position, text string) pfile.Word {
@@ -339,12 +394,12 @@ func unquote(s string) string {
 	return b.String()
 }
 
-// splitFields splits an entry's field list on ':' and gives each field the
-// position of its first character. A field list may span lines (a line
-// ending in ':' continues); the break and its indentation belong to no
-// field. Inside [...] (an IPv6 literal) ':' does not split.
-func splitFields(path string, start lexer.Position, text string) []pfile.Word {
-	fields := make([]pfile.Word, 0, strings.Count(text, ":")+1)
+// splitFields splits an entry's field list on ':', gives each field the
+// position of its first character and appends the fields to fields. A
+// field list may span lines (a line ending in ':' continues); the break
+// and its indentation belong to no field. Inside [...] (an IPv6 literal)
+// ':' does not split.
+func splitFields(fields []pfile.Word, path string, start lexer.Position, text string) []pfile.Word {
 	line, col := start.Line, start.Column
 	from := 0 // start of the current field in text
 	fromPos := pfile.Pos{File: path, Line: line, Col: col}

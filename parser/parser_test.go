@@ -46,7 +46,7 @@ func TestEntrySpellingsAgree(t *testing.T) {
 	a := load(t, block("DIRECT:-::-:0", "DIRECT:-::-:1:0", "DIRECT:-::-:0"))
 	b := load(t, block("DIRECT:-:--:0", "DIRECT:-:--:1:0", "DIRECT:-:--:0"))
 	for i := range a.Processes[0].Blocks[0].Entries {
-		ea, eb := *a.Processes[0].Blocks[0].Entries[i], *b.Processes[0].Blocks[0].Entries[i]
+		ea, eb := a.Processes[0].Blocks[0].Entries[i], b.Processes[0].Blocks[0].Entries[i]
 		ea.Pos, eb.Pos = pfile.Pos{}, pfile.Pos{}
 		ja, _ := ea.MarshalJSON()
 		jb, _ := eb.MarshalJSON()

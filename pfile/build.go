@@ -11,41 +11,65 @@ import (
 	"time"
 )
 
-// Build gives a Source its meaning: every global parameter, process entry
-// and block is checked and typed here, and every default is filled in.
-// All problems are reported, each with its position; the File is nil when
-// any of them is an error.
-func Build(src *Source) (*File, Diagnostics) {
-	b := &builder{f: &File{Path: src.Path, Params: DefaultParams()}, seenParam: map[string]Pos{}}
-	var procs []*procBuild
-	for _, st := range src.Statements {
-		switch {
-		case st.Param != nil:
-			if len(procs) > 0 {
-				b.errorf(st.Param.Key.Pos, "parameter %s after the first process entry: global parameters go before the process entries", st.Param.Key.Text)
-				continue
-			}
-			b.param(st.Param)
-		case st.Process != nil:
-			if p := b.process(st.Process); p != nil {
-				procs = append(procs, p)
-			}
-		case st.Block != nil:
-			if len(procs) == 0 {
-				b.errorf(st.Block.Name.Pos, "block %s before any process entry: a block applies to the process entry above it", st.Block.Name.Text)
-				continue
-			}
-			if blk := b.block(st.Block); blk != nil {
-				procs[len(procs)-1].p.Blocks = append(procs[len(procs)-1].p.Blocks, blk)
-			}
+// Builder gives the statements of a pfile their meaning, in file order:
+// every global parameter, process entry and block is checked and typed
+// here, and every default is filled in. All problems are reported, each
+// with its position. The parser feeds it one statement at a time, so a
+// pfile's syntax is never held whole beside its model.
+type Builder struct {
+	f         *File
+	diags     Diagnostics
+	seenParam map[string]Pos
+	procs     []*procBuild
+	// head and argvPos are scratch of entry: the fields of an entry with
+	// its "--" expanded, and where each argv field of the block's
+	// PS_EXEC starts (for monitor's errors).
+	head    []Word
+	argvPos []Pos
+}
+
+// NewBuilder returns a Builder for the pfile at path.
+func NewBuilder(path string) *Builder {
+	return &Builder{f: &File{Path: path, Params: DefaultParams()}, seenParam: map[string]Pos{}}
+}
+
+// Add reads the next statement. It keeps nothing of st: the caller may
+// reuse its statements and their slices for the next one.
+func (b *Builder) Add(st Statement) {
+	switch {
+	case st.Param != nil:
+		if len(b.procs) > 0 {
+			b.errorf(st.Param.Key.Pos, "parameter %s after the first process entry: global parameters go before the process entries", st.Param.Key.Text)
+			return
+		}
+		b.param(st.Param)
+	case st.Process != nil:
+		if p := b.process(st.Process); p != nil {
+			b.procs = append(b.procs, p)
+		}
+	case st.Block != nil:
+		if len(b.procs) == 0 {
+			b.errorf(st.Block.Name.Pos, "block %s before any process entry: a block applies to the process entry above it", st.Block.Name.Text)
+			return
+		}
+		if blk := b.block(st.Block); blk != nil {
+			p := b.procs[len(b.procs)-1].p
+			p.Blocks = append(p.Blocks, blk)
 		}
 	}
-	if len(procs) == 0 && len(b.diags.Errors()) == 0 {
-		b.errorf(Pos{File: src.Path, Line: 1, Col: 1}, "no process entry: a pfile names at least one process and its restart script")
+}
+
+// File ends the pfile: it checks what needs every statement (duplicate
+// entries, the backoff parameters), fills the entries' defaults from the
+// parameters and returns the File, nil when any diagnostic is an error.
+func (b *Builder) File() (*File, Diagnostics) {
+	if len(b.procs) == 0 && len(b.diags.Errors()) == 0 {
+		b.errorf(Pos{File: b.f.Path, Line: 1, Col: 1}, "no process entry: a pfile names at least one process and its restart script")
 	}
-	b.checkDuplicates(procs)
+	b.checkDuplicates(b.procs)
 	b.checkBackoff()
-	for _, p := range procs {
+	b.f.Processes = make([]*Process, 0, len(b.procs))
+	for _, p := range b.procs {
 		b.fillDefaults(p)
 		b.f.Processes = append(b.f.Processes, p.p)
 	}
@@ -71,12 +95,6 @@ func Sort(ds Diagnostics) {
 	})
 }
 
-type builder struct {
-	f         *File
-	diags     Diagnostics
-	seenParam map[string]Pos
-}
-
 // procBuild is a process entry being built: which per-entry values the
 // pfile set, so that the others are filled from the parameters at the end.
 type procBuild struct {
@@ -94,18 +112,18 @@ type backoffSet struct {
 	delay, max, reset *Word
 }
 
-func (b *builder) errorf(pos Pos, format string, args ...any) {
+func (b *Builder) errorf(pos Pos, format string, args ...any) {
 	b.diags = append(b.diags, Diagnostic{Pos: pos, Severity: Error, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (b *builder) warnf(pos Pos, format string, args ...any) {
+func (b *Builder) warnf(pos Pos, format string, args ...any) {
 	b.diags = append(b.diags, Diagnostic{Pos: pos, Severity: Warning, Msg: fmt.Sprintf(format, args...)})
 }
 
 // paramSpec describes one global parameter: how to read its value.
 type paramSpec struct {
 	name string
-	set  func(b *builder, p *Params, key Word, v Word)
+	set  func(b *Builder, p *Params, key Word, v Word)
 }
 
 var params = []paramSpec{
@@ -120,12 +138,12 @@ var params = []paramSpec{
 	{"KillWait", secondsParam(0, func(p *Params) *time.Duration { return &p.KillWait })},
 	{"DumpFileName", pathParam(func(p *Params) (*string, *Pos) { return &p.DumpFileName, &p.DumpFileNamePos })},
 	{"SyslogFacility", facilityParam},
-	{"AutoReboot", func(b *builder, p *Params, key Word, v Word) {
+	{"AutoReboot", func(b *Builder, p *Params, key Word, v Word) {
 		if on, ok := b.onOff(v, key.Text); ok {
 			p.AutoReboot, p.AutoRebootPos = on, v.Pos
 		}
 	}},
-	{"RebootCommand", func(b *builder, p *Params, key Word, v Word) { p.RebootCommand, p.RebootCommandPos = v.Text, v.Pos }},
+	{"RebootCommand", func(b *Builder, p *Params, key Word, v Word) { p.RebootCommand, p.RebootCommandPos = v.Text, v.Pos }},
 	{"RebootLimit", intParam(1, func(p *Params) *int { return &p.RebootLimit })},
 	{"RebootWindow", secondsParam(1, func(p *Params) *time.Duration { return &p.RebootWindow })},
 	{"RebootStateFile", pathParam(func(p *Params) (*string, *Pos) { return &p.RebootStateFile, &p.RebootStateFilePos })},
@@ -134,7 +152,7 @@ var params = []paramSpec{
 	{"RestartDelay", secondsParam(0, func(p *Params) *time.Duration { return &p.Backoff.Delay })},
 	{"RestartDelayMax", secondsParam(1, func(p *Params) *time.Duration { return &p.Backoff.Max })},
 	{"RestartDelayReset", secondsParam(1, func(p *Params) *time.Duration { return &p.Backoff.Reset })},
-	{"RetryOverRearm", func(b *builder, p *Params, key Word, v Word) {
+	{"RetryOverRearm", func(b *Builder, p *Params, key Word, v Word) {
 		if n, ok := b.integer(v, key.Text, 0, maxSeconds); ok {
 			p.RetryOverRearm, p.RetryOverRearmPos = time.Duration(n)*time.Second, v.Pos
 		}
@@ -196,7 +214,7 @@ func editDistance(a, b string) int {
 // Facilities are the accepted SyslogFacility values.
 var Facilities = []string{"daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
 
-func (b *builder) param(st *ParamStmt) {
+func (b *Builder) param(st *ParamStmt) {
 	key := st.Key
 	if strings.EqualFold(key.Text, "Cleanup") {
 		b.cleanup(st)
@@ -249,7 +267,7 @@ func (b *builder) param(st *ParamStmt) {
 	spec.set(b, &b.f.Params, key, v)
 }
 
-func (b *builder) cleanup(st *ParamStmt) {
+func (b *Builder) cleanup(st *ParamStmt) {
 	if len(st.Values) != 2 {
 		b.errorf(st.Key.Pos, `Cleanup takes a quoted pattern and minutes: Cleanup "<pattern>" <minutes>`)
 		return
@@ -266,24 +284,24 @@ func (b *builder) cleanup(st *ParamStmt) {
 	b.f.Params.Cleanup = append(b.f.Params.Cleanup, Cleanup{Pos: st.Key.Pos, Pattern: pat.Text, Age: time.Duration(n) * time.Minute})
 }
 
-func secondsParam(min int, field func(*Params) *time.Duration) func(*builder, *Params, Word, Word) {
-	return func(b *builder, p *Params, key Word, v Word) {
+func secondsParam(min int, field func(*Params) *time.Duration) func(*Builder, *Params, Word, Word) {
+	return func(b *Builder, p *Params, key Word, v Word) {
 		if n, ok := b.integer(v, key.Text, min, maxSeconds); ok {
 			*field(p) = time.Duration(n) * time.Second
 		}
 	}
 }
 
-func intParam(min int, field func(*Params) *int) func(*builder, *Params, Word, Word) {
-	return func(b *builder, p *Params, key Word, v Word) {
+func intParam(min int, field func(*Params) *int) func(*Builder, *Params, Word, Word) {
+	return func(b *Builder, p *Params, key Word, v Word) {
 		if n, ok := b.integer(v, key.Text, min, 1<<31-1); ok {
 			*field(p) = n
 		}
 	}
 }
 
-func pathParam(field func(*Params) (*string, *Pos)) func(*builder, *Params, Word, Word) {
-	return func(b *builder, p *Params, key Word, v Word) {
+func pathParam(field func(*Params) (*string, *Pos)) func(*Builder, *Params, Word, Word) {
+	return func(b *Builder, p *Params, key Word, v Word) {
 		if !strings.HasPrefix(v.Text, "/") {
 			b.errorf(v.Pos, "%s must be an absolute path, not %q", key.Text, v.Text)
 			return
@@ -293,13 +311,13 @@ func pathParam(field func(*Params) (*string, *Pos)) func(*builder, *Params, Word
 	}
 }
 
-func actionParam(b *builder, p *Params, key Word, v Word) {
+func actionParam(b *Builder, p *Params, key Word, v Word) {
 	if a, ok := b.action(v, key.Text); ok {
 		p.RetryOverAction = a
 	}
 }
 
-func facilityParam(b *builder, p *Params, key Word, v Word) {
+func facilityParam(b *Builder, p *Params, key Word, v Word) {
 	for _, f := range Facilities {
 		if strings.EqualFold(f, v.Text) {
 			p.SyslogFacility = f
@@ -309,7 +327,7 @@ func facilityParam(b *builder, p *Params, key Word, v Word) {
 	b.errorf(v.Pos, "unknown SyslogFacility %q (one of %s)", v.Text, strings.Join(Facilities, ", "))
 }
 
-func clusterNotifyParam(b *builder, p *Params, key Word, v Word) {
+func clusterNotifyParam(b *Builder, p *Params, key Word, v Word) {
 	switch strings.ToLower(v.Text) {
 	case ClusterPacemaker:
 		p.ClusterNotify = ClusterPacemaker
@@ -320,7 +338,7 @@ func clusterNotifyParam(b *builder, p *Params, key Word, v Word) {
 	}
 }
 
-func healthAttributeParam(b *builder, p *Params, key Word, v Word) {
+func healthAttributeParam(b *Builder, p *Params, key Word, v Word) {
 	name := v.Text
 	if strings.EqualFold(name, "off") || strings.EqualFold(name, "none") {
 		p.ClusterHealthAttribute = ""
@@ -342,7 +360,7 @@ func healthAttributeParam(b *builder, p *Params, key Word, v Word) {
 // maxSeconds bounds every duration so that it fits a time.Duration.
 const maxSeconds = 100 * 365 * 86400
 
-func (b *builder) integer(v Word, what string, min, max int) (int, bool) {
+func (b *Builder) integer(v Word, what string, min, max int) (int, bool) {
 	n, err := strconv.Atoi(v.Text)
 	if err != nil {
 		b.errorf(v.Pos, "%s must be a whole number, not %q", what, v.Text)
@@ -359,7 +377,7 @@ func (b *builder) integer(v Word, what string, min, max int) (int, bool) {
 	return n, true
 }
 
-func (b *builder) onOff(v Word, what string) (bool, bool) {
+func (b *Builder) onOff(v Word, what string) (bool, bool) {
 	switch strings.ToLower(v.Text) {
 	case "on", "yes", "true", "1":
 		return true, true
@@ -370,7 +388,7 @@ func (b *builder) onOff(v Word, what string) (bool, bool) {
 	return false, false
 }
 
-func (b *builder) action(v Word, what string) (Action, bool) {
+func (b *Builder) action(v Word, what string) (Action, bool) {
 	for i, n := range actionNames {
 		if strings.EqualFold(n, v.Text) {
 			return Action(i), true
@@ -380,7 +398,7 @@ func (b *builder) action(v Word, what string) (Action, bool) {
 	return 0, false
 }
 
-func (b *builder) process(st *ProcessStmt) *procBuild {
+func (b *Builder) process(st *ProcessStmt) *procBuild {
 	t := st.Target
 	p := &Process{Pos: t.Pos, Name: t.Text, ByName: t.Quoted, Count: 1}
 	ok := true
@@ -476,7 +494,7 @@ func (b *builder) process(st *ProcessStmt) *procBuild {
 	return pb
 }
 
-func (b *builder) fillDefaults(pb *procBuild) {
+func (b *Builder) fillDefaults(pb *procBuild) {
 	prm := b.f.Params
 	if !pb.setRetry {
 		pb.p.Retry = prm.RetryCount
@@ -498,7 +516,7 @@ func (b *builder) fillDefaults(pb *procBuild) {
 // to RestartDelay. RetryOverRearm with a retry_over_action other than
 // continue is a warning: it applies to the entries whose action= is
 // continue only.
-func (b *builder) checkBackoff() {
+func (b *Builder) checkBackoff() {
 	p := &b.f.Params
 	if _, set := b.seenParam["restartdelaymax"]; !set {
 		p.Backoff.Max = max(p.Backoff.Max, p.Backoff.Delay)
@@ -513,7 +531,7 @@ func (b *builder) checkBackoff() {
 // fillBackoff fills the entry's backoff from the parameters where it
 // sets none and checks it as checkBackoff does; a RetryOverRearm of the
 // entry's own needs action continue.
-func (b *builder) fillBackoff(pb *procBuild) {
+func (b *Builder) fillBackoff(pb *procBuild) {
 	p, prm, set := pb.p, b.f.Params, pb.backoff
 	if set.delay == nil {
 		p.Backoff.Delay = prm.Backoff.Delay
@@ -537,9 +555,9 @@ func (b *builder) fillBackoff(pb *procBuild) {
 }
 
 // checkDuplicates rejects two entries that would watch the same processes.
-func (b *builder) checkDuplicates(procs []*procBuild) {
+func (b *Builder) checkDuplicates(procs []*procBuild) {
 	type key struct{ name, args, user, pidfile string }
-	first := map[key]Pos{}
+	first := make(map[key]Pos, len(procs))
 	for _, pb := range procs {
 		p := pb.p
 		k := key{p.Name, p.Args, p.User, p.PidFile}
@@ -590,12 +608,21 @@ func libraryByBlock(name string) *library {
 	return nil
 }
 
-func (b *builder) block(st *BlockStmt) *Block {
+func (b *Builder) block(st *BlockStmt) *Block {
 	blk := &Block{Pos: st.Name.Pos, Name: st.Name.Text}
 	if !strings.HasPrefix(strings.ToLower(st.Name.Text), "_bi_") {
 		b.errorf(st.Name.Pos, "unknown block %s: block names start with _bi_ (_bi_webserv, _bi_webservs, _bi_socket, ...)", st.Name.Text)
 		return nil
 	}
+	// Entries has room for every entry line, so that byKind's pointers
+	// into it stay valid.
+	n := 0
+	for i := range st.Lines {
+		if isEntryKind(EntryKind(strings.ToUpper(st.Lines[i].Key.Text))) {
+			n++
+		}
+	}
+	blk.Entries = make([]Entry, 0, n)
 	byKind := map[EntryKind]*Entry{}
 	ok := true
 	var tlsVerify, tlsCA *Word
@@ -604,9 +631,7 @@ func (b *builder) block(st *BlockStmt) *Block {
 	for i := range st.Lines {
 		l := &st.Lines[i]
 		kind := EntryKind(strings.ToUpper(l.Key.Text))
-		switch kind {
-		case EntryInit, EntryExec, EntryAction, EntryQuit:
-		default:
+		if !isEntryKind(kind) {
 			switch strings.ToLower(l.Key.Text) {
 			case "tlsverify":
 				tlsVerify = b.blockOption(l)
@@ -637,13 +662,14 @@ func (b *builder) block(st *BlockStmt) *Block {
 			ok = false
 			continue
 		}
-		e := b.entry(kind, l)
-		if e == nil {
+		blk.Entries = append(blk.Entries, Entry{})
+		e := &blk.Entries[len(blk.Entries)-1]
+		if !b.entry(e, kind, l) {
+			blk.Entries = blk.Entries[:len(blk.Entries)-1]
 			ok = false
 			continue
 		}
 		byKind[kind] = e
-		blk.Entries = append(blk.Entries, e)
 	}
 	exec := byKind[EntryExec]
 	if exec == nil {
@@ -666,7 +692,8 @@ func (b *builder) block(st *BlockStmt) *Block {
 		lib = blockLib
 		blk.Monitor.Kind = lib.kind
 	}
-	for _, e := range blk.Entries {
+	for i := range blk.Entries {
+		e := &blk.Entries[i]
 		if strings.EqualFold(e.Type, "CMD") {
 			if e.Kind == EntryExec {
 				continue
@@ -767,7 +794,7 @@ const (
 
 // stallOptions reads StallDiagnostics, StallSignal and StallSignalWait
 // into m. StallSignal and StallSignalWait need StallDiagnostics on.
-func (b *builder) stallOptions(m *Monitor, o stallOptions) bool {
+func (b *Builder) stallOptions(m *Monitor, o stallOptions) bool {
 	if o.on == nil && o.signal == nil && o.wait == nil {
 		return true
 	}
@@ -811,7 +838,7 @@ func (b *builder) stallOptions(m *Monitor, o stallOptions) bool {
 	return true
 }
 
-func (b *builder) blockOption(l *BlockLine) *Word {
+func (b *Builder) blockOption(l *BlockLine) *Word {
 	if len(l.Values) != 1 {
 		b.errorf(l.Key.Pos, "%s takes one value", l.Key.Text)
 		return nil
@@ -823,7 +850,7 @@ func (b *builder) blockOption(l *BlockLine) *Word {
 // isDefault reports whether a field means "default": "-" or empty.
 func isDefault(s string) bool { return s == "" || s == "-" }
 
-// entry reads one block entry by the rule documented in docs/pfile.md:
+// entry reads one block entry into e by the rule documented in docs/pfile.md:
 //
 //	<type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv0>:...
 //
@@ -833,62 +860,64 @@ func isDefault(s string) bool { return s == "" || s == "-" }
 // default fields ("-" or empty) before them are ignored. A field "--" is
 // two default fields whose colon was lost (the guide's _bi_socket sample).
 // This reads the guide's PS_ACTION "DIRECT:-::-:1:0" as error 1, argc 0,
-// as its table says, and "DIRECT:-:--:1:0" as the same entry.
-func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
-	e := &Entry{Pos: l.Key.Pos, Kind: kind, Error: -1}
+// as its table says, and "DIRECT:-:--:1:0" as the same entry. It reports
+// whether the entry is valid.
+func (b *Builder) entry(e *Entry, kind EntryKind, l *BlockLine) bool {
+	*e = Entry{Pos: l.Key.Pos, Kind: kind, Error: -1}
 	if len(l.Values) == 0 {
 		b.errorf(l.Key.Pos, "%s has no fields: %s <type>:<file>:<call>:<timeout>:<interval>:<error>:<argc>:<argv>...", kind, kind)
-		return nil
+		return false
 	}
 	if len(l.Values) > 1 {
 		b.errorf(l.Values[1].Pos, "unexpected %q after the fields of %s: fields are separated by ':' with no spaces", l.Values[1].Text, kind)
-		return nil
+		return false
 	}
 	if l.Values[0].Quoted {
 		b.errorf(l.Values[0].Pos, "the fields of %s are not quoted", kind)
-		return nil
+		return false
 	}
 	f := l.Fields
 	if len(f) < 4 {
 		b.errorf(l.Values[0].Pos, "%s needs at least <type>:<file>:<call>:<timeout>, found %d field(s)", kind, len(f))
-		return nil
+		return false
 	}
 	e.Type = strings.ToUpper(f[0].Text)
 	if e.Type != "DLL" && e.Type != "CMD" {
 		b.errorf(f[0].Pos, "unknown entry type %q (DLL or CMD)", f[0].Text)
-		return nil
+		return false
 	}
 	e.File, e.FilePos = f[1].Text, f[1].Pos
 	if !strings.HasPrefix(e.File, "/") {
 		b.errorf(f[1].Pos, "%s file must be an absolute path, not %q", kind, e.File)
-		return nil
+		return false
 	}
 	e.Call = strings.ToUpper(f[2].Text)
 	if !isDefault(e.Call) && e.Call != "DIRECT" {
 		b.errorf(f[2].Pos, "unknown call %q (DIRECT)", f[2].Text)
-		return nil
+		return false
 	}
 	e.Call = "DIRECT"
 	tail := f[3:]
 	var timeout, interval, errF, argc *Word
 	if kind == EntryExec {
-		head, rest := expandHead(tail, 4)
+		head, rest := b.expandHead(tail, 4)
 		if len(head) < 4 {
 			b.errorf(tail[len(tail)-1].Pos, "PS_EXEC needs <timeout>:<interval>:<error>:<argc> after %s", f[2].Text)
-			return nil
+			return false
 		}
 		timeout, interval, errF, argc = &head[0], &head[1], &head[2], &head[3]
 		e.Argv = make([]string, len(rest))
-		e.argvPos = make([]Pos, len(rest))
+		b.argvPos = b.argvPos[:0]
 		for i, w := range rest {
-			e.Argv[i], e.argvPos[i] = w.Text, w.Pos
+			e.Argv[i] = w.Text
+			b.argvPos = append(b.argvPos, w.Pos)
 		}
 	} else {
-		all, _ := expandHead(tail, len(tail)*2)
+		all, _ := b.expandHead(tail, len(tail)*2)
 		n := len(all)
 		if n < 2 {
 			b.errorf(tail[0].Pos, "%s needs <error>:<argc> at its end", kind)
-			return nil
+			return false
 		}
 		argc, errF = &all[n-1], &all[n-2]
 		if n >= 3 {
@@ -900,7 +929,7 @@ func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		for i := 0; i < n-4; i++ {
 			if !isDefault(all[i].Text) {
 				b.errorf(all[i].Pos, "unexpected field %q in %s: it takes no arguments", all[i].Text, kind)
-				return nil
+				return false
 			}
 		}
 	}
@@ -932,9 +961,13 @@ func (b *builder) entry(kind EntryKind, l *BlockLine) *Entry {
 		}
 	}
 	if !good {
-		return nil
+		return false
 	}
-	return e
+	return true
+}
+
+func isEntryKind(k EntryKind) bool {
+	return k == EntryInit || k == EntryExec || k == EntryAction || k == EntryQuit
 }
 
 // String returns the entry kind as written in a pfile.
@@ -942,8 +975,9 @@ func (k EntryKind) String() string { return string(k) }
 
 // expandHead reads up to n fields, taking "--" as two default fields; the
 // fields after the first n are returned as they are. Without "--" it
-// returns sub-slices of fields and allocates nothing.
-func expandHead(fields []Word, n int) (head, rest []Word) {
+// returns sub-slices of fields; with one, head is b.head, valid until the
+// next call.
+func (b *Builder) expandHead(fields []Word, n int) (head, rest []Word) {
 	k := min(n, len(fields))
 	plain := true
 	for _, w := range fields[:k] {
@@ -955,10 +989,11 @@ func expandHead(fields []Word, n int) (head, rest []Word) {
 	if plain {
 		return fields[:k], fields[k:]
 	}
-	head = make([]Word, 0, n+1)
+	head = b.head[:0]
 	for i, w := range fields {
 		if len(head) >= n {
-			return head, fields[i:]
+			rest = fields[i:]
+			break
 		}
 		if w.Text == "--" {
 			head = append(head, Word{Text: "-", Pos: w.Pos}, Word{Text: "-", Pos: Pos{File: w.Pos.File, Line: w.Pos.Line, Col: w.Pos.Col + 1}})
@@ -966,7 +1001,8 @@ func expandHead(fields []Word, n int) (head, rest []Word) {
 		}
 		head = append(head, w)
 	}
-	return head, nil
+	b.head = head
+	return head, rest
 }
 
 // The guide's limits and defaults for PS_EXEC.
@@ -978,7 +1014,7 @@ const (
 )
 
 // monitor resolves PS_EXEC (and PS_ACTION's error) into a Monitor.
-func (b *builder) monitor(blk *Block, lib *library, exec, action *Entry) bool {
+func (b *Builder) monitor(blk *Block, lib *library, exec, action *Entry) bool {
 	m := &blk.Monitor
 	m.Interval = exec.Interval
 	if m.Interval == 0 {
@@ -991,8 +1027,8 @@ func (b *builder) monitor(blk *Block, lib *library, exec, action *Entry) bool {
 	m.RetryOverOnKillFailure = action == nil || action.Error != 0
 	args := exec.Argv
 	argPos := func(i int) Pos {
-		if i < len(exec.argvPos) {
-			return exec.argvPos[i]
+		if i < len(b.argvPos) {
+			return b.argvPos[i]
 		}
 		return exec.Pos
 	}

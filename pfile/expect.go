@@ -31,7 +31,7 @@ type blockOpt struct {
 // TLSExpiryWarn and TLSExpiryFail lines of a block into its monitor. Each
 // may appear once but ExpectHeader, whose lines must all match. It reports
 // whether all were good.
-func (b *builder) httpOptions(blk *Block, opts []blockOpt) bool {
+func (b *Builder) httpOptions(blk *Block, opts []blockOpt) bool {
 	m := &blk.Monitor
 	ok := true
 	seen := map[string]Pos{}
@@ -88,7 +88,7 @@ func (b *builder) httpOptions(blk *Block, opts []blockOpt) bool {
 
 // statusRanges reads an ExpectStatus value: codes and ranges of codes
 // 100-599, comma-separated ("200-399", "200,204,301-302").
-func (b *builder) statusRanges(v Word) ([]StatusRange, bool) {
+func (b *Builder) statusRanges(v Word) ([]StatusRange, bool) {
 	var out []StatusRange
 	off := 0
 	for _, part := range strings.Split(v.Text, ",") {
@@ -121,7 +121,7 @@ func (b *builder) statusRanges(v Word) ([]StatusRange, bool) {
 }
 
 // headerExpect reads an ExpectHeader value, "Name: regex".
-func (b *builder) headerExpect(v Word) (HeaderExpect, bool) {
+func (b *Builder) headerExpect(v Word) (HeaderExpect, bool) {
 	name, pattern, found := strings.Cut(v.Text, ":")
 	if !found || !isToken(name) {
 		b.errorf(v.Pos, "ExpectHeader must be \"Name: regex\" (a header name, a colon, a regular expression), not %q", v.Text)
@@ -135,7 +135,7 @@ func (b *builder) headerExpect(v Word) (HeaderExpect, bool) {
 }
 
 // regexp checks that pattern, read from v, is a regular expression.
-func (b *builder) regexp(v Word, pattern, what string) bool {
+func (b *Builder) regexp(v Word, pattern, what string) bool {
 	if _, err := regexp.Compile(pattern); err != nil {
 		msg := err.Error()
 		var se *syntax.Error

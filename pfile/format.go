@@ -119,7 +119,8 @@ func writeBlock(tw io.Writer, b *Block) {
 		}
 		row("before the kill", d)
 	}
-	for _, e := range b.Entries {
+	for i := range b.Entries {
+		e := &b.Entries[i]
 		row(string(e.Kind), describeEntry(e))
 	}
 }

@@ -29,7 +29,7 @@ func (p *Process) BaseKey() string {
 
 // SetKeys gives every process entry of f its Key: BaseKey, made unique by
 // order of appearance ("<key> #2" for the second identical line), so that
-// two identical lines are two entries. Build calls it; it is the one place
+// two identical lines are two entries. Builder.File calls it; it is the one place
 // entry keys are made (a File made by hand, in a test, calls it too).
 func SetKeys(f *File) {
 	seen := map[string]int{}

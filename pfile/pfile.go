@@ -2,9 +2,9 @@
 // ProcessSaver that pcheck reads: global parameters, process entries and the
 // _bi_* monitor blocks that follow them.
 //
-// The parser (package parser) turns text into a Source, a syntax tree that
-// keeps every position; Build turns a Source into a File, filling every
-// default and reporting every problem in one place (validate.go).
+// The parser (package parser) reads text into Statements that keep every
+// position; a Builder turns them, one at a time, into a File, filling every
+// default and reporting every problem in one place (build.go).
 package pfile
 
 import (
@@ -202,9 +202,9 @@ type Process struct {
 type Block struct {
 	Pos Pos `json:"pos"`
 	// Name is the block name as written (e.g. _bi_webserv).
-	Name    string   `json:"name"`
-	Entries []*Entry `json:"entries"`
-	Monitor Monitor  `json:"monitor"`
+	Name    string  `json:"name"`
+	Entries []Entry `json:"entries"`
+	Monitor Monitor `json:"monitor"`
 	// TLSCAFilePos is where TLSCAFile's value starts (zero without
 	// one). Positions stay out of Monitor: a reload compares Monitors
 	// to keep the unchanged ones, and a moved line changes nothing.
@@ -239,8 +239,6 @@ type Entry struct {
 	Error int      `json:"error"`
 	Argc  int      `json:"argc"`
 	Argv  []string `json:"argv,omitempty"`
-
-	argvPos []Pos // where each argv field starts, for errors
 }
 
 // Monitor is what a block asks pcheck to do: the PS_EXEC and PS_ACTION

@@ -66,7 +66,7 @@ func (l Limit) Format(v int64) string {
 func (l Limit) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
 // parseMetric reads argv[1] of a _bi_resource PS_EXEC.
-func (b *builder) parseMetric(v string, pos Pos) (Metric, bool) {
+func (b *Builder) parseMetric(v string, pos Pos) (Metric, bool) {
 	for _, m := range Metrics {
 		if strings.EqualFold(string(m), v) {
 			return m, true
@@ -83,7 +83,7 @@ func (b *builder) parseMetric(v string, pos Pos) (Metric, bool) {
 // parseLimit reads argv[2] of a _bi_resource PS_EXEC for metric m: a
 // whole number, with a K, M or G suffix (or none, bytes) for rss and a %
 // for cpu. A limit of 0 is allowed for children alone (no child at all).
-func (b *builder) parseLimit(m Metric, v string, pos Pos) (Limit, bool) {
+func (b *Builder) parseLimit(m Metric, v string, pos Pos) (Limit, bool) {
 	var l Limit
 	digits, shape := v, ""
 	switch m {

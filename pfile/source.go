@@ -1,12 +1,7 @@
 package pfile
 
-// Source is a pfile as the parser read it: the statements in file order,
-// every word with its position. It carries no meaning yet; Build gives it
-// one.
-type Source struct {
-	Path       string
-	Statements []Statement
-}
+// The statements of a pfile as the parser reads them, every word with its
+// position. They carry no meaning yet; a Builder gives them one.
 
 // Word is one value as written: a bare word or a quoted string (unquoted,
 // escapes resolved).

@@ -333,7 +333,7 @@ func TestReloadKeepsMonitors(t *testing.T) {
 
 	f2 := s.pfile(sock, web(4))
 	f2.Processes[0].User = "root"
-	pfile.SetKeys(f2) // as Build would have made it
+	pfile.SetKeys(f2) // as the Builder would have made it
 	if err := s.inst.Apply(f2); err != nil {
 		t.Fatal(err)
 	}

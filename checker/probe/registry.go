@@ -81,7 +81,7 @@ var constructors = map[pfile.Kind]func(m pfile.Monitor, tree TreeFunc) (Prober, 
 	},
 }
 
-// New builds the probe of a monitor. m comes from pfile.Build, the one
+// New builds the probe of a monitor. m comes from pfile.Builder, the one
 // validator, which has checked every value and filled in every default
 // (host, path, timeout): nothing is checked or defaulted again here. tree
 // gives the monitored process and its descendants; only listen, children

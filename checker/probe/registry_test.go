@@ -12,7 +12,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
-	// The monitors are as pfile.Build gives them: host, path and
+	// The monitors are as pfile.Builder gives them: host, path and
 	// timeout filled in.
 	for _, tc := range []struct {
 		name string

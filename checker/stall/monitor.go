@@ -133,7 +133,7 @@ type Attempt struct {
 // NewMonitor builds the monitor of block b of process name, run by rt.
 // scan reads /proc for the listen, children and resource probes (the
 // engine's shared scan; the result is read only), bounded by the attempt's
-// context. b comes from pfile.Build, the
+// context. b comes from pfile.Builder, the
 // one validator, which has filled in every default (host, path, attempt
 // timeout): nothing is checked or defaulted again here.
 func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func(context.Context) ([]proc.Info, error)) (*Monitor, error) {

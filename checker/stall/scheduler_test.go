@@ -401,7 +401,7 @@ func TestTargetText(t *testing.T) {
 		m    pfile.Monitor
 		want string
 	}{
-		{pfile.Monitor{Kind: pfile.KindWebserv, Host: "localhost", Port: 80}, "http://localhost:80/"}, // the host pfile.Build fills in
+		{pfile.Monitor{Kind: pfile.KindWebserv, Host: "localhost", Port: 80}, "http://localhost:80/"}, // the host pfile.Builder fills in
 		{pfile.Monitor{Kind: pfile.KindWebservs, Host: "::1", Port: 443, Path: "/a b"}, "https://[::1]:443/a b"},
 		{pfile.Monitor{Kind: pfile.KindSocket, Host: "10.0.0.1", Port: 5432}, "10.0.0.1:5432"},
 		{pfile.Monitor{Kind: pfile.KindListen, Port: 22}, "LISTEN *:22"},

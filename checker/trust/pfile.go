@@ -76,8 +76,8 @@ func CheckPfile(f *pfile.File) pfile.Diagnostics {
 
 // execEntry returns the PS_EXEC entry of a block; a built block has one.
 func execEntry(b *pfile.Block) *pfile.Entry {
-	for _, e := range b.Entries {
-		if e.Kind == pfile.EntryExec {
+	for i := range b.Entries {
+		if e := &b.Entries[i]; e.Kind == pfile.EntryExec {
 			return e
 		}
 	}
