@@ -14,13 +14,21 @@ import (
 )
 
 // The TCP and plain HTTP probes run on one event loop: one goroutine, one
-// epoll descriptor, a heap of the attempts' deadlines whose earliest is
-// epoll_wait's timeout, and an eventfd that wakes it for new attempts and
-// cancels. An attempt holds no goroutine while it waits for its peer, and
-// allocates nothing in the steady state: the attempt's slot (its state and
-// its status-line buffer) is reused from a free list, the request bytes,
-// the socket addresses and the "connected to ADDR" details are built when
-// the probe is.
+// epoll descriptor, a heap of the attempts' deadlines whose earliest bounds
+// the wait, and an eventfd that wakes it for new attempts and cancels. The
+// goroutine waits for the epoll descriptor in Go's poller (an epoll
+// descriptor is itself pollable) rather than in a blocking epoll_wait: the
+// wait holds no thread, and the goroutine an attempt's end wakes runs on
+// the loop's thread (measured with BenchmarkStartTCP, a blocking
+// epoll_wait took 131 us an attempt, this 92 us).
+//
+// An attempt holds no goroutine while it waits for its peer, and
+// allocates nothing in the steady state: its slot (its state and its
+// status-line buffer) is reused from a free list; the request bytes, the
+// socket addresses and the "connected to ADDR" details are built with the
+// probe; the status line's string is the previous attempt's when the same.
+// With expectations (ExpectStatus, ExpectHeader, ExpectBody) the answer is
+// gathered in the slot's buffer and matched by the same code as over TLS.
 //
 // An attempt: socket(SOCK_NONBLOCK), SO_LINGER {1, 0}, connect; EINPROGRESS
 // waits for EPOLLOUT (then SO_ERROR if epoll reports an error). TCP then
@@ -103,16 +111,26 @@ type slot struct {
 // netLoop is the event loop.
 type netLoop struct {
 	epfd, evfd int
+	// epoll is epfd in Go's poller, where the loop goroutine waits for
+	// it to have events (an epoll descriptor is itself pollable): the
+	// wait holds no thread, and an attempt's end wakes its caller on the
+	// same thread.
+	epoll *os.File
+	raw   syscall.RawConn
+	// pollEvents is l.poll, made once; n the events it got.
+	pollEvents func(uintptr) bool
+	n          int
 
 	mu       sync.Mutex
 	pending  []*slot
 	canceled []Handle
 	free     []*slot
-	slots    []*slot // by id
-	woken    bool    // the eventfd has been written since the loop drained it
+	slots    int  // made so far
+	woken    bool // the eventfd has been written since the loop drained it
 
 	// The loop goroutine's own.
 	deadlines slotHeap
+	byID      []*slot // the slots begun, by id: what epoll's events name
 	events    [128]unix.EpollEvent
 	starts    []*slot
 	cancels   []Handle
@@ -141,7 +159,19 @@ func startLoop() (*netLoop, error) {
 		unix.Close(evfd)
 		return nil, broken(os.NewSyscallError("epoll_ctl", err))
 	}
-	l := &netLoop{epfd: epfd, evfd: evfd}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, broken(os.NewSyscallError("fcntl", err))
+	}
+	l := &netLoop{epfd: epfd, evfd: evfd, epoll: os.NewFile(uintptr(epfd), "epoll")}
+	l.raw, err = l.epoll.SyscallConn()
+	if err != nil {
+		l.epoll.Close()
+		unix.Close(evfd)
+		return nil, broken(err)
+	}
+	l.pollEvents = l.poll
 	go l.run()
 	return l, nil
 }
@@ -162,8 +192,8 @@ func startOnLoop(tg *target, h *httpProber, deadline time.Time, done Completion)
 		s = l.free[n-1]
 		l.free = l.free[:n-1]
 	} else {
-		s = &slot{loop: l, id: int32(len(l.slots)), hidx: -1}
-		l.slots = append(l.slots, s)
+		s = &slot{loop: l, id: int32(l.slots), hidx: -1}
+		l.slots++
 	}
 	s.tg, s.http, s.deadline, s.done, s.start, s.state = tg, h, deadline, done, start, pending
 	l.pending = append(l.pending, s)
@@ -197,27 +227,26 @@ func (l *netLoop) cancel(h Handle, err error) {
 func (l *netLoop) run() {
 	var drain [8]byte
 	for {
-		timeout := -1
+		var wait time.Time // none
 		if len(l.deadlines) > 0 {
-			d := time.Until(l.deadlines[0].wait)
-			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
-			timeout = max(timeout, 0)
+			wait = l.deadlines[0].wait
 		}
-		n, err := unix.EpollWait(l.epfd, l.events[:], timeout)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			panic(os.NewSyscallError("epoll_wait", err)) // EBADF, EFAULT, EINVAL: a bug
+		if err := l.epoll.SetReadDeadline(wait); err != nil {
+			panic(err) // the descriptor is not in Go's poller: a bug
+		}
+		l.n = 0
+		err := l.raw.Read(l.pollEvents)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic(err)
 		}
 		woke := false
-		for i := range n {
+		for i := range l.n {
 			ev := &l.events[i]
 			if ev.Fd == wakeID {
 				woke = true
 				continue
 			}
-			s := l.slots[ev.Fd]
+			s := l.byID[ev.Fd]
 			if s.state < connecting || uint32(ev.Pad) != uint32(s.gen) {
 				continue
 			}
@@ -239,6 +268,10 @@ func (l *netLoop) run() {
 		l.mu.Unlock()
 		for i, s := range l.starts {
 			l.starts[i] = nil
+			for int(s.id) >= len(l.byID) {
+				l.byID = append(l.byID, nil)
+			}
+			l.byID[s.id] = s
 			s.begin()
 		}
 		for i, h := range l.cancels {
@@ -249,6 +282,23 @@ func (l *netLoop) run() {
 			if ok && h.s.state >= connecting { // begun (starts come first), not ended
 				h.s.fail(err)
 			}
+		}
+	}
+}
+
+// poll is the callback of the wait in Go's poller: it asks epoll itself,
+// without waiting, each time it is called (Go's poller only says when to
+// ask again), and reports whether there are events.
+func (l *netLoop) poll(uintptr) bool {
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events[:], 0)
+		switch err {
+		case nil:
+			l.n = n
+			return n > 0
+		case unix.EINTR:
+		default:
+			panic(os.NewSyscallError("epoll_wait", err)) // EBADF, EFAULT, EINVAL: a bug
 		}
 	}
 }
