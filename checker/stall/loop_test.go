@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,5 +71,58 @@ func TestStopCancelsLoopAttempt(t *testing.T) {
 				t.Errorf("%d attempts recorded, want the cancelled one dropped", st.Attempts)
 			}
 		})
+	}
+}
+
+// TestWorkersBounded: attempts off the probe event loop run on at most
+// maxWorkers workers; those beyond wait their turn, and all run.
+func TestWorkersBounded(t *testing.T) {
+	rt := NewRuntime(RuntimeOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); rt.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	n := 3 * maxWorkers
+	release := make(chan struct{})
+	started, finished := make(chan struct{}, n), make(chan struct{}, n)
+	var mu sync.Mutex
+	running, most := 0, 0
+	for range n {
+		rt.dispatch(func() {
+			mu.Lock()
+			running++
+			most = max(most, running)
+			mu.Unlock()
+			started <- struct{}{}
+			<-release
+			mu.Lock()
+			running--
+			mu.Unlock()
+			finished <- struct{}{}
+		})
+	}
+	timeout := time.After(30 * time.Second)
+	for range maxWorkers {
+		select {
+		case <-started:
+		case <-timeout:
+			t.Fatal("the first attempts did not start")
+		}
+	}
+	select {
+	case <-started:
+		t.Fatalf("an attempt beyond the %d workers started while they were all busy", maxWorkers)
+	case <-time.After(10 * time.Millisecond): // a worker beyond the bound would have started one by now
+	}
+	close(release)
+	for range n {
+		select {
+		case <-finished:
+		case <-timeout:
+			t.Fatal("not every queued attempt ran")
+		}
+	}
+	if most != maxWorkers {
+		t.Errorf("%d attempts at once, want at most (and here exactly) %d", most, maxWorkers)
 	}
 }
