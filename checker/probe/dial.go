@@ -45,9 +45,9 @@ const lookupTimeout = 5 * time.Second
 type target struct {
 	host    string
 	port    int
-	addr    string // host:port, IPv6 literals bracketed, for messages
-	literal bool   // the host is an IP address: never looked up
-	lookup  func(ctx context.Context, host string) ([]netip.Addr, error)
+	addr    string                                                       // host:port, IPv6 literals bracketed, for messages
+	literal bool                                                         // the host is an IP address: never looked up
+	lookup  func(ctx context.Context, host string) ([]netip.Addr, error) // nil: names.resolve
 
 	res atomic.Pointer[resolution]
 
@@ -73,15 +73,12 @@ type dest struct {
 }
 
 func newTarget(host string, port int) *target {
-	return newTargetWith(host, port, lookupIP)
+	return newTargetWith(host, port, nil)
 }
 
-// lookupIP looks up the addresses of host, of both families.
-func lookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
-	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-}
-
-// newTargetWith makes a target whose host name lookup resolves (tests).
+// newTargetWith makes a target whose host name lookup is lookup (tests);
+// nil is the system's resolver, through the names registry, which looks a
+// name up once for all the targets that share it.
 func newTargetWith(host string, port int, lookup func(context.Context, string) ([]netip.Addr, error)) *target {
 	t := &target{host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port)), lookup: lookup}
 	if port < 1 || port > 65535 {
@@ -122,7 +119,13 @@ func (t *target) refresh(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	ips, err := t.lookup(ctx, t.host)
+	var ips []netip.Addr
+	var err error
+	if t.lookup == nil {
+		ips, err = names.resolve(ctx, t.host, now)
+	} else {
+		ips, err = t.lookup(ctx, t.host)
+	}
 	cancel()
 	if err != nil {
 		if old := t.res.Load(); old == nil || len(old.dests) == 0 {
@@ -155,6 +158,40 @@ type nameRegistry struct {
 	targets []weak.Pointer[target]
 	started bool
 	live    []*target // refreshDue's, reused
+	// looked is the last lookup of each name, reused until its time
+	// is over: a thousand monitors of "localhost" cost one lookup each
+	// resolveTTL, and one when the pfile is compiled.
+	looked map[string]lookup
+}
+
+// lookup is the result of looking a name up, and until when it holds.
+type lookup struct {
+	ips   []netip.Addr
+	err   error
+	until time.Time
+}
+
+// resolve looks host up, or returns the lookup of another target of the
+// same name that still holds at now.
+func (n *nameRegistry) resolve(ctx context.Context, host string, now time.Time) ([]netip.Addr, error) {
+	n.mu.Lock()
+	l, ok := n.looked[host]
+	n.mu.Unlock()
+	if ok && now.Before(l.until) {
+		return l.ips, l.err
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	l = lookup{ips: ips, err: err, until: now.Add(resolveTTL)}
+	if err != nil {
+		l.until = now.Add(failedRetry)
+	}
+	n.mu.Lock()
+	if n.looked == nil {
+		n.looked = make(map[string]lookup)
+	}
+	n.looked[host] = l
+	n.mu.Unlock()
+	return ips, err
 }
 
 // add registers t, and starts the refresher with the first name.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -219,5 +220,38 @@ func TestSockaddrZone(t *testing.T) {
 	}
 	if _, _, err := sockaddr(netip.MustParseAddrPort("[fe80::1%nosuchif0]:80")); err == nil {
 		t.Error("unknown zone accepted")
+	}
+}
+
+// The targets of one host name share its lookup: a thousand monitors of
+// "localhost" cost one lookup per resolveTTL, and one at compile time.
+func TestNamesShareLookup(t *testing.T) {
+	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	a, b := newTarget("localhost", port), newTarget("localhost", port+1)
+	names.mu.Lock()
+	l, ok := names.looked["localhost"]
+	names.mu.Unlock()
+	if !ok || l.err != nil || len(l.ips) == 0 {
+		t.Fatalf("no lookup of localhost recorded: %+v", l)
+	}
+	ra, rb := a.res.Load(), b.res.Load()
+	if len(ra.dests) != len(l.ips) || len(rb.dests) != len(l.ips) {
+		t.Fatalf("addresses %v and %v, want those of the lookup %v", ra.dests, rb.dests, l.ips)
+	}
+	for i, ip := range l.ips {
+		if ra.dests[i].ap.Addr() != ip.Unmap() || rb.dests[i].ap.Port() != uint16(port+1) {
+			t.Errorf("address %d: %v, %v; want %v", i, ra.dests[i].ap, rb.dests[i].ap, ip)
+		}
+	}
+	// Within resolveTTL, a refresh reuses the lookup.
+	b.refresh(time.Now())
+	names.mu.Lock()
+	again := names.looked["localhost"]
+	names.mu.Unlock()
+	if !again.until.Equal(l.until) {
+		t.Error("a refresh within resolveTTL looked the name up again")
+	}
+	if r := (&tcpProber{target: a}).Run(withTimeout(t, 30*time.Second)); !r.OK && !strings.Contains(r.Detail, "refused") {
+		t.Errorf("probe of localhost: %+v", r)
 	}
 }
