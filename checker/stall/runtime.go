@@ -93,7 +93,8 @@ func randomStagger(interval time.Duration) time.Duration {
 }
 
 // Run schedules attempts until ctx is cancelled; then it cancels the
-// attempts in flight and returns once the workers have ended. Monitors may
+// attempts in flight and returns once they have ended (the workers and the
+// attempts on the probe event loop). Monitors may
 // be started before Run: their attempts begin when it does.
 func (rt *Runtime) Run(ctx context.Context) {
 	rt.mu.Lock()
