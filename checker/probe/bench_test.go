@@ -124,3 +124,25 @@ func BenchmarkListen10000(b *testing.B) {
 	b.Run("sock_diag_shared", func(b *testing.B) { benchmark(b, listenWith(&listenDump{}, h.port, "", pids)) })
 	b.Run("proc", func(b *testing.B) { benchmark(b, listenWith(noSockDiag(syscall.EPERM), h.port, "", pids)) })
 }
+
+// benchmarkStart times attempts started on the event loop, as the stall
+// monitors start them, against a server in another process (whose
+// allocations are not counted).
+func benchmarkStart(b *testing.B, p Starter) {
+	w := make(waiter, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Start(time.Now().Add(10*time.Second), w)
+		if r := <-w; !r.OK {
+			b.Fatalf("%s (%v)", r.Detail, r.Err)
+		}
+	}
+}
+
+func BenchmarkStartTCP(b *testing.B) {
+	benchmarkStart(b, TCP("127.0.0.1", startHelper(b, "http", "127.0.0.1:0").port).(Starter))
+}
+
+func BenchmarkStartHTTP(b *testing.B) {
+	benchmarkStart(b, HTTP("127.0.0.1", startHelper(b, "http", "127.0.0.1:0").port).(Starter))
+}

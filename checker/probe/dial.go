@@ -2,98 +2,239 @@ package probe
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"weak"
 
 	"golang.org/x/sys/unix"
 )
 
-// The TCP and HTTP probes talk through a raw non-blocking socket driven
-// with plain system calls rather than a net.Conn: Go's net package
-// registers every socket with its poller (epoll_ctl add, then delete), asks
-// the kernel for both addresses, sets TCP_NODELAY and arms timers for the
-// deadlines, and for a connection that lives a few microseconds on loopback
-// this doubles the system calls of a probe. A probe costs here socket,
-// setsockopt(SO_LINGER), connect, write, read and close, plus a poll(2)
-// where it must wait for the peer.
-//
-// SO_LINGER {on, 0} makes close reset the connection instead of leaving it
-// in TIME_WAIT, so that frequent probes do not pile up sockets. Addresses
-// are tried one after another (no Happy Eyeballs race, whose losing
-// attempt could outlive Run), and TCP keep-alive stays off (the kernel's
-// default): a connection lives for one exchange.
+// The TCP and HTTP probes talk through raw non-blocking sockets that one
+// event loop drives (netloop.go); HTTPS goes through net.Dialer and
+// crypto/tls. Every attempt opens a new connection and closes it with
+// SO_LINGER {on, 0}, which resets the connection instead of leaving it in
+// TIME_WAIT, so that frequent probes do not pile up sockets. Addresses are
+// tried one after another (no Happy Eyeballs race), and TCP keep-alive stays
+// off (the kernel's default): a connection lives for one exchange.
 //
 // What fails on pcheck's side is told apart from what the peer did (see
-// failure): a socket(2), a setsockopt or a poll(2) that fails makes the
+// failure): a socket(2), a setsockopt or an epoll_ctl that fails makes the
 // attempt Unknown; whatever connect(2), read and write return is the
 // service's answer.
 
-// fastWait bounds the wait for the peer in poll(2), which blocks the
-// probe's goroutine and its thread; a healthy local service mostly answers
-// within it. A peer slower than that may be hung, and one blocked thread for
-// every hung service would add up: the rest of the wait goes to Go's
-// poller, which holds no thread. (Measured with bench/stall_cost, waiting
-// in the poller from the start costs about 5% more CPU; a longer fastWait
-// saves no more.)
-const fastWait = time.Millisecond
+// resolveTTL is how long a host name's addresses are used before they are
+// looked up again, in the background: a changed address is seen within
+// this time. failedRetry is how soon a lookup that failed is tried again.
+const (
+	resolveTTL  = 30 * time.Second
+	failedRetry = 5 * time.Second
+)
 
-// resolveTTL is how long a host name's addresses are reused: a name
-// ("localhost" by default) is looked up at most once per period per probe,
-// not at every attempt. A changed address is seen within this time.
-const resolveTTL = 30 * time.Second
+// lookupTimeout bounds one lookup of a host name.
+const lookupTimeout = 5 * time.Second
 
 // target is the host and port a probe connects to, with the addresses the
-// host resolved to.
+// host resolved to. A host name is looked up when the target is made and
+// then by the names refresher (refreshNames), never by an attempt.
 type target struct {
 	host    string
 	port    int
-	addr    string // host:port, IPv6 literals bracketed, for messages
-	literal bool   // the host is an IP address: resolved never expires
+	addr    string                                                       // host:port, IPv6 literals bracketed, for messages
+	literal bool                                                         // the host is an IP address: never looked up
+	lookup  func(ctx context.Context, host string) ([]netip.Addr, error) // nil: names.resolve
 
-	mu       sync.Mutex
-	resolved []netip.AddrPort
-	expires  time.Time
+	res atomic.Pointer[resolution]
+
+	mu   sync.Mutex // serialises lookups
+	next time.Time  // when the refresher looks the name up again
+}
+
+// resolution is what a target's host resolved to: the addresses, in the
+// resolver's order, or the error of the last lookup when none is known.
+type resolution struct {
+	dests []dest
+	err   error
+}
+
+// dest is one address of a target, with what an attempt needs of it built
+// once: its socket address and its success detail.
+type dest struct {
+	ap     netip.AddrPort
+	family int
+	sa     unix.Sockaddr // used by the loop goroutine only
+	saErr  error         // the address cannot be connected to (unknown zone)
+	detail string        // "connected to ADDR"
 }
 
 func newTarget(host string, port int) *target {
-	t := &target{host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port))}
+	return newTargetWith(host, port, nil)
+}
+
+// newTargetWith makes a target whose host name lookup is lookup (tests);
+// nil is the system's resolver, through the names registry, which looks a
+// name up once for all the targets that share it.
+func newTargetWith(host string, port int, lookup func(context.Context, string) ([]netip.Addr, error)) *target {
+	t := &target{host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port)), lookup: lookup}
+	if port < 1 || port > 65535 {
+		t.literal = true
+		t.res.Store(&resolution{err: t.opError(nil, &net.AddrError{Err: "invalid port", Addr: t.addr})})
+		return t
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		t.literal = true
-		t.resolved = []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}
+		t.set([]netip.Addr{ip})
+		return t
 	}
+	t.refresh(time.Now())
+	names.add(t)
 	return t
 }
 
-// addrs returns the addresses to try, in the resolver's order.
-func (t *target) addrs(ctx context.Context) ([]netip.AddrPort, error) {
-	if t.port < 1 || t.port > 65535 {
-		return nil, t.opError(nil, &net.AddrError{Err: "invalid port", Addr: t.addr})
-	}
-	if t.literal {
-		return t.resolved, nil
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if time.Now().Before(t.expires) {
-		return t.resolved, nil
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", t.host)
-	if err != nil {
-		return nil, t.opError(nil, err)
-	}
-	t.resolved = make([]netip.AddrPort, len(ips))
+// set makes ips the target's addresses.
+func (t *target) set(ips []netip.Addr) {
+	r := &resolution{dests: make([]dest, len(ips))}
 	for i, ip := range ips {
 		// LookupNetIP gives IPv4 addresses in their IPv6-mapped form.
-		t.resolved[i] = netip.AddrPortFrom(ip.Unmap(), uint16(t.port))
+		ap := netip.AddrPortFrom(ip.Unmap(), uint16(t.port))
+		d := dest{ap: ap, detail: "connected to " + ap.String()}
+		d.family, d.sa, d.saErr = sockaddr(ap)
+		r.dests[i] = d
 	}
-	t.expires = time.Now().Add(resolveTTL)
-	return t.resolved, nil
+	if len(ips) == 0 {
+		r.err = t.opError(nil, &net.AddrError{Err: "no suitable address found", Addr: t.host})
+	}
+	t.res.Store(r)
+}
+
+// refresh looks the host name up. A failed lookup keeps the addresses
+// known before, if any: the attempts go on with them, and fail with the
+// lookup's error only while no address is known.
+func (t *target) refresh(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	var ips []netip.Addr
+	var err error
+	if t.lookup == nil {
+		ips, err = names.resolve(ctx, t.host, now)
+	} else {
+		ips, err = t.lookup(ctx, t.host)
+	}
+	cancel()
+	if err != nil {
+		if old := t.res.Load(); old == nil || len(old.dests) == 0 {
+			t.res.Store(&resolution{err: t.opError(nil, err)})
+		}
+		t.next = now.Add(failedRetry)
+		return
+	}
+	t.set(ips)
+	t.next = now.Add(resolveTTL)
+}
+
+// due reports whether the host name should be looked up again at now.
+func (t *target) due(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !now.Before(t.next)
+}
+
+// names is the registry of the targets with a host name, which one
+// goroutine refreshes in the background. It holds them weakly: the target
+// of a probe that is no longer used (a reload) is forgotten.
+var names nameRegistry
+
+// refreshTick is how often the refresher looks for names due.
+const refreshTick = time.Second
+
+type nameRegistry struct {
+	mu      sync.Mutex
+	targets []weak.Pointer[target]
+	started bool
+	live    []*target // refreshDue's, reused
+	// looked is the last lookup of each name, reused until its time
+	// is over: a thousand monitors of "localhost" cost one lookup each
+	// resolveTTL, and one when the pfile is compiled.
+	looked map[string]lookup
+}
+
+// lookup is the result of looking a name up, and until when it holds.
+type lookup struct {
+	ips   []netip.Addr
+	err   error
+	until time.Time
+}
+
+// resolve looks host up, or returns the lookup of another target of the
+// same name that still holds at now.
+func (n *nameRegistry) resolve(ctx context.Context, host string, now time.Time) ([]netip.Addr, error) {
+	n.mu.Lock()
+	l, ok := n.looked[host]
+	n.mu.Unlock()
+	if ok && now.Before(l.until) {
+		return l.ips, l.err
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	l = lookup{ips: ips, err: err, until: now.Add(resolveTTL)}
+	if err != nil {
+		l.until = now.Add(failedRetry)
+	}
+	n.mu.Lock()
+	if n.looked == nil {
+		n.looked = make(map[string]lookup)
+	}
+	n.looked[host] = l
+	n.mu.Unlock()
+	return ips, err
+}
+
+// add registers t, and starts the refresher with the first name.
+func (n *nameRegistry) add(t *target) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.targets = append(n.targets, weak.Make(t))
+	if !n.started {
+		n.started = true
+		go n.run()
+	}
+}
+
+// run refreshes the names due, every refreshTick, for ever.
+func (n *nameRegistry) run() {
+	tick := time.NewTicker(refreshTick)
+	for now := range tick.C {
+		n.refreshDue(now)
+	}
+}
+
+// refreshDue looks up again the names due at now, one after another, and
+// forgets the targets no longer used.
+func (n *nameRegistry) refreshDue(now time.Time) {
+	n.mu.Lock()
+	live, kept := n.live[:0], n.targets[:0]
+	for _, w := range n.targets {
+		if t := w.Value(); t != nil {
+			live, kept = append(live, t), append(kept, w)
+		}
+	}
+	clear(n.targets[len(kept):])
+	n.targets = kept
+	n.mu.Unlock()
+	for _, t := range live {
+		if t.due(now) {
+			t.refresh(now)
+		}
+	}
+	clear(live)
+	n.mu.Lock()
+	n.live = live[:0]
+	n.mu.Unlock()
 }
 
 // opError wraps err as the net package does, so that messages read
@@ -106,56 +247,16 @@ func (t *target) opError(to *netip.AddrPort, err error) error {
 	return e
 }
 
-// dial connects to the target within ctx, trying each address in turn.
-// Each address but the last gets a share of the time left, as net.Dialer
-// gives it, so that one that drops the connection request does not use it
-// all. The error is the first address's that the service gave, or the
-// first of pcheck's side when no address got that far: "localhost" on a
-// host without IPv6 (socket(2) fails for ::1) whose server refuses on
-// 127.0.0.1 is a failure, not an Unknown attempt.
-func (t *target) dial(ctx context.Context) (*conn, error) {
-	addrs, err := t.addrs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	deadline, _ := ctx.Deadline()
-	var first, ours error // the first of the service's side, of pcheck's
-	note := func(err error) {
-		switch {
-		case !pcheckSide(err) && first == nil:
-			first = err
-		case pcheckSide(err) && ours == nil:
-			ours = err
-		}
-	}
-	for i, a := range addrs {
-		partial, err := partialDeadline(time.Now(), deadline, len(addrs)-i)
-		if err != nil {
-			note(t.opError(&a, err))
-			break
-		}
-		c, err := connect(ctx, a, partial)
-		if err == nil {
-			c.setDeadline(deadline) // the whole attempt's from now on
-			return c, nil
-		}
-		note(t.opError(&a, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if first == nil {
-		first = ours
-	}
-	if first == nil {
-		first = t.opError(nil, &net.AddrError{Err: "no suitable address found", Addr: t.host})
-	}
-	return nil, first
+// ioError wraps an error of reading or writing to a as the net package
+// does.
+func ioError(op string, a netip.AddrPort, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Addr: net.TCPAddrFromAddrPort(a), Err: err}
 }
 
 // partialDeadline returns the deadline of one of addrsLeft attempts that
 // share the time up to deadline, at least 2 s each when there is that much
-// (net.Dialer's rule).
+// (net.Dialer's rule), so that an address that drops the connection
+// request does not use all the time.
 func partialDeadline(now, deadline time.Time, addrsLeft int) (time.Time, error) {
 	if deadline.IsZero() {
 		return deadline, nil
@@ -170,67 +271,6 @@ func partialDeadline(now, deadline time.Time, addrsLeft int) (time.Time, error) 
 		share = min(left, saneMinimum)
 	}
 	return now.Add(share), nil
-}
-
-// conn is one probe connection: a connected non-blocking socket with the
-// attempt's context and deadline.
-type conn struct {
-	fd       int
-	remote   netip.AddrPort
-	ctx      context.Context
-	deadline time.Time // zero for none
-
-	// file is set when a wait goes to Go's poller; it then owns fd.
-	file *os.File
-	// release unbinds ctx's cancellation from file.
-	release func() bool
-}
-
-// connect opens a socket to a and connects it by deadline.
-func connect(ctx context.Context, a netip.AddrPort, deadline time.Time) (*conn, error) {
-	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-	family, sa, err := sockaddr(a)
-	if err != nil {
-		return nil, err
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
-	}
-	c := &conn{fd: fd, remote: a, ctx: ctx, deadline: deadline}
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
-		c.Close()
-		return nil, broken(os.NewSyscallError("setsockopt SO_LINGER", err))
-	}
-	switch err := unix.Connect(fd, sa); err {
-	case nil:
-		return c, nil
-	case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
-		// The connection proceeds in the background: wait for the
-		// socket to become writable, then ask how it went.
-	default:
-		c.Close()
-		return nil, os.NewSyscallError("connect", err)
-	}
-	revents, err := c.wait(unix.POLLOUT)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	// poll(2) reports a failed connection with POLLERR or POLLHUP: a bare
-	// POLLOUT is an established one, and needs no SO_ERROR query.
-	if revents == unix.POLLOUT {
-		return c, nil
-	}
-	errno, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && errno != 0 {
-		err = syscall.Errno(errno)
-	}
-	if err != nil {
-		c.Close()
-		return nil, os.NewSyscallError("connect", err)
-	}
-	return c, nil
 }
 
 // sockaddr returns the socket family and address of a, which is not an
@@ -255,183 +295,6 @@ func sockaddr(a netip.AddrPort) (int, unix.Sockaddr, error) {
 	return unix.AF_INET6, sa, nil
 }
 
-// setDeadline makes d the deadline of the connection's waits.
-func (c *conn) setDeadline(d time.Time) {
-	c.deadline = d
-	if c.file != nil {
-		_ = c.file.SetDeadline(d)
-	}
-}
-
-// RemoteAddr returns the address connected to, as "127.0.0.1:80" or
-// "[::1]:80".
-func (c *conn) RemoteAddr() string { return c.remote.String() }
-
-// Write writes all of b.
-func (c *conn) Write(b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Write(c.fd, b[n:])
-		switch {
-		case err == nil:
-			n += m
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			if _, err := c.wait(unix.POLLOUT); err != nil {
-				return n, err
-			}
-		default:
-			return n, c.ioError("write", os.NewSyscallError("write", err))
-		}
-	}
-	return n, nil
-}
-
-// Read reads what the peer has sent, waiting for it if need be; io.EOF once
-// the peer has closed.
-func (c *conn) Read(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	for {
-		n, err := unix.Read(c.fd, b)
-		switch {
-		case err == nil && n == 0:
-			return 0, io.EOF
-		case err == nil:
-			return n, nil
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			if _, err := c.wait(unix.POLLIN); err != nil {
-				return 0, err
-			}
-		default:
-			return 0, c.ioError("read", os.NewSyscallError("read", err))
-		}
-	}
-}
-
-// ioError wraps an error of reading or writing as the net package does.
-func (c *conn) ioError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Addr: net.TCPAddrFromAddrPort(c.remote), Err: err}
-}
-
-// Close closes the socket; the connection is reset (SO_LINGER 0).
-func (c *conn) Close() error {
-	if c.file != nil {
-		if c.release != nil {
-			c.release()
-		}
-		return c.file.Close()
-	}
-	return os.NewSyscallError("close", unix.Close(c.fd))
-}
-
-// wait blocks until the socket is ready for events (unix.POLLIN or
-// POLLOUT, errors included), its deadline passes or its context ends: the
-// first fastWait in poll(2), the rest in Go's poller. It returns the events
-// poll(2) reported, 0 when the poller waited. Its error satisfies
-// errors.Is(err, os.ErrDeadlineExceeded) at the deadline, and is the
-// context's error when the context ended.
-func (c *conn) wait(events int16) (revents int16, err error) {
-	if c.file == nil {
-		revents, err := c.poll(events)
-		if revents != 0 || err != nil {
-			return revents, err
-		}
-		if err := c.toPoller(); err != nil {
-			return 0, err
-		}
-	}
-	// The end of the context sets a past deadline (toPoller), which a
-	// later setDeadline may have replaced: check it before waiting.
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	rc, err := c.file.SyscallConn()
-	if err != nil {
-		return 0, broken(err)
-	}
-	// The callback asks the socket itself (poll(2) without waiting)
-	// each time it is called. It must not report "not ready" blindly on
-	// its first call: RawConn.Read/Write clear the readiness the poller
-	// may already have recorded (the reply can arrive between poll's
-	// fastWait and the hand-over to the edge-triggered poller), and the
-	// poller would then wait for an edge that never comes, until the
-	// deadline: a false failure of a healthy server (1 probe in about
-	// 60,000 in TestNoLeaks, before).
-	ready := func(fd uintptr) bool {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
-		for {
-			n, err := unix.Poll(fds, 0)
-			if err == unix.EINTR {
-				continue
-			}
-			// An error of poll itself: let the caller's syscall
-			// report what is wrong with the socket.
-			return err != nil || n > 0
-		}
-	}
-	if events == unix.POLLOUT {
-		err = rc.Write(ready)
-	} else {
-		err = rc.Read(ready)
-	}
-	if err != nil && c.ctx.Err() != nil {
-		return 0, c.ctx.Err()
-	}
-	return 0, err
-}
-
-// poll waits in poll(2) for up to fastWait, or to the deadline when that
-// is sooner, and returns the events it reported, 0 if none. Its error is
-// the context's when it ended, os.ErrDeadlineExceeded at the deadline.
-func (c *conn) poll(events int16) (int16, error) {
-	limit := time.Now().Add(fastWait)
-	if !c.deadline.IsZero() && c.deadline.Before(limit) {
-		limit = c.deadline
-	}
-	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}}
-	for {
-		if err := c.ctx.Err(); err != nil {
-			return 0, err
-		}
-		left := time.Until(limit)
-		if left <= 0 {
-			break
-		}
-		ts := unix.NsecToTimespec(left.Nanoseconds())
-		n, err := unix.Ppoll(fds, &ts, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, broken(os.NewSyscallError("ppoll", err))
-		}
-		if n > 0 {
-			return fds[0].Revents, nil
-		}
-	}
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
-		return 0, os.ErrDeadlineExceeded
-	}
-	return 0, nil
-}
-
-// toPoller hands the socket to Go's poller, with the deadline, and makes
-// the end of the context interrupt its waits.
-func (c *conn) toPoller() error {
-	f := os.NewFile(uintptr(c.fd), "socket")
-	c.file = f
-	if !c.deadline.IsZero() {
-		if err := f.SetDeadline(c.deadline); err != nil {
-			return broken(err) // not pollable: a wait could not be bounded
-		}
-	}
-	c.release = context.AfterFunc(c.ctx, func() { _ = f.SetDeadline(longAgo) })
-	return nil
-}
-
 // longAgo is a deadline in the past: it makes pending I/O return at once.
 var longAgo = time.Unix(1, 0)
 
@@ -445,11 +308,14 @@ var dialer = net.Dialer{
 	Control:       lingerZero,
 }
 
+// linger is SO_LINGER {on, 0}.
+var linger = unix.Linger{Onoff: 1, Linger: 0}
+
 // lingerZero sets SO_LINGER {on, 0} on a socket before it connects.
 func lingerZero(_, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &linger)
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,70 +17,97 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// fixedLookup is a host name lookup that answers ips, and counts its calls.
+type fixedLookup struct {
+	mu    sync.Mutex
+	ips   []netip.Addr
+	err   error
+	calls int
+}
+
+func (f *fixedLookup) lookup(context.Context, string) ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return f.ips, f.err
+}
+
+func (f *fixedLookup) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
 // A host's addresses are tried in turn: the first refuses, the second
 // answers. When all fail, the error is the first address's.
 func TestDialTriesEachAddress(t *testing.T) {
 	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	// Nothing listens on [::1]:port: the listener is IPv4 only.
-	tg := newTarget("twoaddrs.invalid", port)
-	tg.resolved = []netip.AddrPort{
-		netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port)),
-		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
-	}
-	tg.expires = time.Now().Add(time.Hour)
-	p := &tcpProber{target: tg}
+	two := &fixedLookup{ips: []netip.Addr{netip.IPv6Loopback(), netip.MustParseAddr("127.0.0.1")}}
+	p := &tcpProber{target: newTargetWith("twoaddrs.invalid", port, two.lookup)}
 	r := p.Run(withTimeout(t, 30*time.Second))
 	if want := "connected to 127.0.0.1:" + strconv.Itoa(port); !r.OK || r.Detail != want {
 		t.Errorf("got OK=%v Detail=%q Err=%v, want %q", r.OK, r.Detail, r.Err, want)
 	}
 
 	refused := closedPort(t)
-	tg = newTarget("tworefused.invalid", refused)
-	tg.resolved = []netip.AddrPort{
-		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(refused)),
-		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(refused)),
-	}
-	tg.expires = time.Now().Add(time.Hour)
-	r = (&tcpProber{target: tg}).Run(withTimeout(t, 30*time.Second))
+	both := &fixedLookup{ips: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")}}
+	r = (&tcpProber{target: newTargetWith("tworefused.invalid", refused, both.lookup)}).Run(withTimeout(t, 30*time.Second))
 	var oe *net.OpError
 	if r.OK || !errors.Is(r.Err, syscall.ECONNREFUSED) || !errors.As(r.Err, &oe) || oe.Addr.String() != "127.0.0.1:"+strconv.Itoa(refused) {
 		t.Errorf("got OK=%v Err=%v, want ECONNREFUSED from the first address", r.OK, r.Err)
 	}
 }
 
-// A host name is looked up once per resolveTTL, not at every attempt.
-func TestResolveCache(t *testing.T) {
-	tg := newTarget("localhost", 80)
-	ctx := withTimeout(t, 30*time.Second)
-	first, err := tg.addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
+// A host name is looked up when the probe is built, then in the background
+// once per resolveTTL, never by an attempt; while no address is known the
+// attempts fail with the lookup's error. IP literals are never looked up.
+func TestNamesResolvedInBackground(t *testing.T) {
+	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	f := &fixedLookup{err: &net.DNSError{Err: "no such host", Name: "moving.invalid", IsNotFound: true}}
+	tg := newTargetWith("moving.invalid", port, f.lookup)
+	if n := f.count(); n != 1 {
+		t.Fatalf("%d lookups when the probe was built, want 1", n)
 	}
-	if len(first) == 0 || !first[0].Addr().IsLoopback() || first[0].Port() != 80 {
-		t.Fatalf("localhost resolved to %v, want loopback addresses, port 80", first)
+	p := &tcpProber{target: tg}
+	r := p.Run(withTimeout(t, 30*time.Second))
+	var dns *net.DNSError
+	if r.OK || r.Unknown || !errors.As(r.Err, &dns) {
+		t.Fatalf("no address known: got OK=%v Unknown=%v Err=%v, want a failure with the lookup's error", r.OK, r.Unknown, r.Err)
 	}
-	for _, a := range first {
-		if a.Addr().Is4In6() {
-			t.Errorf("address %v is IPv4-mapped, want plain IPv4", a)
+	f.mu.Lock()
+	f.ips, f.err = []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1")}, nil
+	f.mu.Unlock()
+	// The refresher goroutine retries a failed name after failedRetry.
+	deadline := time.Now().Add(30 * time.Second)
+	for !p.Run(withTimeout(t, 30*time.Second)).OK {
+		if time.Now().After(deadline) {
+			t.Fatalf("the name was not looked up again in the background (%d lookups)", f.count())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := f.count()
+	for range 20 {
+		if r := p.Run(withTimeout(t, 30*time.Second)); !r.OK || r.Detail != "connected to 127.0.0.1:"+strconv.Itoa(port) {
+			t.Fatalf("got OK=%v Detail=%q Err=%v", r.OK, r.Detail, r.Err)
 		}
 	}
-	again, err := tg.addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if after := f.count(); after > before+1 { // the refresher may have run once meanwhile
+		t.Errorf("%d lookups during 20 attempts, want none by the attempts", after-before)
 	}
-	if &again[0] != &first[0] {
-		t.Error("a second attempt resolved the name again, want the cached addresses")
+	// A failed lookup keeps the addresses known.
+	f.mu.Lock()
+	f.err = errors.New("resolver down")
+	f.mu.Unlock()
+	tg.refresh(time.Now())
+	if r := p.Run(withTimeout(t, 30*time.Second)); !r.OK {
+		t.Errorf("after a failed refresh: got OK=%v Err=%v, want the known address used", r.OK, r.Err)
 	}
-	tg.expires = time.Now().Add(-time.Second)
-	later, err := tg.addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
+	lit := &fixedLookup{}
+	if newTargetWith("127.0.0.1", port, lit.lookup); lit.count() != 0 {
+		t.Error("an IP literal was looked up")
 	}
-	if &later[0] == &first[0] {
-		t.Error("expired addresses were used, want a new lookup")
-	}
-
-	if _, err := newTarget("127.0.0.1", 70000).addrs(ctx); err == nil {
+	if r := TCP("127.0.0.1", 70000).Run(withTimeout(t, 30*time.Second)); r.OK || r.Err == nil {
 		t.Error("port 70000 accepted")
 	}
 }
@@ -113,8 +141,11 @@ func TestConnectTimeout(t *testing.T) {
 		t.Cleanup(func() { unix.Close(fd) })
 		_ = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
 	}
+	// Built first: the first probe built starts the event loop, whose
+	// descriptors are no leak.
+	probes := map[string]Prober{"tcp": TCP("127.0.0.1", port), "http": HTTP("127.0.0.1", port)}
 	fds := openFDs(t)
-	for name, p := range map[string]Prober{"tcp": TCP("127.0.0.1", port), "http": HTTP("127.0.0.1", port)} {
+	for name, p := range probes {
 		r := p.Run(withTimeout(t, 300*time.Millisecond))
 		if r.OK || r.Detail != "timeout" || !errors.Is(r.Err, context.DeadlineExceeded) {
 			t.Errorf("%s: got OK=%v Detail=%q Err=%v, want a timeout", name, r.OK, r.Detail, r.Err)
@@ -125,10 +156,10 @@ func TestConnectTimeout(t *testing.T) {
 	}
 }
 
-// A server slower than fastWait is waited for in Go's poller, and its
-// answer read there.
+// A server slower than the first wake-up is waited for, and its answer
+// read.
 func TestHTTPSlowServer(t *testing.T) {
-	const delay = 10 * fastWait // the scenario, not a synchronisation
+	const delay = 10 * time.Millisecond // the scenario, not a synchronisation
 	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) {
 		if _, err := readRequest(c); err != nil {
 			return
@@ -192,43 +223,35 @@ func TestSockaddrZone(t *testing.T) {
 	}
 }
 
-// TestReplyBeforePoller: a reply that arrives before the socket is handed
-// to Go's poller (between poll's fastWait and the hand-over) is seen at
-// once. Before, the wait cleared the readiness the poller had recorded
-// and slept until the deadline: a false "timeout" of a healthy server,
-// about once in 60,000 probes (TestNoLeaks).
-func TestReplyBeforePoller(t *testing.T) {
-	hold := make(chan struct{})
-	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) {
-		c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
-		<-hold // keep-alive: no FIN, no second edge
-	})
-	t.Cleanup(func() { close(hold) }) // before rawServer's, which waits for the handler
-	ctx := withTimeout(t, 30*time.Second)
-	c, err := newTarget("127.0.0.1", port).dial(ctx)
-	if err != nil {
-		t.Fatal(err)
+// The targets of one host name share its lookup: a thousand monitors of
+// "localhost" cost one lookup per resolveTTL, and one at compile time.
+func TestNamesShareLookup(t *testing.T) {
+	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	a, b := newTarget("localhost", port), newTarget("localhost", port+1)
+	names.mu.Lock()
+	l, ok := names.looked["localhost"]
+	names.mu.Unlock()
+	if !ok || l.err != nil || len(l.ips) == 0 {
+		t.Fatalf("no lookup of localhost recorded: %+v", l)
 	}
-	defer c.Close()
-	// The reply is there before the poller has the socket.
-	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
-	if n, err := unix.Poll(fds, 10_000); n != 1 || err != nil {
-		t.Fatalf("no reply within 10 s: %d, %v", n, err)
+	ra, rb := a.res.Load(), b.res.Load()
+	if len(ra.dests) != len(l.ips) || len(rb.dests) != len(l.ips) {
+		t.Fatalf("addresses %v and %v, want those of the lookup %v", ra.dests, rb.dests, l.ips)
 	}
-	c.setDeadline(time.Now().Add(5 * time.Second))
-	if err := c.toPoller(); err != nil {
-		t.Fatal(err)
+	for i, ip := range l.ips {
+		if ra.dests[i].ap.Addr() != ip.Unmap() || rb.dests[i].ap.Port() != uint16(port+1) {
+			t.Errorf("address %d: %v, %v; want %v", i, ra.dests[i].ap, rb.dests[i].ap, ip)
+		}
 	}
-	// Let the runtime's netpoller run and record the socket ready, as
-	// it does on a busy machine before the wait begins. (Not a wait for
-	// an event of the test: nothing else can tell when it has run.)
-	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
-	if _, err := c.wait(unix.POLLIN); err != nil {
-		t.Fatalf("wait for a reply already there: %v after %v", err, time.Since(start))
+	// Within resolveTTL, a refresh reuses the lookup.
+	b.refresh(time.Now())
+	names.mu.Lock()
+	again := names.looked["localhost"]
+	names.mu.Unlock()
+	if !again.until.Equal(l.until) {
+		t.Error("a refresh within resolveTTL looked the name up again")
 	}
-	buf := make([]byte, 64)
-	if n, err := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.0 200") {
-		t.Fatalf("read %q, %v", buf[:n], err)
+	if r := (&tcpProber{target: a}).Run(withTimeout(t, 30*time.Second)); !r.OK && !strings.Contains(r.Detail, "refused") {
+		t.Errorf("probe of localhost: %+v", r)
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pcheck/pcheck/pfile"
 )
 
@@ -77,6 +75,7 @@ const (
 
 // httpProber sends one HEAD request and reads one status line, or with
 // expectations the answer's headers and, for ExpectBody, a GET's body.
+// Plain HTTP runs on the event loop (Start); over TLS it is an httpsProber.
 type httpProber struct {
 	target  *target
 	addr    string // host:port, IPv6 literals bracketed
@@ -85,20 +84,28 @@ type httpProber struct {
 	tls     *TLSOptions // nil for plain HTTP
 	host    string
 	expect  Expect
+	// line is the last status line seen, kept so that the same line
+	// again costs no allocation; the loop goroutine's.
+	line string
 }
+
+// httpsProber is an HTTP probe over TLS: crypto/tls needs a net.Conn, so
+// it runs on the caller's goroutine.
+type httpsProber struct{ p *httpProber }
 
 // HTTP returns the _bi_webserv probe: connect to host:port, send
 // "HEAD / HTTP/1.0" and read one status line. Any well-formed status line is
-// a success, 500 included: the server answered. A host name is resolved at
-// most every 30 s (resolveTTL).
+// a success, 500 included: the server answered. A host name is resolved
+// now and then in the background every 30 s (resolveTTL), never by an
+// attempt.
 func HTTP(host string, port int) Prober {
-	return newHTTP(host, port, "/", nil, Expect{})
+	return HTTPExpect(host, port, "/", nil, Expect{})
 }
 
 // HTTPS returns the _bi_webservs probe: HTTP over TLS, HEAD on path. The
 // handshake is bounded by the attempt's deadline.
 func HTTPS(host string, port int, path string, opts TLSOptions) Prober {
-	return newHTTP(host, port, path, &opts, Expect{})
+	return HTTPExpect(host, port, path, &opts, Expect{})
 }
 
 // HTTPExpect returns an HTTP probe whose answer must meet e: the
@@ -106,7 +113,11 @@ func HTTPS(host string, port int, path string, opts TLSOptions) Prober {
 // that does not is a failed attempt whose Err (ErrUnexpectedReply) and
 // Detail show the status line and what did not match.
 func HTTPExpect(host string, port int, path string, opts *TLSOptions, e Expect) Prober {
-	return newHTTP(host, port, path, opts, e)
+	if opts != nil {
+		return &httpsProber{p: newHTTP(host, port, path, opts, e)}
+	}
+	_, _ = theLoop()
+	return newHTTP(host, port, path, nil, e)
 }
 
 func newHTTP(host string, port int, path string, opts *TLSOptions, e Expect) *httpProber {
@@ -117,7 +128,11 @@ func newHTTP(host string, port int, path string, opts *TLSOptions, e Expect) *ht
 	}
 	req := fmt.Sprintf("%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: pcheck/%s (stall monitor)\r\nConnection: close\r\n\r\n",
 		method, escapePath(path), addr, Version)
-	return &httpProber{target: newTarget(host, port), addr: addr, method: method, request: []byte(req), tls: opts, host: host, expect: e}
+	p := &httpProber{addr: addr, method: method, request: []byte(req), tls: opts, host: host, expect: e}
+	if opts == nil {
+		p.target = newTarget(host, port) // HTTPS: net.Dialer resolves
+	}
+	return p
 }
 
 // escapePath makes path a valid request target: it starts with "/" and
@@ -141,25 +156,29 @@ func escapePath(path string) string {
 }
 
 // Run performs one attempt.
-func (p *httpProber) Run(ctx context.Context) Result {
-	start := time.Now()
-	if p.tls != nil {
-		return p.runTLS(ctx, start)
+func (p *httpProber) Run(ctx context.Context) Result { return runOnLoop(ctx, p) }
+
+// Start begins one attempt on the event loop.
+func (p *httpProber) Start(deadline time.Time, done Completion) Handle {
+	return startOnLoop(p.target, p, deadline, done)
+}
+
+// Run performs one attempt.
+func (p *httpsProber) Run(ctx context.Context) Result { return p.p.runTLS(ctx, time.Now()) }
+
+// statusError is the error of an attempt whose status line could not be
+// read.
+func (p *httpProber) statusError(err error) error {
+	return fmt.Errorf("status line from %s: %w", p.addr, err)
+}
+
+// lineText returns line as a string, the one of the previous attempt when
+// it is the same.
+func (p *httpProber) lineText(line []byte) string {
+	if string(line) != p.line {
+		p.line = string(line)
 	}
-	conn, err := p.target.dial(ctx)
-	if err != nil {
-		return failure(ctx, start, err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(p.request); err != nil {
-		return failure(ctx, start, err)
-	}
-	// The reply is seldom there the moment the request has gone: wait
-	// before the first read rather than pay for a read that finds nothing.
-	if _, err := conn.wait(unix.POLLIN); err != nil {
-		return failure(ctx, start, err)
-	}
-	return p.reply(ctx, start, conn)
+	return p.line
 }
 
 // runTLS performs one attempt over TLS, through a net.Conn. A CA file that
@@ -213,7 +232,7 @@ func (p *httpProber) reply(ctx context.Context, start time.Time, conn io.Reader)
 	}
 	line, err := readStatusLine(conn)
 	if err != nil {
-		return failure(ctx, start, fmt.Errorf("status line from %s: %w", p.addr, err))
+		return failure(ctx, start, p.statusError(err))
 	}
 	return success(start, line)
 }
@@ -336,26 +355,38 @@ func readStatusLine(r io.Reader) (string, error) {
 	for {
 		m, err := r.Read(buf[n:])
 		n += m
-		if i := bytes.IndexByte(buf[n-m:n], '\n'); i >= 0 {
-			line := bytes.TrimSuffix(buf[:n-m+i], []byte("\r"))
-			if !isStatusLine(line) {
-				return "", fmt.Errorf("%w: %q", ErrBadStatusLine, clip(string(line)))
-			}
-			return string(line), nil
-		}
-		if !canStartStatusLine(buf[:n]) {
-			return "", fmt.Errorf("%w: %q", ErrBadStatusLine, clip(string(buf[:n])))
-		}
-		if n == len(buf) {
-			return "", fmt.Errorf("%w: no line feed in the first %d bytes", ErrBadStatusLine, len(buf))
-		}
-		if err == io.EOF {
-			return "", fmt.Errorf("connection closed after %d bytes: %w", n, io.ErrUnexpectedEOF)
+		line, serr := statusLine(buf[:n], err == io.EOF)
+		if serr != errMore {
+			return string(line), serr
 		}
 		if err != nil {
 			return "", err
 		}
 	}
+}
+
+// statusLine returns the status line at the start of b, the reply received
+// so far (all of it when eof), without its line ending, or errMore while
+// more of the reply is needed. It gives up as soon as the reply cannot be
+// a status line, or holds no line feed in its first maxStatusLine bytes.
+func statusLine(b []byte, eof bool) ([]byte, error) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		line := bytes.TrimSuffix(b[:i], []byte("\r"))
+		if !isStatusLine(line) {
+			return nil, fmt.Errorf("%w: %q", ErrBadStatusLine, clip(string(line)))
+		}
+		return line, nil
+	}
+	if !canStartStatusLine(b) {
+		return nil, fmt.Errorf("%w: %q", ErrBadStatusLine, clip(string(b)))
+	}
+	if len(b) >= maxStatusLine {
+		return nil, fmt.Errorf("%w: no line feed in the first %d bytes", ErrBadStatusLine, maxStatusLine)
+	}
+	if eof {
+		return nil, fmt.Errorf("connection closed after %d bytes: %w", len(b), io.ErrUnexpectedEOF)
+	}
+	return nil, errMore
 }
 
 // canStartStatusLine reports whether b could be the beginning of a status

@@ -42,12 +42,17 @@ func TestNoLeaks(t *testing.T) {
 // The same for probes that time out against a server that never answers.
 func TestNoLeaksOnTimeout(t *testing.T) {
 	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-	fds, goroutines := openFDs(t), runtime.NumGoroutine()
-	for i := 0; i < 20; i++ {
-		p := HTTP("127.0.0.1", port)
+	// Built first: the first probe built starts the event loop, whose
+	// descriptors and goroutine are no leak.
+	probes := make([]Prober, 20)
+	for i := range probes {
+		probes[i] = HTTP("127.0.0.1", port)
 		if i%2 == 1 {
-			p = HTTPS("127.0.0.1", port, "/", TLSOptions{})
+			probes[i] = HTTPS("127.0.0.1", port, "/", TLSOptions{})
 		}
+	}
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	for _, p := range probes {
 		if r := p.Run(withTimeout(t, 20*time.Millisecond)); r.OK {
 			t.Fatal("probe of a silent server succeeded")
 		}

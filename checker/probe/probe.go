@@ -2,6 +2,11 @@
 // checks, each a pure function of a context carrying the attempt's deadline
 // and a target fixed when the Prober is built.
 //
+// The TCP and plain HTTP probes are also Starters: their attempts run on
+// one event loop (netloop.go), started with Start and completed through a
+// Completion, with no goroutine per attempt; their Run is a Start and a
+// wait.
+//
 // A probe answers one question once: did the service answer? Scheduling,
 // failover time, the In doubt state and what to do after a stall belong to
 // the caller. A failed attempt is a Result with OK false; Run never panics

@@ -40,11 +40,31 @@ func TestNew(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("New: err = %v, want %v", err, tc.err)
 			}
-			if tc.want != nil && !reflect.DeepEqual(p, tc.want) {
+			if tc.want != nil && !reflect.DeepEqual(settings(p), settings(tc.want)) {
 				t.Errorf("New = %#v, want %#v", p, tc.want)
 			}
 		})
 	}
+}
+
+// settings is p as built, without what its target learns later (its
+// addresses, the time of its next lookup, the resolver it uses).
+func settings(p Prober) Prober {
+	strip := func(t *target) *target {
+		if t == nil {
+			return nil
+		}
+		return &target{host: t.host, port: t.port, addr: t.addr, literal: t.literal}
+	}
+	switch p := p.(type) {
+	case *tcpProber:
+		return &tcpProber{target: strip(p.target)}
+	case *httpProber:
+		c := *p
+		c.target = strip(p.target)
+		return &c
+	}
+	return p
 }
 
 // Listen and children probes built by New read the tree at each attempt;

@@ -78,6 +78,15 @@ type Monitor struct {
 	// (_bi_listen, when it succeeded); queueKnown says they are.
 	queue, backlog int
 	queueKnown     bool
+	// The attempt in flight on the probe event loop (a probe.Starter):
+	// its run (nil when none), due and start times, and its handle.
+	loopRun       *run
+	loopDue       time.Time
+	loopStart     time.Time
+	loopBootStart time.Duration
+	loopAttempt   probe.Handle
+	// done is the monitor's probe.Completion, made once.
+	done probe.Completion
 }
 
 // Result is one attempt of a monitor as its owner receives it.
@@ -148,6 +157,7 @@ func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func(context.Con
 		return nil, fmt.Errorf("%s: %s: %w: %w", b.Pos, b.Name, ErrInvalid, err)
 	}
 	m.prober = pr
+	m.done = loopDone{m}
 	m.fo = NewFailover(cfg)
 	return m, nil
 }
@@ -178,6 +188,17 @@ func (m *Monitor) Start(pids []proc.ID, deliver func(Result)) {
 	}
 	ctx, cancel := context.WithCancel(m.rt.base)
 	r := &run{m: m, gen: m.gen, deliver: deliver, ctx: ctx, cancel: cancel, index: -1}
+	if _, ok := m.prober.(probe.Starter); ok {
+		// The end of the run (Stop, or the Runtime's end) cancels its
+		// attempt on the loop, as it does a worker's through ctx.
+		context.AfterFunc(ctx, func() {
+			m.mu.Lock()
+			if m.loopRun == r {
+				m.loopAttempt.Cancel()
+			}
+			m.mu.Unlock()
+		})
+	}
 	m.cur, m.pids = r, slices.Clone(pids)
 	now := m.rt.clock.Now()
 	m.fo.Start()
@@ -227,10 +248,12 @@ func (m *Monitor) stopLocked() {
 
 // begin starts the attempt of r that is due, unless r has ended; one
 // attempt of a monitor at a time: a run whose first attempt comes due
-// while an ended run's attempt is still in flight waits for its end.
+// while an ended run's attempt is still in flight waits for its end. A
+// probe.Starter's attempt goes to the probe event loop, any other to a
+// worker.
 func (m *Monitor) begin(r *run) {
 	m.mu.Lock()
-	if m.cur != r {
+	if m.cur != r || r.ctx.Err() != nil {
 		m.mu.Unlock()
 		return
 	}
@@ -239,16 +262,42 @@ func (m *Monitor) begin(r *run) {
 		m.mu.Unlock()
 		return
 	}
+	st, onLoop := m.prober.(probe.Starter)
+	if onLoop && !m.rt.track() {
+		m.mu.Unlock()
+		return
+	}
 	m.inFlight = true
 	due := r.due
+	if onLoop {
+		m.loopRun, m.loopDue = r, due
+		m.loopStart, m.loopBootStart = m.rt.clock.Now(), m.rt.clock.Boot()
+		// The loop takes m.mu only in Complete, never within Start.
+		m.loopAttempt = st.Start(time.Now().Add(m.cfg.Timeout), m.done)
+		m.mu.Unlock()
+		return
+	}
 	m.mu.Unlock()
 	m.rt.dispatch(func() { m.attempt(r, due) })
 }
 
+// loopDone is a monitor's probe.Completion: the end of its attempt on the
+// probe event loop, on the loop's goroutine.
+type loopDone struct{ m *Monitor }
+
+func (d loopDone) Complete(res probe.Result) {
+	m := d.m
+	m.mu.Lock()
+	r, due, start, bootStart := m.loopRun, m.loopDue, m.loopStart, m.loopBootStart
+	m.loopRun, m.loopAttempt = nil, probe.Handle{}
+	m.mu.Unlock()
+	m.finish(r, due, start, bootStart, res)
+	m.rt.wg.Done()
+}
+
 // attempt makes one attempt of run r, due at due; on a worker.
 func (m *Monitor) attempt(r *run, due time.Time) {
-	rt := m.rt
-	clock := rt.clock
+	clock := m.rt.clock
 	start, bootStart := clock.Now(), clock.Boot()
 	actx, cancel := context.WithTimeout(r.ctx, m.cfg.Timeout)
 	m.mu.Lock()
@@ -256,6 +305,15 @@ func (m *Monitor) attempt(r *run, due time.Time) {
 	m.mu.Unlock()
 	res := m.prober.Run(actx)
 	cancel()
+	m.finish(r, due, start, bootStart, res)
+}
+
+// finish accounts for the attempt of run r, due at due and started at
+// start, whose result is res: it records it, schedules the next attempt
+// and delivers the result, unless the run has ended meanwhile.
+func (m *Monitor) finish(r *run, due, start time.Time, bootStart time.Duration, res probe.Result) {
+	rt := m.rt
+	clock := rt.clock
 	end, bootEnd := clock.Now(), clock.Boot()
 	sample := Sample{Outcome: Failed, ModTime: res.ModTime, Due: due, Start: start, End: end, BootStart: bootStart, BootEnd: bootEnd,
 		PausedBefore: rt.freeze.frozen(due, start, end), PausedDuring: rt.freeze.frozen(start, end, end)}

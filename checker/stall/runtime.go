@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -16,12 +17,22 @@ const batchWindow = 2 * time.Millisecond
 // ends: a steady schedule reuses the same few goroutines.
 const workerIdle = time.Minute
 
+// maxWorkers bounds the workers of the attempts that are not on the probe
+// event loop (HTTPS, CMD, heartbeat, listen, children, resource); attempts
+// beyond it wait in a queue, in the order they came due. HTTPS handshakes
+// are CPU work, a few per core; the others mostly wait for a check command
+// or read /proc, so four per core and at least 8 leave room for a few
+// hung check commands without delaying every other attempt.
+var maxWorkers = max(8, 4*runtime.GOMAXPROCS(0))
+
 // Runtime runs the attempts of every stall monitor of a pcheck process,
 // of every pfile: one goroutine whose one timer is the next attempt due
 // (a heap ordered by due time), attempts due within batchWindow started on
-// the same wake-up, and a pool of workers that grows with the attempts in
-// flight and shrinks when idle. No monitor has a goroutine or a timer of
-// its own. A monitor's attempts are sequential and its phase its own: its
+// the same wake-up. The TCP and plain HTTP attempts run on the probe
+// event loop (probe.Starter), which holds no goroutine per attempt; the
+// others on a pool of at most maxWorkers workers that grows with the
+// attempts in flight and shrinks when idle. No monitor has a goroutine or a
+// timer of its own. A monitor's attempts are sequential and its phase its own: its
 // first attempt comes after a random stagger within its interval, each
 // next one an interval after the previous started, or at once when the
 // previous took longer.
@@ -39,10 +50,14 @@ type Runtime struct {
 	mu      sync.Mutex
 	queue   runQueue      // runs waiting for their next attempt
 	kick    chan struct{} // buffer 1: the queue's head changed
-	work    chan func()   // attempts handed to idle workers
+	tasks   []func()      // attempts waiting for a worker
+	workers int           // running
+	idle    int           // of the workers, waiting for a task
+	more    chan struct{} // buffer maxWorkers: a task was queued
 	running bool
 	ended   bool
-	wg      sync.WaitGroup
+	// wg counts the workers and the attempts on the probe event loop.
+	wg sync.WaitGroup
 }
 
 // RuntimeOptions configure a Runtime.
@@ -56,7 +71,7 @@ type RuntimeOptions struct {
 
 // NewRuntime returns a Runtime; Run starts its scheduler.
 func NewRuntime(o RuntimeOptions) *Runtime {
-	rt := &Runtime{clock: o.Clock, stagger: randomStagger, kick: make(chan struct{}, 1), work: make(chan func())}
+	rt := &Runtime{clock: o.Clock, stagger: randomStagger, kick: make(chan struct{}, 1), more: make(chan struct{}, maxWorkers)}
 	if rt.clock == nil {
 		rt.clock = realClock{}
 		rt.freeze = newFreezeWatch()
@@ -78,7 +93,8 @@ func randomStagger(interval time.Duration) time.Duration {
 }
 
 // Run schedules attempts until ctx is cancelled; then it cancels the
-// attempts in flight and returns once the workers have ended. Monitors may
+// attempts in flight and returns once they have ended (the workers and the
+// attempts on the probe event loop). Monitors may
 // be started before Run: their attempts begin when it does.
 func (rt *Runtime) Run(ctx context.Context) {
 	rt.mu.Lock()
@@ -121,6 +137,8 @@ func (rt *Runtime) Run(ctx context.Context) {
 			rt.mu.Lock()
 			rt.ended = true
 			rt.queue = nil
+			clear(rt.tasks)
+			rt.tasks = nil
 			rt.mu.Unlock()
 			rt.cancel()
 			rt.wg.Wait()
@@ -164,40 +182,76 @@ func (rt *Runtime) wake() {
 	}
 }
 
-// dispatch runs fn on an idle worker, or on a new one.
-func (rt *Runtime) dispatch(fn func()) {
-	select {
-	case rt.work <- fn:
-		return
-	default:
-	}
+// track counts an attempt about to start on the probe event loop, unless
+// the Runtime has ended; its Completion calls wg.Done.
+func (rt *Runtime) track() bool {
 	rt.mu.Lock()
+	defer rt.mu.Unlock()
 	if rt.ended {
-		rt.mu.Unlock()
-		return
+		return false
 	}
 	rt.wg.Add(1)
-	rt.mu.Unlock()
-	go rt.worker(fn)
+	return true
 }
 
-// worker runs fn, then whatever work comes, until it has been idle for
-// workerIdle or the Runtime ends.
-func (rt *Runtime) worker(fn func()) {
+// dispatch runs fn on an idle worker, or on a new one while there are
+// fewer than maxWorkers, or queues it for the first worker free.
+func (rt *Runtime) dispatch(fn func()) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.ended {
+		return
+	}
+	rt.tasks = append(rt.tasks, fn)
+	switch {
+	case rt.idle > 0:
+		select {
+		case rt.more <- struct{}{}:
+		default: // enough wake-ups pending
+		}
+	case rt.workers < maxWorkers:
+		rt.workers++
+		rt.wg.Add(1)
+		go rt.worker()
+	}
+}
+
+// worker runs the queued attempts, until it has been idle for workerIdle
+// or the Runtime ends.
+func (rt *Runtime) worker() {
 	defer rt.wg.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
-	for {
-		fn()
+	rt.mu.Lock()
+	for !rt.ended {
+		if len(rt.tasks) > 0 {
+			fn := rt.tasks[0]
+			rt.tasks[0] = nil
+			rt.tasks = rt.tasks[1:]
+			rt.mu.Unlock()
+			fn()
+			rt.mu.Lock()
+			continue
+		}
+		rt.idle++
+		rt.mu.Unlock()
 		idle.Reset(workerIdle)
+		quit := false
 		select {
-		case fn = <-rt.work:
+		case <-rt.more:
 		case <-idle.C:
-			return
+			quit = true
 		case <-rt.base.Done():
-			return
+			quit = true
+		}
+		rt.mu.Lock()
+		rt.idle--
+		if quit && len(rt.tasks) == 0 {
+			break
 		}
 	}
+	rt.workers--
+	rt.mu.Unlock()
 }
 
 // run is one run of a monitor: from its process coming Up to it leaving
