@@ -1,9 +1,12 @@
 package stall
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pcheck/pcheck/checker/proc"
 	"github.com/pcheck/pcheck/pfile"
 )
 
@@ -252,5 +255,83 @@ func TestFreezeWatch(t *testing.T) {
 	var none *freezeWatch
 	if got := none.frozen(at(0), at(30), at(30)); got != 0 {
 		t.Fatalf("no watch: %v frozen", got)
+	}
+}
+
+// TestFreezeWatchParks: the watch ticks only while a monitor run holds
+// it, and the time it spent parked is no freeze.
+func TestFreezeWatchParks(t *testing.T) {
+	w := newFreezeWatch()
+	var mu sync.Mutex
+	ticks := 0
+	w.ticks = func() time.Time {
+		mu.Lock()
+		ticks++
+		mu.Unlock()
+		return time.Now()
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return ticks
+	}
+	parked := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.parked
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the watch to park without runs", parked)
+	if n := count(); n != 0 {
+		t.Fatalf("%d ticks without a run", n)
+	}
+	// Parked for long: no freeze, though the last tick is old.
+	w.mu.Lock()
+	w.last = time.Now().Add(-time.Hour)
+	w.mu.Unlock()
+	if got := w.frozen(time.Now().Add(-time.Minute), time.Now(), time.Now()); got != 0 {
+		t.Fatalf("parked: %v frozen", got)
+	}
+	w.hold()
+	waitFor(t, "ticks while a run holds the watch", func() bool { return count() >= 2 })
+	if got := w.frozen(time.Now().Add(-time.Minute), time.Now(), time.Now()); got != 0 {
+		t.Fatalf("ticking again: the parked time is %v frozen", got)
+	}
+	w.release()
+	waitFor(t, "the watch to park once released", parked)
+}
+
+// TestMonitorHoldsFreezeWatch: a monitor's run holds the Runtime's freeze
+// watch from Start to Stop, so that it ticks while attempts may need it
+// and parks when no monitor runs.
+func TestMonitorHoldsFreezeWatch(t *testing.T) {
+	rt := NewRuntime(RuntimeOptions{}) // the real clock: with a freeze watch
+	f := loadPfile(t, testProc+" /bin/true\n"+block("socket", "-:1:0:2:3:1", 1))
+	b := f.Processes[0].Blocks[0]
+	m, err := rt.NewMonitor(f.Processes[0].Name, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := func() int {
+		rt.freeze.mu.Lock()
+		defer rt.freeze.mu.Unlock()
+		return rt.freeze.runs
+	}
+	m.Start([]proc.ID{{Pid: 4242}}, func(Result) {})
+	if n := runs(); n != 1 {
+		t.Fatalf("started: %d runs hold the watch, want 1", n)
+	}
+	m.Start([]proc.ID{{Pid: 4243}}, func(Result) {}) // a fresh run replaces the first
+	if n := runs(); n != 1 {
+		t.Fatalf("restarted: %d runs hold the watch, want 1", n)
+	}
+	m.Stop()
+	m.Stop()
+	if n := runs(); n != 0 {
+		t.Fatalf("stopped: %d runs hold the watch, want 0", n)
 	}
 }

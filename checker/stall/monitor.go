@@ -200,6 +200,7 @@ func (m *Monitor) Start(pids []proc.ID, deliver func(Result)) {
 		})
 	}
 	m.cur, m.pids = r, slices.Clone(pids)
+	m.rt.freeze.hold() // the run's attempts need the freeze watch
 	now := m.rt.clock.Now()
 	m.fo.Start()
 	m.lastOK = now
@@ -239,6 +240,7 @@ func (m *Monitor) stopLocked() {
 	if r := m.cur; r != nil {
 		r.cancel()
 		m.rt.unschedule(r)
+		m.rt.freeze.release()
 		m.cur = nil
 	}
 	m.pids = nil
