@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -117,11 +118,16 @@ type netLoop struct {
 	// same thread.
 	epoll *os.File
 	raw   syscall.RawConn
-	// pollEvents is l.poll, made once; n the events it got.
+	// pollEvents is l.poll, made once; n the events it got, pollErr
+	// the error of epoll_wait itself.
 	pollEvents func(uintptr) bool
 	n          int
+	pollErr    error
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// dead is why the loop ended (die), nil while it runs: every attempt
+	// is then Unknown with it.
+	dead     error
 	pending  []*slot
 	canceled []Handle
 	free     []*slot
@@ -178,15 +184,27 @@ func startLoop() (*netLoop, error) {
 
 // startOnLoop begins an attempt of a TCP (h nil) or HTTP probe.
 func startOnLoop(tg *target, h *httpProber, deadline time.Time, done Completion) Handle {
-	start := time.Now()
 	l, err := theLoop()
 	if err != nil {
 		// No loop, no goroutine to complete on: a goroutine of its own,
 		// since Completion is never called from within Start.
+		go done.Complete(failure(context.Background(), time.Now(), err))
+		return Handle{}
+	}
+	return l.start(tg, h, deadline, done)
+}
+
+// start begins an attempt on l; on a loop that has ended (die), the
+// attempt is Unknown at once.
+func (l *netLoop) start(tg *target, h *httpProber, deadline time.Time, done Completion) Handle {
+	start := time.Now()
+	l.mu.Lock()
+	if l.dead != nil {
+		err := l.dead
+		l.mu.Unlock()
 		go done.Complete(failure(context.Background(), start, err))
 		return Handle{}
 	}
-	l.mu.Lock()
 	var s *slot
 	if n := len(l.free); n > 0 {
 		s = l.free[n-1]
@@ -232,12 +250,17 @@ func (l *netLoop) run() {
 			wait = l.deadlines[0].wait
 		}
 		if err := l.epoll.SetReadDeadline(wait); err != nil {
-			panic(err) // the descriptor is not in Go's poller: a bug
+			l.die(err) // the descriptor is not in Go's poller: a bug
+			return
 		}
-		l.n = 0
+		l.n, l.pollErr = 0, nil
 		err := l.raw.Read(l.pollEvents)
+		if err == nil {
+			err = l.pollErr
+		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			panic(err)
+			l.die(err)
+			return
 		}
 		woke := false
 		for i := range l.n {
@@ -298,7 +321,30 @@ func (l *netLoop) poll(uintptr) bool {
 			return n > 0
 		case unix.EINTR:
 		default:
-			panic(os.NewSyscallError("epoll_wait", err)) // EBADF, EFAULT, EINVAL: a bug
+			l.pollErr = os.NewSyscallError("epoll_wait", err) // EBADF, EFAULT, EINVAL: a bug
+			return true
+		}
+	}
+}
+
+// die ends the loop after an error of its own wait, which only a bug can
+// cause: rather than crash pcheck, and with it the watch of every process,
+// every attempt in flight or to come is Unknown, with the error, and the
+// monitors say so ("Monitor unknown"); a pcheck restart makes a new loop.
+func (l *netLoop) die(err error) {
+	err = broken(fmt.Errorf("probe event loop: %w", err))
+	l.mu.Lock()
+	l.dead = err
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for _, s := range pending {
+		s.fd = -1 // not begun: no socket yet
+		s.finish(failure(context.Background(), s.start, err))
+	}
+	for _, s := range l.byID {
+		if s != nil && s.state >= connecting {
+			s.finish(failure(context.Background(), s.start, err))
 		}
 	}
 }

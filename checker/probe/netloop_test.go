@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -181,5 +182,40 @@ func TestLoopNoAllocs(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("%s: %v allocations per attempt, want 0", name, allocs)
 		}
+	}
+}
+
+// A loop whose own wait fails (a bug: here its epoll descriptor closed
+// under it) ends, and every attempt in flight or to come is Unknown
+// rather than pcheck crashing.
+func TestLoopDies(t *testing.T) {
+	port := silentListener(t)
+	p := HTTP("127.0.0.1", port).(*httpProber)
+	l, err := startLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := openFDs(t)
+	w := make(waiter, 2)
+	l.start(p.target, p, time.Now().Add(time.Minute), w)
+	deadline := time.Now().Add(30 * time.Second)
+	for openFDs(t) < fds+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt holds no socket")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	l.epoll.Close()
+	for _, what := range []string{"in flight", "started after"} {
+		r := collect(t, w, 1)[0]
+		if !r.Unknown || r.Err == nil || !strings.Contains(r.Err.Error(), "probe event loop") {
+			t.Fatalf("attempt %s the loop's end: OK=%v Unknown=%v Err=%v, want Unknown", what, r.OK, r.Unknown, r.Err)
+		}
+		if what == "in flight" {
+			l.start(p.target, p, time.Now().Add(time.Minute), w)
+		}
+	}
+	if got := openFDs(t); got > fds-1 { // the attempt's socket and epoll closed
+		t.Errorf("%d descriptors after the loop ended, %d with its attempt in flight", got, fds+1)
 	}
 }
