@@ -218,6 +218,7 @@ func New(o Options) (*Instance, error) {
 	if in.monitors == nil {
 		in.monitors, in.ownMonitors = stall.NewRuntime(stall.RuntimeOptions{}), true
 	}
+	stall.Prefetch(o.File) // every name at once, not one after another
 	pl, err := in.makePlan(o.File, nil)
 	if err != nil {
 		return nil, err
@@ -582,6 +583,7 @@ var ErrChanged = errors.New("the rules changed since the reload was prepared")
 // an error (a user that does not exist, an Instance that has stopped)
 // leaves the old rules in force.
 func (in *Instance) Prepare(f *pfile.File) (*Reload, error) {
+	stall.Prefetch(f) // a slow resolver must not hold the lock
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.ended {

@@ -113,8 +113,11 @@ func (t *target) set(ips []netip.Addr) {
 }
 
 // refresh looks the host name up. A failed lookup keeps the addresses
-// known before, if any: the attempts go on with them, and fail with the
-// lookup's error only while no address is known.
+// known before, if any: the attempts go on with them. While no address is
+// known they are Unknown, with the lookup's error: a name that cannot be
+// looked up (a resolver down, a typing error) says nothing of the service,
+// which was not tried, and must not get a healthy server killed; the
+// monitor reports it ("Monitor unknown").
 func (t *target) refresh(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -129,7 +132,7 @@ func (t *target) refresh(now time.Time) {
 	cancel()
 	if err != nil {
 		if old := t.res.Load(); old == nil || len(old.dests) == 0 {
-			t.res.Store(&resolution{err: t.opError(nil, err)})
+			t.res.Store(&resolution{err: broken(t.opError(nil, err))})
 		}
 		t.next = now.Add(failedRetry)
 		return
@@ -143,6 +146,14 @@ func (t *target) due(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return !now.Before(t.next)
+}
+
+// lookupNetIP is the system's resolver; tests replace it (setLookup).
+var lookupNetIP atomic.Pointer[func(ctx context.Context, network, host string) ([]netip.Addr, error)]
+
+func init() {
+	f := net.DefaultResolver.LookupNetIP
+	lookupNetIP.Store(&f)
 }
 
 // names is the registry of the targets with a host name, which one
@@ -171,6 +182,33 @@ type lookup struct {
 	until time.Time
 }
 
+// Prefetch looks up the host names of hosts (IP literals are skipped),
+// all at once, each within lookupTimeout, for the probes about to be built
+// on them: a probe built afterwards takes the lookup made here instead of
+// making its own. A caller that builds probes under a lock (a reload)
+// calls it first, outside the lock, so that a slow resolver delays the
+// reload by one lookup's time at most and never what the lock guards.
+func Prefetch(hosts []string) {
+	var wg sync.WaitGroup
+	seen := make(map[string]bool, len(hosts))
+	now := time.Now()
+	for _, h := range hosts {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		if _, err := netip.ParseAddr(h); err == nil {
+			continue
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+			defer cancel()
+			_, _ = names.resolve(ctx, h, now)
+		})
+	}
+	wg.Wait()
+}
+
 // resolve looks host up, or returns the lookup of another target of the
 // same name that still holds at now.
 func (n *nameRegistry) resolve(ctx context.Context, host string, now time.Time) ([]netip.Addr, error) {
@@ -180,7 +218,7 @@ func (n *nameRegistry) resolve(ctx context.Context, host string, now time.Time) 
 	if ok && now.Before(l.until) {
 		return l.ips, l.err
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	ips, err := (*lookupNetIP.Load())(ctx, "ip", host)
 	l = lookup{ips: ips, err: err, until: now.Add(resolveTTL)}
 	if err != nil {
 		l.until = now.Add(failedRetry)
@@ -298,10 +336,54 @@ func sockaddr(a netip.AddrPort) (int, unix.Sockaddr, error) {
 // longAgo is a deadline in the past: it makes pending I/O return at once.
 var longAgo = time.Unix(1, 0)
 
-// dialer opens the connections of HTTPS probes, which need a net.Conn for
-// crypto/tls (the handshake costs far more than the poller does), with
-// SO_LINGER 0, no keep-alive and no address race as above. The host name
-// is looked up by the net package at each attempt.
+// dialConn connects to the target's addresses one after another, each
+// but the last with a share of the time left (partialDeadline), for the
+// HTTPS probes, whose crypto/tls needs a net.Conn. The addresses are the
+// target's, looked up in the background: the attempt makes no lookup.
+// The error is chosen as on the event loop: the first the service gave,
+// else the first of pcheck's side, else the lookup's.
+func (t *target) dialConn(ctx context.Context) (net.Conn, error) {
+	r := t.res.Load()
+	deadline, _ := ctx.Deadline()
+	var first, ours error
+	note := func(err error) {
+		switch {
+		case !pcheckSide(err) && first == nil:
+			first = err
+		case pcheckSide(err) && ours == nil:
+			ours = err
+		}
+	}
+	for i, d := range r.dests {
+		partial, err := partialDeadline(time.Now(), deadline, len(r.dests)-i)
+		if err != nil {
+			note(t.opError(&d.ap, err))
+			break
+		}
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if !partial.IsZero() {
+			dctx, cancel = context.WithDeadline(ctx, partial)
+		}
+		c, err := dialer.DialContext(dctx, "tcp", d.ap.String())
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		note(err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	for _, err := range []error{first, ours, r.err} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, t.opError(nil, &net.AddrError{Err: "no suitable address found", Addr: t.host})
+}
+
+// dialer opens the connections of HTTPS probes (dialConn), with SO_LINGER
+// 0, no keep-alive and no address race, as on the event loop.
 var dialer = net.Dialer{
 	FallbackDelay: -1,
 	KeepAlive:     -1,

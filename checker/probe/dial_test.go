@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strconv"
@@ -61,7 +63,8 @@ func TestDialTriesEachAddress(t *testing.T) {
 
 // A host name is looked up when the probe is built, then in the background
 // once per resolveTTL, never by an attempt; while no address is known the
-// attempts fail with the lookup's error. IP literals are never looked up.
+// attempts are Unknown with the lookup's error (the service was not
+// tried). IP literals are never looked up.
 func TestNamesResolvedInBackground(t *testing.T) {
 	port := rawServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	f := &fixedLookup{err: &net.DNSError{Err: "no such host", Name: "moving.invalid", IsNotFound: true}}
@@ -72,8 +75,8 @@ func TestNamesResolvedInBackground(t *testing.T) {
 	p := &tcpProber{target: tg}
 	r := p.Run(withTimeout(t, 30*time.Second))
 	var dns *net.DNSError
-	if r.OK || r.Unknown || !errors.As(r.Err, &dns) {
-		t.Fatalf("no address known: got OK=%v Unknown=%v Err=%v, want a failure with the lookup's error", r.OK, r.Unknown, r.Err)
+	if r.OK || !r.Unknown || !errors.As(r.Err, &dns) {
+		t.Fatalf("no address known: got OK=%v Unknown=%v Err=%v, want Unknown with the lookup's error", r.OK, r.Unknown, r.Err)
 	}
 	f.mu.Lock()
 	f.ips, f.err = []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1")}, nil
@@ -253,5 +256,79 @@ func TestNamesShareLookup(t *testing.T) {
 	}
 	if r := (&tcpProber{target: a}).Run(withTimeout(t, 30*time.Second)); !r.OK && !strings.Contains(r.Detail, "refused") {
 		t.Errorf("probe of localhost: %+v", r)
+	}
+}
+
+// Prefetch looks names up at once, for the probes built afterwards: they
+// make no lookup of their own.
+func TestPrefetch(t *testing.T) {
+	Prefetch([]string{"localhost", "localhost", "127.0.0.1"})
+	names.mu.Lock()
+	l, ok := names.looked["localhost"]
+	_, literal := names.looked["127.0.0.1"]
+	names.mu.Unlock()
+	if !ok || l.err != nil || len(l.ips) == 0 {
+		t.Fatalf("localhost not prefetched: %+v (found %v)", l, ok)
+	}
+	if literal {
+		t.Fatal("an IP literal was looked up")
+	}
+}
+
+// Prefetch makes its lookups at the same time: a slow resolver delays it
+// by one lookup's time, not one per name.
+func TestPrefetchAtOnce(t *testing.T) {
+	const n = 3
+	inFlight := make(chan string, n)
+	release := make(chan struct{})
+	old := lookupNetIP.Load()
+	slow := func(ctx context.Context, _, host string) ([]netip.Addr, error) {
+		inFlight <- host
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	lookupNetIP.Store(&slow)
+	defer lookupNetIP.Store(old)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Prefetch([]string{"a.prefetch.invalid", "b.prefetch.invalid", "c.prefetch.invalid"})
+	}()
+	for range n { // every lookup under way before any has ended
+		select {
+		case <-inFlight:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the lookups are not made at the same time")
+		}
+	}
+	close(release)
+	<-done
+}
+
+// An HTTPS attempt connects to the addresses its target looked up: it
+// makes no lookup of its own (the net package would, given the name).
+func TestHTTPSNoLookupPerAttempt(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(srv.Close)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	f := &fixedLookup{ips: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}
+	old := lookupNetIP.Load()
+	none := func(context.Context, string, string) ([]netip.Addr, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: "tls.invalid", IsNotFound: true}
+	}
+	lookupNetIP.Store(&none) // the probe's own target, replaced below
+	p := HTTPS("tls.invalid", port, "/", TLSOptions{}).(*httpsProber)
+	lookupNetIP.Store(old)
+	p.p.target = newTargetWith("tls.invalid", port, f.lookup)
+	for range 2 {
+		if r := p.Run(withTimeout(t, 30*time.Second)); !r.OK {
+			t.Fatalf("HTTPS attempt: %+v", r)
+		}
+	}
+	if n := f.count(); n != 1 {
+		t.Fatalf("%d lookups, want the one made when the target was built", n)
 	}
 }

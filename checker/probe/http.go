@@ -128,11 +128,7 @@ func newHTTP(host string, port int, path string, opts *TLSOptions, e Expect) *ht
 	}
 	req := fmt.Sprintf("%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: pcheck/%s (stall monitor)\r\nConnection: close\r\n\r\n",
 		method, escapePath(path), addr, Version)
-	p := &httpProber{addr: addr, method: method, request: []byte(req), tls: opts, host: host, expect: e}
-	if opts == nil {
-		p.target = newTarget(host, port) // HTTPS: net.Dialer resolves
-	}
-	return p
+	return &httpProber{target: newTarget(host, port), addr: addr, method: method, request: []byte(req), tls: opts, host: host, expect: e}
 }
 
 // escapePath makes path a valid request target: it starts with "/" and
@@ -188,7 +184,7 @@ func (p *httpProber) runTLS(ctx context.Context, start time.Time) Result {
 	if err != nil {
 		return failure(ctx, start, broken(err))
 	}
-	raw, err := dialer.DialContext(ctx, "tcp", p.addr)
+	raw, err := p.target.dialConn(ctx)
 	if err != nil {
 		return failure(ctx, start, err)
 	}

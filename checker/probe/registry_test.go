@@ -63,6 +63,8 @@ func settings(p Prober) Prober {
 		c := *p
 		c.target = strip(p.target)
 		return &c
+	case *httpsProber:
+		return &httpsProber{p: settings(p.p).(*httpProber)}
 	}
 	return p
 }

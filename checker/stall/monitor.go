@@ -162,6 +162,22 @@ func (rt *Runtime) NewMonitor(name string, b *pfile.Block, scan func(context.Con
 	return m, nil
 }
 
+// Prefetch looks up, all at once, the host names the monitors of f
+// connect to: the monitors built afterwards take these lookups instead of
+// each making its own while the engine builds them (under its lock, on a
+// reload).
+func Prefetch(f *pfile.File) {
+	var hosts []string
+	for _, p := range f.Processes {
+		for _, b := range p.Blocks {
+			if h := b.Monitor.Host; h != "" {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	probe.Prefetch(hosts)
+}
+
 // Same reports whether m monitors block b as it is: a reload keeps such
 // a monitor, with its state and counts.
 func (m *Monitor) Same(b *pfile.Block) bool {
