@@ -70,8 +70,7 @@ func (h Handle) cancel(err error) {
 
 // attempt states.
 const (
-	idle = iota
-	pending
+	idle = iota // released, or started and not yet begun
 	connecting
 	writing
 	reading
@@ -202,7 +201,9 @@ func startOnLoop(tg *target, h *httpProber, deadline time.Time, done Completion)
 		s = &slot{loop: l, id: int32(l.slots), hidx: -1}
 		l.slots++
 	}
-	s.tg, s.http, s.deadline, s.done, s.start, s.state = tg, h, deadline, done, start, pending
+	// s.state stays idle until begin: the loop reads it, without the
+	// lock, for the events of a stale registration naming s.
+	s.tg, s.http, s.deadline, s.done, s.start = tg, h, deadline, done, start
 	l.pending = append(l.pending, s)
 	hd := Handle{s: s, gen: s.gen}
 	l.wakeLocked()

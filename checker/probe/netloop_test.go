@@ -309,3 +309,51 @@ func TestLoopStaleRegistration(t *testing.T) {
 		t.Errorf("got OK=%v Detail=%q Err=%v, want a timeout: no address answered", r.OK, r.Detail, r.Err)
 	}
 }
+
+// The events of a stale registration (see TestLoopStaleRegistration) may
+// name a slot that has been released and is being filled again by Start
+// on another goroutine: the loop must read nothing Start writes (go test
+// -race).
+func TestLoopStaleEventOfReusedSlot(t *testing.T) {
+	port, err := fullListener(t, [4]byte{127, 0, 0, 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := TCP("127.0.0.1", port).(Starter)
+	before := socketFDs(t)
+	w := make(waiter, 1)
+	p.Start(time.Now().Add(10*time.Second), w)
+	var dups []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(dups) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt's socket did not appear")
+		}
+		time.Sleep(10 * time.Millisecond)
+		for fd, ino := range socketFDs(t) {
+			if before[fd] != ino {
+				d, err := unix.Dup(fd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dups = append(dups, d)
+			}
+		}
+	}
+	defer func() {
+		for _, d := range dups {
+			unix.Close(d)
+		}
+	}()
+	for _, d := range dups {
+		_ = unix.Shutdown(d, unix.SHUT_RDWR) // reported (HUP) for as long as the dup is open
+	}
+	_ = collect(t, w, 1)
+	served := silentListener(t)
+	q := TCP("127.0.0.1", served)
+	for range 200 {
+		if r := q.Run(withTimeout(t, 10*time.Second)); !r.OK {
+			t.Fatalf("got OK=%v Err=%v", r.OK, r.Err)
+		}
+	}
+}
