@@ -295,7 +295,9 @@ func TestPrefetchAtOnce(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Prefetch([]string{"a.prefetch.invalid", "b.prefetch.invalid", "c.prefetch.invalid"})
+		// Names of this run only: an earlier run's lookups are cached.
+		run := strconv.FormatInt(time.Now().UnixNano(), 36)
+		Prefetch([]string{"a" + run + ".invalid", "b" + run + ".invalid", "c" + run + ".invalid"})
 	}()
 	for range n { // every lookup under way before any has ended
 		select {

@@ -71,8 +71,7 @@ func (h Handle) cancel(err error) {
 
 // attempt states.
 const (
-	idle = iota
-	pending
+	idle = iota // released, or started and not yet begun
 	connecting
 	writing
 	reading
@@ -99,14 +98,21 @@ type slot struct {
 	cur        *dest
 	fd         int
 	registered bool
-	first      error // the first error of the service's side
-	ours       error // the first of pcheck's side
-	wait       time.Time
-	hidx       int // in the deadline heap; -1 when not there
-	wrote      int
-	n          int
-	buf        [maxStatusLine]byte
-	body       []byte // with expectations: the answer so far (capacity kept)
+	// sock numbers the slot's sockets: it tags their epoll events. A
+	// closed socket stays in epoll while another reference to it is
+	// open (a child between fork and exec holds a copy of every
+	// descriptor), and its events must not be taken for those of the
+	// socket that replaced it, of the same attempt (its next address)
+	// or of a later one.
+	sock  uint32
+	first error // the first error of the service's side
+	ours  error // the first of pcheck's side
+	wait  time.Time
+	hidx  int // in the deadline heap; -1 when not there
+	wrote int
+	n     int
+	buf   [maxStatusLine]byte
+	body  []byte // with expectations: the answer so far (capacity kept)
 }
 
 // netLoop is the event loop.
@@ -213,7 +219,9 @@ func (l *netLoop) start(tg *target, h *httpProber, deadline time.Time, done Comp
 		s = &slot{loop: l, id: int32(l.slots), hidx: -1}
 		l.slots++
 	}
-	s.tg, s.http, s.deadline, s.done, s.start, s.state = tg, h, deadline, done, start, pending
+	// s.state stays idle until begin: the loop reads it, without the
+	// lock, for the events of a stale registration naming s.
+	s.tg, s.http, s.deadline, s.done, s.start = tg, h, deadline, done, start
 	l.pending = append(l.pending, s)
 	hd := Handle{s: s, gen: s.gen}
 	l.wakeLocked()
@@ -270,7 +278,7 @@ func (l *netLoop) run() {
 				continue
 			}
 			s := l.byID[ev.Fd]
-			if s.state < connecting || uint32(ev.Pad) != uint32(s.gen) {
+			if s.state < connecting || uint32(ev.Pad) != s.sock {
 				continue
 			}
 			s.ready(ev.Events)
@@ -399,6 +407,7 @@ func (s *slot) dial() {
 			continue
 		}
 		s.fd, s.cur = fd, d
+		s.sock++
 		switch err := unix.Connect(fd, d.sa); err {
 		case nil:
 			s.connected()
@@ -436,7 +445,7 @@ func (s *slot) watch(events uint32) error {
 	if s.registered {
 		op = unix.EPOLL_CTL_MOD
 	}
-	ev := unix.EpollEvent{Events: events, Fd: s.id, Pad: int32(uint32(s.gen))}
+	ev := unix.EpollEvent{Events: events, Fd: s.id, Pad: int32(s.sock)}
 	if err := unix.EpollCtl(s.loop.epfd, op, s.fd, &ev); err != nil {
 		return broken(os.NewSyscallError("epoll_ctl", err))
 	}
@@ -630,7 +639,8 @@ func (s *slot) readAnswer() {
 	s.finish(r)
 }
 
-// closeFD closes the socket, if open (which takes it out of epoll); the
+// closeFD closes the socket, if open (which takes it out of epoll once no
+// other reference to it is open: until then sock tells its events); the
 // connection is reset (SO_LINGER 0).
 func (s *slot) closeFD() error {
 	if s.fd < 0 {

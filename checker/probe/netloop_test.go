@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,5 +220,175 @@ func TestLoopDies(t *testing.T) {
 	}
 	if got := openFDs(t); got > fds-1 { // the attempt's socket and epoll closed
 		t.Errorf("%d descriptors after the loop ended, %d with its attempt in flight", got, fds+1)
+	}
+}
+
+// fullListener is a listener on ip:port (port 0 for any) whose accept
+// queue is full: the kernel drops later connection requests, which stay
+// in SYN_SENT until their deadline.
+func fullListener(t *testing.T, ip [4]byte, port int) (int, error) {
+	t.Helper()
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: ip, Port: port}); err != nil {
+		unix.Close(lfd)
+		return 0, err
+	}
+	t.Cleanup(func() { unix.Close(lfd) })
+	if err := unix.Listen(lfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port = sa.(*unix.SockaddrInet4).Port
+	for range 3 {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		_ = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: ip})
+	}
+	time.Sleep(10 * time.Millisecond)
+	return port, nil
+}
+
+// socketFDs returns this process's socket descriptors and their inodes.
+func socketFDs(t *testing.T) map[int]string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		link, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err == nil && strings.HasPrefix(link, "socket:") {
+			out[n] = link
+		}
+	}
+	return out
+}
+
+// A socket the loop has closed may live on in epoll while another
+// reference to it is open (a child between fork and exec holds every
+// descriptor): its events, tagged with the slot and the attempt's
+// generation, must not be taken for those of the attempt's next address.
+// Here the test's dup stands for the child's copy: the first address's
+// connection request is dropped until its share of the time ends, the
+// second's too; the first socket is then shut down, which epoll reports
+// on its stale registration. The attempt must still time out.
+func TestLoopStaleRegistration(t *testing.T) {
+	var port int
+	for range 20 {
+		p, err := fullListener(t, [4]byte{127, 0, 0, 1}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fullListener(t, [4]byte{127, 0, 0, 2}, p); err == nil {
+			port = p
+			break
+		}
+	}
+	if port == 0 {
+		t.Skip("no port free on both 127.0.0.1 and 127.0.0.2")
+	}
+	two := &fixedLookup{ips: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")}}
+	p := &tcpProber{target: newTargetWith("stale.invalid", port, two.lookup)}
+	if _, err := theLoop(); err != nil {
+		t.Fatal(err)
+	}
+	before := socketFDs(t)
+	start := time.Now()
+	w := make(waiter, 1)
+	// 4 s for two addresses: 2 s each (partialDeadline).
+	p.Start(start.Add(4*time.Second), w)
+	var dups []int
+	deadline := time.Now().Add(time.Second)
+	for len(dups) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt's socket did not appear")
+		}
+		time.Sleep(10 * time.Millisecond)
+		for fd, ino := range socketFDs(t) {
+			if before[fd] != ino {
+				d, err := unix.Dup(fd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dups = append(dups, d)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range dups {
+			unix.Close(d)
+		}
+	})
+	// The first address's share ends at 2 s: the loop closes its socket
+	// and connects to the second address.
+	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
+	for _, d := range dups {
+		_ = unix.Shutdown(d, unix.SHUT_RDWR)
+	}
+	r := collect(t, w, 1)[0]
+	if r.OK || !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("got OK=%v Detail=%q Err=%v, want a timeout: no address answered", r.OK, r.Detail, r.Err)
+	}
+}
+
+// The events of a stale registration (see TestLoopStaleRegistration) may
+// name a slot that has been released and is being filled again by Start
+// on another goroutine: the loop must read nothing Start writes (go test
+// -race).
+func TestLoopStaleEventOfReusedSlot(t *testing.T) {
+	port, err := fullListener(t, [4]byte{127, 0, 0, 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := TCP("127.0.0.1", port).(Starter)
+	before := socketFDs(t)
+	w := make(waiter, 1)
+	p.Start(time.Now().Add(10*time.Second), w)
+	var dups []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(dups) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt's socket did not appear")
+		}
+		time.Sleep(10 * time.Millisecond)
+		for fd, ino := range socketFDs(t) {
+			if before[fd] != ino {
+				d, err := unix.Dup(fd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dups = append(dups, d)
+			}
+		}
+	}
+	defer func() {
+		for _, d := range dups {
+			unix.Close(d)
+		}
+	}()
+	for _, d := range dups {
+		_ = unix.Shutdown(d, unix.SHUT_RDWR) // reported (HUP) for as long as the dup is open
+	}
+	_ = collect(t, w, 1)
+	served := silentListener(t)
+	q := TCP("127.0.0.1", served)
+	for range 200 {
+		if r := q.Run(withTimeout(t, 10*time.Second)); !r.OK {
+			t.Fatalf("got OK=%v Err=%v", r.OK, r.Err)
+		}
 	}
 }
