@@ -531,7 +531,8 @@ func (in *Instance) recheck(ctx context.Context) {
 	in.mu.Lock()
 	entries := slices.Clone(in.entries)
 	// Re-checks of entries that follow processes already found need
-	// /proc/PID/stat only (proc.ScanStat). The entries' settings are the
+	// /proc/PID/stat only, of the new processes and those watched without
+	// a pidfd (Scans.stat). The entries' settings are the
 	// file's processes (a reload commits both at once): reading them
 	// there spares a lock of every entry.
 	pidFile := slices.ContainsFunc(in.file.Processes, func(p *pfile.Process) bool { return p.PidFile != "" })

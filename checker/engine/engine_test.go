@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -329,6 +330,39 @@ func TestZombie(t *testing.T) {
 	if st := r.state(bin); st.State != StateUp || st.Pids[0] != newPid {
 		t.Fatalf("status = %+v", st)
 	}
+}
+
+// noPidfd is a Watcher that cannot watch anything: deaths are the
+// re-check's to find.
+type noPidfd struct{}
+
+func (noPidfd) Watch(proc.ID, func(proc.Event)) (func(), error) {
+	return nil, errors.New("no pidfd here")
+}
+
+// TestZombieWithoutPidfd: a process watched without a pidfd that becomes a
+// zombie is found so by the re-check, whose stat walk reads it fresh.
+func TestZombieWithoutPidfd(t *testing.T) {
+	f := newFixture(t, "a", "")
+	parentTag := tagFor(t, "parent")
+	cmd := fmt.Sprintf(`ENGINE_TEST_HELPER=parent CHILD_TAG='%s' '%s' parent '%s' </dev/null >/dev/null 2>&1 &`, f.tag, bin, parentTag)
+	writeScript(t, f.dir, "parent.sh", cmd)
+	t.Cleanup(func() { killTagged(parentTag) })
+	if out, err := execScript(filepath.Join(f.dir, "parent.sh")); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	pid := f.waitPid(0)
+	log := newRecorder()
+	params := testParams()
+	params.MonitorInterval = time.Second
+	r := run(t, Options{File: testFile("x.pf", params, f.process()), Log: log, Watcher: noPidfd{}})
+	log.wait(t, message.Up(bin, pid).Text, 1)
+	// A walk with the process alive, so that the walker has read it.
+	if _, err := r.scans.stat.get(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	kill(t, pid)
+	log.wait(t, message.Down(bin, pid).Text, 1)
 }
 
 // TestLeftoversKilled: when a group leader dies, the rest of its group is

@@ -56,7 +56,10 @@ type step func(ctx context.Context) step
 type watched struct {
 	id     proc.ID
 	pgid   int
-	cancel func()
+	cancel func() // nil without a pidfd: then fresh
+	// fresh: the stat walks read it every time (Scans.watchFresh), for
+	// the re-check to see it die.
+	fresh bool
 	// started is its start time since boot.
 	started time.Duration
 	// desc are the descendants seen while it lived, killed with it.
@@ -446,6 +449,12 @@ func (e *entry) becomeUp(ctx context.Context, found []proc.Info, snap *snapshot)
 func (e *entry) watch(p proc.Info, snap *snapshot) {
 	w := &watched{id: p.ID, pgid: p.PGid, started: p.StartTime, desc: snap.descendants(p.Pid)}
 	e.watching[p.Pid] = w
+	defer func() {
+		if w.cancel == nil {
+			w.fresh = true
+			e.in.scans.watchFresh(p.Pid)
+		}
+	}()
 	if e.in.watcher == nil {
 		return // deaths are seen by the re-check only
 	}
@@ -465,6 +474,9 @@ func (e *entry) watch(p proc.Info, snap *snapshot) {
 func (e *entry) unwatch(w *watched) {
 	if w.cancel != nil {
 		w.cancel()
+	}
+	if w.fresh {
+		e.in.scans.unwatchFresh(w.id.Pid)
 	}
 	delete(e.watching, w.id.Pid)
 }

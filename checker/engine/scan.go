@@ -15,12 +15,54 @@ import (
 // walk of /proc.
 type Scans struct {
 	full scanner // proc.Scan: argv and exe, for matching
-	stat scanner // proc.ScanStat: the re-checks of processes found already
+	// stat is a proc.StatWalker's walk: the re-checks of processes found
+	// already and the stall diagnostics. Its consumers read Start, State
+	// and PPid (checkPids, recheckIdle, descendants, the diagnostics'
+	// tree), never PGid, Sid or Comm, which a walker keeps as first read:
+	//   - Start is the process's own (same /proc/PID inode).
+	//   - PPid is fresh: the walker reads again the children of a parent
+	//     that died.
+	//   - State of a watched process is read fresh when no pidfd tells its
+	//     death (fresh); one with a pidfd may show alive after its exit,
+	//     as if it had died just after the walk: its pidfd event, sent at
+	//     the exit, is what reports it. The state of a descendant only
+	//     decides whether the diagnostics list its /proc files or "gone".
+	stat scanner
+
+	mu    sync.Mutex
+	fresh map[int]int // pids watched without a pidfd, with their watchers
 }
 
 // NewScans returns the scans of a pcheck process.
 func NewScans() *Scans {
-	return &Scans{full: scanner{scan: proc.Scan}, stat: scanner{scan: proc.ScanStat}}
+	s := &Scans{full: scanner{scan: proc.Scan}, fresh: make(map[int]int)}
+	w := proc.NewStatWalker()
+	s.stat.scan = func() ([]proc.Info, error) { return w.Scan(s.isFresh) }
+	return s
+}
+
+// watchFresh asks the stat walks to read pid every time: an entry watches
+// it without a pidfd, the walk is what tells its death. Every call is
+// undone by one of unwatchFresh.
+func (s *Scans) watchFresh(pid int) {
+	s.mu.Lock()
+	s.fresh[pid]++
+	s.mu.Unlock()
+}
+
+// unwatchFresh undoes one watchFresh.
+func (s *Scans) unwatchFresh(pid int) {
+	s.mu.Lock()
+	if s.fresh[pid]--; s.fresh[pid] <= 0 {
+		delete(s.fresh, pid)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Scans) isFresh(pid int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fresh[pid] > 0
 }
 
 // probeScanAge is how old a scan the listen and children probes take: the

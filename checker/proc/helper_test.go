@@ -187,6 +187,9 @@ func runHelper(mode string) {
 			fmt.Println("unexpected:", err)
 		}
 
+	case "pidreuse":
+		fmt.Println(pidReuse())
+
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", mode)
 		os.Exit(2)

@@ -105,17 +105,7 @@ func Read(pid int) (Info, error) {
 
 // Scan returns every process, ordered by pid. Processes that exit during the
 // scan are left out, and so are those /proc does not let pcheck read (hidepid).
-func Scan() ([]Info, error) { return scan((*reader).readPidAt) }
-
-// ScanStat is Scan with only what /proc/PID/stat holds: UID is -1, Exe and
-// Argv are empty, so that no Matcher with a path, user or arguments matches
-// them. It reads one file per process where Scan reads three and a link,
-// and costs less than half as much: enough to follow processes already
-// found (start time, state, parent, group), not to find them.
-func ScanStat() ([]Info, error) { return scan((*reader).readStatAt) }
-
-// scan reads every process under /proc with read.
-func scan(read func(r *reader, root int, name string, pid int) (Info, error)) ([]Info, error) {
+func Scan() ([]Info, error) {
 	root, err := os.Open(procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("proc: scan: %w", err)
@@ -133,7 +123,7 @@ func scan(read func(r *reader, root int, name string, pid int) (Info, error)) ([
 		if err != nil || pid <= 0 {
 			continue
 		}
-		info, err := read(&r, rootFd, name, pid)
+		info, err := r.readPidAt(rootFd, name, pid)
 		if errors.Is(err, ErrNotFound) || errors.Is(err, fs.ErrPermission) {
 			continue
 		}

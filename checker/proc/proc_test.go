@@ -401,13 +401,23 @@ func BenchmarkScan1000(b *testing.B) {
 	benchScan(b, Scan)
 }
 
-// BenchmarkScanStat1000 is BenchmarkScan1000 with ScanStat.
+// BenchmarkScanStat1000 is BenchmarkScan1000 with ScanStat: every
+// process's stat read, as a StatWalker's first walk does.
 func BenchmarkScanStat1000(b *testing.B) {
 	startSleeps(b, 1000)
 	benchScan(b, ScanStat)
 }
 
+// BenchmarkStatWalk1000 is BenchmarkScanStat1000 with a StatWalker that
+// has seen the processes already, as the MonitorInterval re-checks walk.
+func BenchmarkStatWalk1000(b *testing.B) {
+	startSleeps(b, 1000)
+	w := NewStatWalker()
+	benchScan(b, func() ([]Info, error) { return w.Scan(nil) })
+}
+
 func benchScan(b *testing.B, scan func() ([]Info, error)) {
+	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
 		all, err := scan()
