@@ -32,8 +32,10 @@ import (
 //   - PPid: it changes only when the parent exits (reparenting to a
 //     subreaper or init; ptrace does not touch the real parent). Every
 //     process with children is read every walk, and the children of a
-//     parent that is gone, has a new inode or is dead are read again:
-//     parent links, and so descendants, are as fresh as a full walk's.
+//     parent that is gone, has a new inode or start time, is dead or is
+//     no longer kept (its read failed) are read again: parent links, and
+//     so descendants, are as fresh as a full walk's. (A child whose
+//     parent /proc hides, hidepid, is read every walk.)
 //   - PGid, Sid (setpgid, setsid) and Comm (exec, PR_SET_NAME): as of
 //     the first read. Callers that need them current read the process.
 //
@@ -80,9 +82,16 @@ func ScanStat() ([]Info, error) { return NewStatWalker().Scan(nil) }
 // (nil: none) names the pids to read even when seen before, those whose
 // State must be current. Processes that exit during the walk are left out,
 // and so are those /proc does not let pcheck read (hidepid).
-func (w *StatWalker) Scan(fresh func(pid int) bool) ([]Info, error) {
+func (w *StatWalker) Scan(fresh func(pid int) bool) (_ []Info, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	defer func() {
+		if err != nil {
+			// A walk cut short has forgotten some processes and updated
+			// others without telling their children: the next reads all.
+			clear(w.seen)
+		}
+	}()
 	root, err := unix.Open(procRoot, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("proc: scan: %w", err)
@@ -115,14 +124,14 @@ func (w *StatWalker) Scan(fresh func(pid int) bool) ([]Info, error) {
 			w.seen[d.pid] = old
 			continue
 		}
-		if ok && old.ino != d.ino {
-			orphaned[d.pid] = true
-		}
 		info, err := w.readStat(root, d)
 		if err != nil {
 			return nil, err
 		}
-		if info.Dead() {
+		// Another process on the pid (a new inode, or the same start
+		// time no longer: inode 1 every time), gone since the listing
+		// (a zero Info), or dead.
+		if ok && (old.ino != d.ino || old.info.Start != info.Start) || info.Dead() {
 			orphaned[d.pid] = true
 		}
 	}
@@ -132,7 +141,11 @@ func (w *StatWalker) Scan(fresh func(pid int) bool) ([]Info, error) {
 		if !ok {
 			continue // exited during the walk
 		}
-		if !p.read && orphaned[p.info.PPid] {
+		// A parent that this walk or an earlier one forgot (gone since
+		// the listing, unreadable, or a walk cut short) may have died
+		// unseen: its child is read again, as is that of an orphaned one.
+		_, parentKept := w.seen[p.info.PPid]
+		if !p.read && (orphaned[p.info.PPid] || p.info.PPid > 0 && !parentKept) {
 			info, err := w.readStat(root, d)
 			if err != nil {
 				return nil, err

@@ -219,3 +219,80 @@ func startOnPid(pid int, prog string) (*exec.Cmd, error) {
 	}
 	return nil, fmt.Errorf("%s never got pid %d", prog, pid)
 }
+
+// A parent whose read fails in a walk (it exited between the listing and
+// the read of its stat, or hidepid) is forgotten with no trace of its
+// death: its child, kept as read, must still be read again once it is
+// reparented. The state such a walk leaves is set up by hand: the parent
+// dropped from what the walker keeps, the child kept with the parent's pid.
+func TestStatWalkerParentLostInWalk(t *testing.T) {
+	c := exec.Command("sh", "-c", `sleep 3600 & echo $!; exec sleep 3600 >/dev/null`)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	var child int
+	if _, err := fmt.Fscan(out, &child); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(child, unix.SIGKILL) })
+	parent := c.Process.Pid
+	w := NewStatWalker()
+	if p, ok := walkFind(t, w, nil, child); !ok || p.PPid != parent {
+		t.Fatalf("child %d: %+v %v, want parent %d", child, p, ok, parent)
+	}
+	c.Process.Kill()
+	c.Wait() // reaped: the child has another parent
+	delete(w.seen, parent)
+	for i := range 2 {
+		if p, ok := walkFind(t, w, nil, child); !ok || p.PPid == parent {
+			t.Errorf("walk %d: child %d: listed %v, parent %d, want another than %d, reaped", i, child, ok, p.PPid, parent)
+		}
+	}
+}
+
+// A walk cut short by an error (here EMFILE, a pcheck holding a pidfd per
+// process near its limit) leaves nothing half learnt: the next walk reads
+// every process, a zombie among them, as a first walk does.
+func TestStatWalkerErrorForgets(t *testing.T) {
+	c := exec.Command("sleep", "3600")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	pid := c.Process.Pid
+	w := NewStatWalker()
+	if p, ok := walkFind(t, w, nil, pid); !ok || p.Dead() {
+		t.Fatalf("first walk: %+v %v, want %d alive", p, ok, pid)
+	}
+	c.Process.Kill() // not waited for: a zombie
+	waitState(t, pid, 'Z')
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Dup(0) // the lowest free descriptor: /proc's, in the walk
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	low := lim
+	low.Cur = uint64(fd) + 1
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Scan(nil)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err == nil {
+		t.Fatal("walk with no descriptor to spare: no error")
+	}
+	if p, ok := walkFind(t, w, nil, pid); !ok || p.State != 'Z' {
+		t.Errorf("walk after a failed one: %d listed %v in state %c, want Z", pid, ok, p.State)
+	}
+}
