@@ -35,6 +35,10 @@ func TestRaisedCountNoticedAtOnce(t *testing.T) {
 	if took := time.Since(reloaded); took > p.MonitorInterval/2 {
 		t.Fatalf("shortfall noticed %v after the reload, want well before MonitorInterval %v", took, p.MonitorInterval)
 	}
+	// The restart script starts a helper in the background: wait for it,
+	// so that the cleanup kills it instead of a later run of this test
+	// (same tag) finding it.
+	a.waitPid(pa)
 }
 
 // TestProtectedTree: the processes cleanup must spare are those of every
