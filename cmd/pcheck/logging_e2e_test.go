@@ -76,6 +76,9 @@ func TestDeafSyslogDoesNotDelayRestart(t *testing.T) {
 	e.log.Wait(t, func(l syslogtest.Line) bool {
 		return l.Text == tryText || l.Ident == "pcheck" && strings.HasSuffix(l.Text, " syslog messages dropped")
 	}, 30*time.Second)
+	// The second restart starts a third service after its 300 lines:
+	// wait for it, so that the cleanup kills it rather than leave it.
+	e.servicePid(second)
 }
 
 // tail returns the last n lines of s.
