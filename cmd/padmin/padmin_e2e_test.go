@@ -87,6 +87,10 @@ type env struct {
 	log   *syslogtest.Receiver
 	pfile string
 	id    string
+	// tags are the services' tags, killed again once everything else
+	// has been cleaned up (pcheck stopped): a restart script that a
+	// service's own cleanup set off may start it once more.
+	tags []string
 }
 
 // newEnv makes a directory short enough for socket paths.
@@ -99,7 +103,7 @@ func newEnv(t *testing.T) *env {
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	return &env{
+	e := &env{
 		t:     t,
 		dir:   dir,
 		run:   filepath.Join(dir, "run"),
@@ -107,6 +111,12 @@ func newEnv(t *testing.T) *env {
 		pfile: filepath.Join(dir, "svc.pf"),
 		id:    fmt.Sprintf("padmin-e2e-%d-%s", os.Getpid(), name),
 	}
+	t.Cleanup(func() { // registered first: runs last
+		for _, tag := range e.tags {
+			killTagged(tag)
+		}
+	})
+	return e
 }
 
 // service is one monitored service: its tag and restart script.
@@ -128,6 +138,7 @@ func (e *env) service(suffix, body string) service {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { killTagged(s.tag) })
+	e.tags = append(e.tags, s.tag)
 	return s
 }
 
